@@ -1,0 +1,116 @@
+"""What every sandbox shares: the job it takes, its limits, and the framed protocol to the runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import struct
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUNNER_PATH = Path(__file__).with_name("runner.py")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource bounds for one program (enforced inside the runner's child)."""
+
+    memory_mb: int = 2048
+    file_mb: int = 16
+    open_files: int = 256
+    processes: int = 64
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Job:
+    """One program: the solution text (prompt + completion), the test, and how to call it."""
+
+    solution: str
+    test: str
+    entry_point: str
+    timeout: float
+    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    def frame(self) -> dict[str, Any]:
+        return {"op": "run", **asdict(self)}
+
+
+class RunnerGone(Exception):
+    """The runner process died or stopped answering."""
+
+
+class Sandbox(ABC):
+    """Runs jobs one at a time; lives as long as a pytest process (one per xdist worker)."""
+
+    kind: str = "?"
+    isolation: dict[str, Any]
+
+    @abstractmethod
+    def run(self, job: Job) -> dict[str, Any]:
+        """Run ``job``; return the runner's verdict dict (status, reason, duration_s, stdout, ...)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop every process or container this sandbox started."""
+
+
+def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]:
+    """A one-line summary of what isolation held, and the list of what is missing."""
+    wanted = {
+        "network": "no network",
+        "read_only_fs": "read-only file system",
+        "pid_namespace": "PID namespace",
+    }
+    have = [label for key, label in wanted.items() if info.get(key)]
+    missing = [label for key, label in wanted.items() if not info.get(key)]
+    if info.get("uid") is not None:
+        have.append(f"uid {info['uid']}")
+    if info.get("pids_cgroup"):
+        have.append("pids cgroup")
+    if info.get("container"):
+        have.insert(0, "container")
+        missing = []
+    have.append("rlimits")
+    summary = f"{kind} sandbox: " + ", ".join(have)
+    if missing:
+        summary += " -- REDUCED ISOLATION: no " + ", no ".join(missing)
+    return summary, missing
+
+
+def write_frame(fd: int, obj: dict[str, Any]) -> None:
+    data = json.dumps(obj).encode()
+    data = struct.pack(">I", len(data)) + data
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def read_frame(fd: int, deadline: float) -> dict[str, Any]:
+    """Read one frame from ``fd`` before ``deadline`` (monotonic); raise RunnerGone or TimeoutError."""
+    head = _read_exact(fd, 4, deadline)
+    (size,) = struct.unpack(">I", head)
+    return json.loads(_read_exact(fd, size, deadline))
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    while n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        b = os.read(fd, min(n, 1 << 20))
+        if not b:
+            raise RunnerGone("the sandbox runner exited")
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
