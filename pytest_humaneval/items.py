@@ -1,0 +1,142 @@
+"""Worker side: problems as pytest items, and the evaluator that runs them in the sandbox.
+
+This runs in every pytest process that executes tests (each xdist worker, or the single process).
+Collection depends on the dataset alone, so every worker collects the same items in the same order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .completions import PRESET_STATUSES, Sample, canonical, pick, read_completions
+from .dataset import Dataset, Problem
+from .options import Settings
+from .sandbox import Job, Limits, Sandbox, make_sandbox
+from .verdict import Result
+
+#: Set on each process: where the completions come from ('canonical' or a file path).
+COMPLETIONS_KEY = pytest.StashKey[str]()
+EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
+
+PRESET_REASONS = {
+    "truncated": "the answer was cut by max_tokens before any code (raise --humaneval-max-tokens)",
+    "no_code": "no code in the answer",
+    "generation_error": "the model server failed for this sample",
+}
+
+
+class ProgramFailed(Exception):
+    """Raised by an item whose program did not pass; carries the verdict."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+class Evaluator:
+    """Turns (problem, sample index) into a verdict; owns this process's sandbox."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, dataset: Dataset, workers: int) -> None:
+        self.config = config
+        self.settings = settings
+        self.dataset = dataset
+        self.timeout = settings.program_timeout(dataset.name, workers)
+        self._samples: dict[str, list[Sample]] | None = None
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def samples(self) -> dict[str, list[Sample]]:
+        if self._samples is None:
+            source = self.config.stash[COMPLETIONS_KEY]
+            if source == "canonical":
+                self._samples = canonical(self.dataset)
+            else:
+                self._samples = read_completions(Path(source), self.dataset)
+        return self._samples
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            preload = ("numpy",) if any("numpy" in p.test or "np." in p.test for p in self.dataset) else ()
+            self._sandbox = make_sandbox(
+                self.settings.sandbox,
+                Limits(memory_mb=self.settings.memory),
+                preload=preload,
+                **({"image": self.settings.sandbox_image} if self.settings.sandbox == "docker" else {}),
+            )
+        return self._sandbox
+
+    def evaluate(self, problem: Problem, index: int) -> Result:
+        sample = pick(self.samples, problem.task_id, index)
+        if sample.status in PRESET_STATUSES:
+            result = Result(problem.task_id, index, sample.status, sample.reason or PRESET_REASONS[sample.status])
+        elif sample.empty:
+            result = Result(problem.task_id, index, "no_code", "the completion is empty")
+        else:
+            job = Job(sample.program(problem), problem.test, problem.entry_point, self.timeout)
+            result = Result.from_runner(problem.task_id, index, self.sandbox.run(job), sample.completion)
+        result.completion = sample.completion
+        if not result.passed:
+            result.known_defect = self.dataset.known_defect(problem.task_id)
+        return result
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+
+class HumanEvalCollector(pytest.Collector):
+    """The dataset as a collector; its items are named by task id (and sample)."""
+
+    def __init__(self, *, dataset: Dataset, samples: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.samples = samples
+
+    def collect(self) -> list[pytest.Item]:
+        items: list[pytest.Item] = []
+        for problem in self.dataset:
+            for index in range(self.samples):
+                name = problem.task_id if self.samples == 1 else f"{problem.task_id}[s{index}]"
+                item = HumanEvalItem.from_parent(self, name=name, problem=problem, sample=index)
+                defect = self.dataset.known_defect(problem.task_id)
+                if defect:
+                    item.add_marker(pytest.mark.xfail(reason=defect, strict=False))
+                items.append(item)
+        return items
+
+
+class HumanEvalItem(pytest.Item):
+    """One program: a problem's prompt + one completion + the problem's test."""
+
+    def __init__(self, *, problem: Problem, sample: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+        self.sample = sample
+        self.result: Result | None = None
+        self.keywords[problem.entry_point] = True
+
+    def runtest(self) -> None:
+        evaluator = self.config.stash[EVALUATOR_KEY]
+        result = evaluator.evaluate(self.problem, self.sample)
+        self.result = result
+        self.user_properties.extend(
+            [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
+        )
+        output = result.stdout + (("\n[stderr]\n" + result.stderr) if result.stderr else "")
+        self.add_report_section("call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}")
+        if not result.passed:
+            raise ProgramFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ProgramFailed):
+            r = excinfo.value.result
+            return f"{r.task_id} [s{r.sample}] {r.status}: {r.reason}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.problem.task_id} sample {self.sample}"

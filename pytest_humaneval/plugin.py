@@ -1,0 +1,104 @@
+"""pytest entry point: options, activation and hook wiring. The work is done elsewhere:
+``controller.py`` (once per session) and ``items.py`` (in each process that runs tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from . import hookspecs
+from .controller import Controller, count_samples
+from .dataset import Dataset, load_dataset
+from .errors import HumanEvalError
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
+from .options import Settings, add_options, read_settings
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+DATASET_KEY = pytest.StashKey[Dataset]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        settings = read_settings(config)
+        if not settings.enabled:
+            return
+        dataset = load_dataset(settings.dataset)
+    except HumanEvalError as e:
+        raise pytest.UsageError(str(e)) from None
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[DATASET_KEY] = dataset
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.pluginmanager.register(Controller(config, settings, dataset), "humaneval-controller")
+    else:
+        config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
+    if workerinput is not None or not _is_xdist_controller(config):
+        workers = int(workerinput["workercount"]) if workerinput else 1
+        config.stash[EVALUATOR_KEY] = Evaluator(config, settings, dataset, workers)
+    _show_completions_in_junit(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    evaluator = config.stash.get(EVALUATOR_KEY, None)
+    if evaluator is not None:
+        evaluator.close()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With --humaneval and no paths on the command line, the repo's own tests stay out."""
+    if SETTINGS_KEY in config.stash and config.args_source != pytest.Config.ArgsSource.ARGS:
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SETTINGS_KEY not in config.stash:
+        return
+    dataset = config.stash[DATASET_KEY]
+    try:
+        samples = count_samples(config.stash[SETTINGS_KEY], dataset)
+    except HumanEvalError as e:
+        raise pytest.UsageError(str(e)) from None
+    collector = HumanEvalCollector.from_parent(session, name=dataset.name, dataset=dataset, samples=samples)
+    report = session.ihook.pytest_make_collect_report(collector=collector)
+    session.ihook.pytest_collectreport(report=report)
+    items.extend(x for x in report.result if isinstance(x, pytest.Item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
+        data = item.result.to_dict()
+        data.pop("stdout"), data.pop("stderr")  # already in the report's captured sections
+        report.humaneval = data  # type: ignore[attr-defined]  # travels to the xdist controller
+    return report
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in an xdist controller, which runs no tests itself."""
+    n = getattr(config.option, "numprocesses", None)
+    return bool(n) and getattr(config.option, "dist", "no") != "no"
+
+
+def _show_completions_in_junit(config: pytest.Config) -> None:
+    """Put each program's completion and output in JUnit ``system-out`` unless the user chose otherwise."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is not None and getattr(xml, "logging", None) == "no":
+        xml.logging = "system-out"

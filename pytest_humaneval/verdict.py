@@ -1,0 +1,69 @@
+"""Step 5 of the data path: one program's verdict, in the form that travels on test reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PASSED = "passed"
+#: Every status a program can end with; all but ``passed`` count as failures.
+STATUSES = (
+    PASSED,
+    "failed",  # an assertion in check() failed
+    "error",  # an exception, with its type
+    "timeout",
+    "crashed",  # killed by a signal or exited before check() returned
+    "syntax_error",
+    "no_code",  # empty answer or no completion for the task
+    "truncated",  # the model's answer was cut by max_tokens
+    "generation_error",  # the model server failed for this sample
+)
+
+
+@dataclass
+class Result:
+    """The verdict on one program (task, sample)."""
+
+    task_id: str
+    sample: int
+    status: str
+    reason: str = ""
+    duration_s: float = 0.0
+    exc_type: str | None = None
+    known_defect: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    completion: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+    @classmethod
+    def from_runner(cls, task_id: str, sample: int, raw: dict[str, Any], completion: str) -> Result:
+        status = raw.get("status", "crashed")
+        reason = raw.get("reason", "")
+        if raw.get("output_dropped"):
+            reason += f" [output capped: {raw['output_dropped']} bytes dropped]"
+        return cls(
+            task_id=task_id,
+            sample=sample,
+            status=status if status in STATUSES else "crashed",
+            reason=reason.strip(),
+            duration_s=float(raw.get("duration_s", 0.0)),
+            exc_type=raw.get("exc_type"),
+            stdout=raw.get("stdout", ""),
+            stderr=raw.get("stderr", ""),
+            completion=completion,
+        )
