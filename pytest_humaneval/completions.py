@@ -61,7 +61,9 @@ def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
         where = f"{path}:{lineno}"
         task_id = obj.get("task_id")
         if not isinstance(task_id, str):
-            raise HumanEvalError(f"{where}: missing 'task_id' (expected {{\"task_id\": ..., \"completion\": ...}})")
+            raise HumanEvalError(
+                f'{where}: missing \'task_id\' (expected {{"task_id": ..., "completion": ...}})'
+            )
         if task_id not in dataset.problems:
             raise HumanEvalError(
                 f"{where}: unknown task_id {task_id!r}: not in dataset {dataset.name} ({dataset.path}); "
@@ -79,13 +81,17 @@ def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
             raise HumanEvalError(f"{where}: 'completion' must be a string, got {type(text).__name__}")
         status = obj.get("status")
         if status is not None and status not in PRESET_STATUSES and status != "ok":
-            raise HumanEvalError(f"{where}: unknown status {status!r} (allowed: ok, {', '.join(PRESET_STATUSES)})")
+            raise HumanEvalError(
+                f"{where}: unknown status {status!r} (allowed: ok, {', '.join(PRESET_STATUSES)})"
+            )
         index = obj.get("sample", len(samples[task_id]))
         if not isinstance(index, int) or index < 0:
             raise HumanEvalError(f"{where}: 'sample' must be a non-negative integer")
         meta = {k: v for k, v in obj.items() if k not in ("task_id", "completion", "solution", "sample")}
         samples[task_id].append(
-            Sample(task_id, index, text, full, None if status == "ok" else status, obj.get("reason", ""), meta)
+            Sample(
+                task_id, index, text, full, None if status == "ok" else status, obj.get("reason", ""), meta
+            )
         )
     for task_id, items in samples.items():
         items.sort(key=lambda s: s.index)
@@ -107,4 +113,6 @@ def pick(samples: dict[str, list[Sample]], task_id: str, index: int) -> Sample:
     for s in samples.get(task_id, ()):
         if s.index == index:
             return s
-    return Sample(task_id, index, "", status="no_code", reason="no completion for this task in the completions file")
+    return Sample(
+        task_id, index, "", status="no_code", reason="no completion for this task in the completions file"
+    )

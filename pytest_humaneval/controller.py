@@ -78,8 +78,9 @@ class Controller:
         workers = _workers(config)
         timeout = s.program_timeout(self.dataset.name, workers)
         lines = [
-            f"humaneval: dataset {self.dataset.name} ({len(self.dataset)} problems, sha {self.dataset.digest}), "
-            f"completions {s.completions or 'generated'}, timeout {timeout:g} s/program"
+            f"humaneval: dataset {self.dataset.name} ({len(self.dataset)} problems, "
+            f"sha {self.dataset.digest}), completions {s.completions or 'generated'}, "
+            f"timeout {timeout:g} s/program"
         ]
         self.isolation = probe_isolation(config, s)
         summary, _ = describe_isolation(s.sandbox, self.isolation)
@@ -140,8 +141,12 @@ class Controller:
         if gate is not None:
             pass1 = self.report["pass_at_k"].get("1", 0.0)
             verdict = "PASSED" if pass1 >= gate else "FAILED"
-            tr.write_line(f"gate --humaneval-min-pass={gate:g}: pass@1 {pass1:.4f} -> {verdict}",
-                          green=verdict == "PASSED", red=verdict == "FAILED", bold=True)
+            tr.write_line(
+                f"gate --humaneval-min-pass={gate:g}: pass@1 {pass1:.4f} -> {verdict}",
+                green=verdict == "PASSED",
+                red=verdict == "FAILED",
+                bold=True,
+            )
 
 
 def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:
@@ -149,8 +154,11 @@ def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway
         return evaluator.sandbox.start()
-    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory),
-                           **({"image": settings.sandbox_image} if settings.sandbox == "docker" else {}))
+    sandbox = make_sandbox(
+        settings.sandbox,
+        Limits(memory_mb=settings.memory),
+        **({"image": settings.sandbox_image} if settings.sandbox == "docker" else {}),
+    )
     try:
         return sandbox.start()
     finally:

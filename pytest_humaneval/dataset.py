@@ -43,7 +43,9 @@ def data_dir(kind: str) -> Path:
     for candidate in (here / "_data" / kind, here.parent / kind):
         if candidate.is_dir():
             return candidate
-    raise HumanEvalError(f"bundled {kind} folder is missing from the installation ({here}); reinstall pytest-humaneval")
+    raise HumanEvalError(
+        f"bundled {kind} folder is missing from the installation ({here}); reinstall pytest-humaneval"
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise HumanEvalError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove the line") from None
+                    raise HumanEvalError(
+                        f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove the line"
+                    ) from None
                 if not isinstance(obj, dict):
                     raise HumanEvalError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
                 yield lineno, obj
@@ -125,7 +129,9 @@ def resolve(spec: str) -> tuple[str, Path]:
     path = Path(spec).expanduser()
     if not path.exists():
         names = ", ".join(n for n in BUNDLED if n != "humaneval-4")
-        raise HumanEvalError(f"dataset {spec!r} not found: give one of {names} or the path of a JSONL(.gz) file")
+        raise HumanEvalError(
+            f"dataset {spec!r} not found: give one of {names} or the path of a JSONL(.gz) file"
+        )
     name = path.name.removesuffix(".gz").removesuffix(".jsonl")
     return name, path.resolve()
 

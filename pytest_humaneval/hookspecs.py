@@ -25,7 +25,9 @@ def pytest_humaneval_generate(
 
 
 @hookspec(firstresult=True)
-def pytest_humaneval_messages(config: pytest.Config, problem: Problem, think: bool) -> list[dict[str, str]] | None:
+def pytest_humaneval_messages(
+    config: pytest.Config, problem: Problem, think: bool
+) -> list[dict[str, str]] | None:
     """Return the chat messages sent for ``problem`` (replaces the default prompt template)."""
 
 

@@ -72,7 +72,9 @@ class Evaluator:
     def evaluate(self, problem: Problem, index: int) -> Result:
         sample = pick(self.samples, problem.task_id, index)
         if sample.status in PRESET_STATUSES:
-            result = Result(problem.task_id, index, sample.status, sample.reason or PRESET_REASONS[sample.status])
+            result = Result(
+                problem.task_id, index, sample.status, sample.reason or PRESET_REASONS[sample.status]
+            )
         elif sample.empty:
             result = Result(problem.task_id, index, "no_code", "the completion is empty")
         else:
@@ -128,7 +130,9 @@ class HumanEvalItem(pytest.Item):
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
         )
         output = result.stdout + (("\n[stderr]\n" + result.stderr) if result.stderr else "")
-        self.add_report_section("call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}")
+        self.add_report_section(
+            "call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}"
+        )
         if not result.passed:
             raise ProgramFailed(result)
 

@@ -37,19 +37,42 @@ class Option:
 
 OPTIONS: list[Option] = [
     # --- what to evaluate
-    Option("dataset", "humaneval, humaneval-plus, or the path of a JSONL(.gz) file in HumanEval's schema",
-           "humaneval"),
-    Option("completions", "evaluate this completions file (task_id + completion per line) instead of "
-           "generating; 'canonical' evaluates the dataset's reference solutions (self-check)"),
-    Option("samples", "samples per problem (pass@k needs n >= k); a completions file sets it by default",
-           None, "int"),
+    Option(
+        "dataset",
+        "humaneval, humaneval-plus, or the path of a JSONL(.gz) file in HumanEval's schema",
+        "humaneval",
+    ),
+    Option(
+        "completions",
+        "evaluate this completions file (task_id + completion per line) instead of "
+        "generating; 'canonical' evaluates the dataset's reference solutions (self-check)",
+    ),
+    Option(
+        "samples",
+        "samples per problem (pass@k needs n >= k); a completions file sets it by default",
+        None,
+        "int",
+    ),
     # --- sandbox
-    Option("sandbox", "where programs run: subprocess (pre-forked runner in namespaces) or docker "
-           "(warm hardened containers)", "subprocess", choices=("subprocess", "docker")),
-    Option("sandbox_image", "image for --humaneval-sandbox=docker (any image with python3); built from "
-           "the bundled Dockerfile when missing", "pytest-humaneval-sandbox:latest"),
-    Option("timeout", "seconds per program, or 'auto' (3 s for HumanEval, 20 s for HumanEval+, scaled up "
-           "when xdist workers outnumber CPU cores)", "auto"),
+    Option(
+        "sandbox",
+        "where programs run: subprocess (pre-forked runner in namespaces) or docker "
+        "(warm hardened containers)",
+        "subprocess",
+        choices=("subprocess", "docker"),
+    ),
+    Option(
+        "sandbox_image",
+        "image for --humaneval-sandbox=docker (any image with python3); built from "
+        "the bundled Dockerfile when missing",
+        "pytest-humaneval-sandbox:latest",
+    ),
+    Option(
+        "timeout",
+        "seconds per program, or 'auto' (3 s for HumanEval, 20 s for HumanEval+, scaled up "
+        "when xdist workers outnumber CPU cores)",
+        "auto",
+    ),
     Option("memory", "address-space limit per program in MB", 2048, "int"),
     # --- report
     Option("output", "directory for the report and the completion cache", ".humaneval", "path"),
@@ -94,10 +117,18 @@ CONVERT: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": flo
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("humaneval", "HumanEval benchmark (pytest-humaneval)")
-    group.addoption("--humaneval", action="store_true", default=False,
-                    help="collect every problem of the dataset as a test and report pass@k")
-    group.addoption("--humaneval-debug", action="store_true", default=False,
-                    help="the same on the bundled 4-problem subset (HumanEval/0..3): seconds, for a smoke test")
+    group.addoption(
+        "--humaneval",
+        action="store_true",
+        default=False,
+        help="collect every problem of the dataset as a test and report pass@k",
+    )
+    group.addoption(
+        "--humaneval-debug",
+        action="store_true",
+        default=False,
+        help="the same on the bundled 4-problem subset (HumanEval/0..3): seconds, for a smoke test",
+    )
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": "humaneval_" + opt.name, "default": None, "help": opt.help}
         if opt.kind == "bool":
@@ -142,7 +173,9 @@ def read_settings(config: pytest.Config) -> Settings:
             if float(values["timeout"]) <= 0:
                 raise ValueError
         except ValueError:
-            raise HumanEvalError(f"--humaneval-timeout={values['timeout']!r}: give seconds > 0 or 'auto'") from None
+            raise HumanEvalError(
+                f"--humaneval-timeout={values['timeout']!r}: give seconds > 0 or 'auto'"
+            ) from None
     if values["min_pass"] is not None and not 0.0 <= values["min_pass"] <= 1.0:
         raise HumanEvalError(f"--humaneval-min-pass={values['min_pass']}: give a fraction between 0 and 1")
     if values["samples"] is not None and values["samples"] < 1:

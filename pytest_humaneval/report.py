@@ -45,9 +45,7 @@ def pass_at_ks(results: Sequence[Result], ks: Sequence[int] = KS) -> dict[str, f
     if not tasks:
         return {}
     n_min = min(n for n, _ in tasks.values())
-    return {
-        str(k): sum(pass_at_k(n, c, k) for n, c in tasks.values()) / len(tasks) for k in ks if k <= n_min
-    }
+    return {str(k): sum(pass_at_k(n, c, k) for n, c in tasks.values()) / len(tasks) for k in ks if k <= n_min}
 
 
 def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -68,7 +66,8 @@ def summarize(results: Sequence[Result], **meta: Any) -> dict[str, Any]:
     status_counts = Counter(r.status for r in results)
     return {
         **meta,
-        "samples_per_problem": meta.get("samples_per_problem") or max((r.sample + 1 for r in results), default=0),
+        "samples_per_problem": meta.get("samples_per_problem")
+        or max((r.sample + 1 for r in results), default=0),
         "problems": len(per_task(results)),
         "pass_at_k": pass_at_ks(results),
         "pass_at_1_ci95": list(wilson_interval(passed, len(results))),
@@ -130,6 +129,9 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     slow = sorted(report["results"], key=lambda r: -r["duration_s"])[:slowest]
     if slow:
         lines.append(
-            "slowest: " + ", ".join(f"{r['task_id']}[s{r['sample']}] {r['duration_s']:.2f}s ({r['status']})" for r in slow)
+            "slowest: "
+            + ", ".join(
+                f"{r['task_id']}[s{r['sample']}] {r['duration_s']:.2f}s ({r['status']})" for r in slow
+            )
         )
     return lines

@@ -38,8 +38,24 @@ MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 1
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
 OUTPUT_CAP = 16 * 1024
 PRELOAD = (
-    "math", "re", "string", "collections", "itertools", "functools", "heapq", "bisect", "typing",
-    "hashlib", "random", "statistics", "fractions", "decimal", "copy", "operator", "datetime", "json",
+    "math",
+    "re",
+    "string",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "typing",
+    "hashlib",
+    "random",
+    "statistics",
+    "fractions",
+    "decimal",
+    "copy",
+    "operator",
+    "datetime",
+    "json",
 )
 
 _libc = None
@@ -67,8 +83,14 @@ def unshare(flags):
 
 
 def prctl(option, value):
-    return call_libc("prctl", ctypes.c_int(option), ctypes.c_ulong(value), ctypes.c_ulong(0),
-                     ctypes.c_ulong(0), ctypes.c_ulong(0))
+    return call_libc(
+        "prctl",
+        ctypes.c_int(option),
+        ctypes.c_ulong(value),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )
 
 
 def mount(source, target, fstype, flags, data=None):
@@ -77,6 +99,7 @@ def mount(source, target, fstype, flags, data=None):
 
 
 # ----------------------------------------------------------------------------------- protocol
+
 
 def read_frame(fd):
     head = read_exact(fd, 4)
@@ -102,10 +125,11 @@ def write_frame(fd, obj):
     data = json.dumps(obj).encode()
     data = struct.pack(">I", len(data)) + data
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 # ---------------------------------------------------------------------------------- isolation
+
 
 def mountpoints():
     out = []
@@ -188,7 +212,7 @@ def probe_uid(uid):
 
 def join_pids_cgroup(limit):
     """Put this runner and all its children in a pids cgroup (root only; v2 or v1)."""
-    name = "pytest-humaneval-%d" % os.getpid()
+    name = f"pytest-humaneval-{os.getpid()}"
     for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/pids"):
         if not os.path.exists(os.path.join(base, "cgroup.procs")):
             continue
@@ -223,9 +247,9 @@ def map_root_in_user_namespace():
         with open("/proc/self/setgroups", "w") as fh:
             fh.write("deny")
         with open("/proc/self/uid_map", "w") as fh:
-            fh.write("0 %d 1" % uid)
+            fh.write(f"0 {uid} 1")
         with open("/proc/self/gid_map", "w") as fh:
-            fh.write("0 %d 1" % gid)
+            fh.write(f"0 {gid} 1")
     except OSError:
         return False
     return True
@@ -257,6 +281,7 @@ def isolate(opts, workbase):
 
 # ------------------------------------------------------------------------------ in the child
 
+
 def first_frame(tb, filename):
     """The innermost traceback entry in ``filename`` (``<solution>`` or ``<test>``)."""
     found = None
@@ -271,7 +296,7 @@ def where(tb):
     for name in ("<solution>", "<test>"):
         fr = first_frame(tb, name)
         if fr is not None:
-            return " (%s line %d: %s)" % (name.strip("<>"), fr.lineno, (fr.line or "").strip())
+            return f" ({name.strip('<>')} line {fr.lineno}: {(fr.line or '').strip()})"
     return ""
 
 
@@ -290,9 +315,9 @@ def run_program(job):
     except (SyntaxError, ValueError) as e:
         line = getattr(e, "lineno", None)
         text = (getattr(e, "text", None) or "").strip()
-        reason = "%s: %s" % (type(e).__name__, getattr(e, "msg", e))
+        reason = "{}: {}".format(type(e).__name__, getattr(e, "msg", e))
         if line:
-            reason += " (line %d: %s)" % (line, text)
+            reason += f" (line {line}: {text})"
         return {"status": "syntax_error", "reason": clip(reason), "exc_type": type(e).__name__}
     g = {"__name__": "__humaneval__", "__builtins__": builtins}
     stage = "solution"
@@ -301,8 +326,11 @@ def run_program(job):
         stage = "test"
         exec(compile(test, "<test>", "exec"), g)
         if entry not in g:
-            return {"status": "error", "exc_type": "NameError",
-                    "reason": "NameError: the solution does not define %r" % entry}
+            return {
+                "status": "error",
+                "exc_type": "NameError",
+                "reason": f"NameError: the solution does not define {entry!r}",
+            }
         if "check" not in g:
             return {"status": "error", "exc_type": "NameError", "reason": "the test does not define check()"}
         stage = "check"
@@ -313,15 +341,15 @@ def run_program(job):
         msg = str(e)
         reason = "AssertionError" + (": " + msg if msg else "")
         if fr is not None and stage == "check" and first_frame(tb, "<solution>") is None:
-            reason = "assert failed at test line %d: %s" % (fr.lineno, (fr.line or "").strip())
+            reason = f"assert failed at test line {fr.lineno}: {(fr.line or '').strip()}"
             if msg:
                 reason += " -- " + msg
             return {"status": "failed", "reason": clip(reason), "exc_type": "AssertionError"}
         return {"status": "error", "reason": clip(reason + where(tb)), "exc_type": "AssertionError"}
     except BaseException as e:
         name = type(e).__name__
-        msg = clip(e, 200) if not isinstance(e, SystemExit) else "exit code %r" % (e.code,)
-        reason = "%s%s%s" % (name, ": " + msg if msg else "", where(e.__traceback__))
+        msg = clip(e, 200) if not isinstance(e, SystemExit) else f"exit code {e.code!r}"
+        reason = "{}{}{}".format(name, ": " + msg if msg else "", where(e.__traceback__))
         if stage == "solution":
             reason += " [while defining the solution]"
         return {"status": "error", "reason": clip(reason), "exc_type": name}
@@ -372,7 +400,11 @@ def child_main(job, state, workdir, fds):
     try:
         verdict = run_program(job)
     except BaseException as e:  # a failure of run_program itself, e.g. MemoryError while reporting
-        verdict = {"status": "error", "reason": clip("%s: %s" % (type(e).__name__, e)), "exc_type": type(e).__name__}
+        verdict = {
+            "status": "error",
+            "reason": clip(f"{type(e).__name__}: {e}"),
+            "exc_type": type(e).__name__,
+        }
     verdict["nonce"] = nonce
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -386,6 +418,7 @@ def child_main(job, state, workdir, fds):
 
 
 # ------------------------------------------------------------------------------ in the runner
+
 
 class Runner:
     def __init__(self, state):
@@ -495,7 +528,7 @@ class Runner:
                 v.pop("nonce")
                 return v
         if timed_out:
-            return {"status": "timeout", "reason": "timed out after %.1f s" % float(job["timeout"])}
+            return {"status": "timeout", "reason": "timed out after {:.1f} s".format(float(job["timeout"]))}
         code = None
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
@@ -508,10 +541,13 @@ class Runner:
             try:
                 name = signal.Signals(sig).name
             except ValueError:
-                name = "signal %d" % sig
+                name = f"signal {sig}"
             why = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (killed, e.g. out of memory or by itself)"}
-            return {"status": "crashed", "reason": "killed by %s%s" % (name, why.get(name, ""))}
-        return {"status": "crashed", "reason": "the program exited (status %s) before check() returned" % code}
+            return {"status": "crashed", "reason": "killed by {}{}".format(name, why.get(name, ""))}
+        return {
+            "status": "crashed",
+            "reason": f"the program exited (status {code}) before check() returned",
+        }
 
     def kill_tree(self, pid):
         """Kill the program and everything it started, whichever way it left."""
@@ -546,7 +582,7 @@ class Runner:
             if not entry.isdigit():
                 continue
             try:
-                with open("/proc/%s/stat" % entry) as fh:
+                with open(f"/proc/{entry}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
@@ -557,8 +593,11 @@ class Runner:
 
 def warm_up():
     """Pay one-time costs (codec lookups, JSON encoder, compiler paths) once, not in every child."""
-    job = {"solution": "def f(x):\n    return x\n", "test": "def check(c):\n    assert c(1) == 1\n",
-           "entry_point": "f"}
+    job = {
+        "solution": "def f(x):\n    return x\n",
+        "test": "def check(c):\n    assert c(1) == 1\n",
+        "entry_point": "f",
+    }
     json.dumps(run_program(job))
     with open(os.devnull, "w", buffering=1, errors="backslashreplace") as fh:
         fh.write("x\n")
@@ -586,8 +625,12 @@ def main():
         except Exception:
             pass
     isolation = isolate(init, workbase)
-    state = {"workbase": workbase, "limits": init.get("limits", {}), "uid": isolation["uid"],
-             "isolation": isolation}
+    state = {
+        "workbase": workbase,
+        "limits": init.get("limits", {}),
+        "uid": isolation["uid"],
+        "isolation": isolation,
+    }
     runner = Runner(state)
     warm_up()
     write_frame(proto_out, {"ready": True, "isolation": isolation, "pid": os.getpid()})
