@@ -58,9 +58,7 @@ class Controller:
         if source == "canonical":
             return source
         if source:
-            path = Path(source).expanduser()
-            if not path.is_absolute():
-                path = Path(self.config.invocation_params.dir) / path
+            path = Path(source)
             read_completions(path, self.dataset)  # every error surfaces now, before any item runs
             self.model = path.name
             return str(path)

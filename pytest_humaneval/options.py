@@ -74,10 +74,89 @@ OPTIONS: list[Option] = [
         "auto",
     ),
     Option("memory", "address-space limit per program in MB", 2048, "int"),
+    # --- model source (generation runs once, on the controller)
+    Option("model", "model to serve and name in requests", "Qwen/Qwen3-0.6B"),
+    Option(
+        "model_path",
+        "local weights directory, mounted read-only (default: the Hugging Face cache)",
+        None,
+        "path",
+    ),
+    Option(
+        "server",
+        "how to serve the model: docker (SGLang container) or process (local python -m sglang.launch_server)",
+        "docker",
+        choices=("docker", "process"),
+    ),
+    Option("image", "SGLang Docker image (a pinned tag)", "lmsysorg/sglang:v0.5.19-cu129"),
+    Option("port", "server port on the host", 30000, "int"),
+    Option("tp", "tensor-parallel size (GPUs per model)", 1, "int"),
+    Option("container_name", "name of the server container", "pytest-humaneval-sglang"),
+    Option("gpus", "GPUs for the server container: all, ids like 0,1, or none", "all"),
+    Option(
+        "keep_server",
+        "leave the server running at the end and reuse it next time if its configuration matches",
+        False,
+        "bool",
+    ),
+    Option("startup_timeout", "seconds to wait for the server to become healthy", 900.0, "float"),
+    Option(
+        "endpoint",
+        "an OpenAI-compatible server already running (base URL, e.g. http://host:30000/v1); "
+        "no container is started",
+    ),
+    Option("api_key", "API key for --humaneval-endpoint (default: $OPENAI_API_KEY)"),
+    Option(
+        "backend",
+        "generation backend: server (SGLang or --humaneval-endpoint) or transformers "
+        "(in-process, for a local model)",
+        "server",
+        choices=("server", "transformers"),
+    ),
+    Option(
+        "dtype", "torch dtype for --humaneval-backend=transformers (auto, bfloat16, float16, float32)", "auto"
+    ),
+    # --- requests
+    Option(
+        "think",
+        "thinking mode: chat_template_kwargs.enable_thinking=true in every request (default false)",
+        False,
+        "bool",
+        flag="--think",
+    ),
+    Option("concurrency", "requests in flight at once", 256, "int"),
+    Option(
+        "temperature", "sampling temperature (default: Qwen3's advice, 0.6 thinking / 0.7 not)", None, "float"
+    ),
+    Option("top_p", "nucleus sampling (default: 0.95 thinking / 0.8 not)", None, "float"),
+    Option("top_k", "top-k sampling, sent in the extra body (default 20)", None, "int"),
+    Option("max_tokens", "token limit per answer (default: 32768 thinking / 4096 not)", None, "int"),
+    Option("seed", "base seed; sample i of a problem uses seed + i", None, "int"),
+    Option("extra_body", "JSON object merged into every request body", None),
+    Option(
+        "prompt_template",
+        "file with the prompt template ({prompt} is replaced by the problem's "
+        "prompt); default: the built-in template",
+        None,
+        "path",
+    ),
+    Option("request_timeout", "seconds per request (thinking answers take minutes)", 1800.0, "float"),
     # --- report
     Option("output", "directory for the report and the completion cache", ".humaneval", "path"),
     Option("report", "path of the JSON report (default: OUTPUT/report.json)", None, "path"),
     Option("min_pass", "exit 0 if and only if pass@1 >= this fraction (the CI gate)", None, "float"),
+    Option(
+        "baseline",
+        "an earlier JSON report: list newly failing/passing problems and fail on regressions",
+        None,
+        "path",
+    ),
+    Option(
+        "baseline_tolerance",
+        "regressions (newly failing problems) allowed against --humaneval-baseline",
+        0,
+        "int",
+    ),
 ]
 
 
@@ -95,9 +174,35 @@ class Settings:
     sandbox_image: str
     timeout: str
     memory: int
+    model: str
+    model_path: Path | None
+    server: str
+    image: str
+    port: int
+    tp: int
+    container_name: str
+    gpus: str
+    keep_server: bool
+    startup_timeout: float
+    endpoint: str | None
+    api_key: str | None
+    backend: str
+    dtype: str
+    think: bool
+    concurrency: int
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    max_tokens: int | None
+    seed: int | None
+    extra_body: str | None
+    prompt_template: Path | None
+    request_timeout: float
     output: Path
     report: Path | None
     min_pass: float | None
+    baseline: Path | None
+    baseline_tolerance: int
 
     @property
     def report_path(self) -> Path:
@@ -139,35 +244,44 @@ def add_options(parser: pytest.Parser) -> None:
         parser.addini(opt.ini, opt.help, type="bool" if opt.kind == "bool" else "string", default=None)
 
 
-def _value(config: pytest.Config, opt: Option) -> Any:
+def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
+    """The option's value and the directory a relative path in it is relative to."""
     raw = config.getoption("humaneval_" + opt.name)
+    base = Path(config.invocation_params.dir)
     if raw is None:
         raw = config.getini(opt.ini)
+        base = Path(config.rootpath)
         if raw in (None, "", []):
             raw = None
     if raw is None:
         raw = opt.default
         if raw is None:
-            return None
+            return None, base
     if opt.kind == "bool":
-        return bool(raw)
+        if isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on"), base
+        return bool(raw), base
     if opt.choices and raw not in opt.choices:
         raise HumanEvalError(f"{opt.ini} = {raw!r}: choose one of {', '.join(opt.choices)}")
     try:
-        return CONVERT[opt.kind](raw)
+        value = CONVERT[opt.kind](raw)
     except ValueError:
         raise HumanEvalError(f"{opt.cli}={raw!r}: expected {opt.kind}") from None
+    if opt.kind == "path":
+        value = (base / value.expanduser()).resolve()
+    return value, base
 
 
 def read_settings(config: pytest.Config) -> Settings:
-    values = {opt.name: _value(config, opt) for opt in OPTIONS}
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        values[opt.name], base = _value(config, opt)
+        if opt.name == "completions" and values[opt.name] not in (None, "canonical"):
+            values[opt.name] = str((base / Path(values[opt.name]).expanduser()).resolve())
     debug = bool(config.getoption("humaneval_debug"))
     if debug and values["dataset"] == "humaneval":
         values["dataset"] = "humaneval-4"
     rootdir = Path(config.rootpath)
-    for key in ("output", "report"):
-        if values[key] is not None and not values[key].is_absolute():
-            values[key] = rootdir / values[key]
     if values["timeout"] != "auto":
         try:
             if float(values["timeout"]) <= 0:
