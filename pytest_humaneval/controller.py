@@ -50,7 +50,10 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
+        try:
+            self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
+        except HumanEvalError as e:
+            raise pytest.UsageError(str(e)) from None
 
     def obtain_completions(self) -> str:
         """Return 'canonical' or the path of a completions file the workers will read."""

@@ -120,7 +120,7 @@ class HumanEvalItem(pytest.Item):
         self.problem = problem
         self.sample = sample
         self.result: Result | None = None
-        self.keywords[problem.entry_point] = True
+        self.extra_keyword_matches.add(problem.entry_point)
 
     def runtest(self) -> None:
         evaluator = self.config.stash[EVALUATOR_KEY]

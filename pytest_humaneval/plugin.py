@@ -73,7 +73,9 @@ def pytest_collection_modifyitems(
         samples = count_samples(config.stash[SETTINGS_KEY], dataset)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
-    collector = HumanEvalCollector.from_parent(session, name=dataset.name, dataset=dataset, samples=samples)
+    collector = HumanEvalCollector.from_parent(
+        session, name=dataset.name, nodeid=dataset.name, dataset=dataset, samples=samples
+    )
     report = session.ihook.pytest_make_collect_report(collector=collector)
     session.ihook.pytest_collectreport(report=report)
     items.extend(x for x in report.result if isinstance(x, pytest.Item))

@@ -68,13 +68,13 @@ class Sandbox(ABC):
 
 def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]:
     """A one-line summary of what isolation held, and the list of what is missing."""
-    wanted = {
-        "network": "no network",
-        "read_only_fs": "read-only file system",
-        "pid_namespace": "PID namespace",
+    wanted = {  # key: (what holds, what is missing)
+        "network": ("no network", "network isolation"),
+        "read_only_fs": ("read-only file system", "read-only file system"),
+        "pid_namespace": ("PID namespace", "PID namespace (leftover processes are killed by process group)"),
     }
-    have = [label for key, label in wanted.items() if info.get(key)]
-    missing = [label for key, label in wanted.items() if not info.get(key)]
+    have = [held for key, (held, _) in wanted.items() if info.get(key)]
+    missing = [lack for key, (_, lack) in wanted.items() if not info.get(key)]
     if info.get("uid") is not None:
         have.append(f"uid {info['uid']}")
     if info.get("pids_cgroup"):
@@ -85,7 +85,7 @@ def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]
     have.append("rlimits")
     summary = f"{kind} sandbox: " + ", ".join(have)
     if missing:
-        summary += " -- REDUCED ISOLATION: no " + ", no ".join(missing)
+        summary += " -- REDUCED ISOLATION, missing: " + "; ".join(missing)
     return summary, missing
 
 

@@ -265,17 +265,19 @@ def isolate(opts, workbase):
         if os.getppid() != opts["parent_pid"]:
             os._exit(1)
     root = os.geteuid() == 0
-    info["pids_cgroup"] = (linux and root and opts.get("pids") and join_pids_cgroup(opts["pids"])) or None
+    wanted = opts.get("isolate", True)
+    cgroup = linux and root and wanted and opts.get("pids") and join_pids_cgroup(opts["pids"])
+    info["pids_cgroup"] = cgroup or None
     userns = False
-    if linux and not root and opts.get("isolate", True):
+    if linux and not root and wanted:
         userns = map_root_in_user_namespace()
     info["user_namespace"] = userns
-    can_ns = linux and opts.get("isolate", True) and (root or userns)
+    can_ns = linux and wanted and (root or userns)
     info["network"] = bool(can_ns and unshare(CLONE_NEWNET | CLONE_NEWIPC))
     info["read_only_fs"] = bool(can_ns and unshare(CLONE_NEWNS) and read_only_root(workbase))
     info["pid_namespace"] = bool(can_ns and enter_pid_namespace(info["read_only_fs"]))
     uid = opts.get("uid")
-    info["uid"] = uid if (root and uid is not None and probe_uid(uid)) else None
+    info["uid"] = uid if (root and wanted and uid is not None and probe_uid(uid)) else None
     return info
 
 

@@ -1,0 +1,333 @@
+"""Plugin behaviour through pytester: activation, collection, pytest options, reports, gates, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from hostile import CASES, leftovers, write_completions, write_dataset
+
+from pytest_humaneval.dataset import data_dir
+
+DATASETS = data_dir("datasets")
+
+
+def problems(name: str = "HumanEval.jsonl.gz") -> list[dict]:
+    path = DATASETS / name
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
+    return json.loads((pytester.path / name).read_text())
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", "--humaneval-report=report.json", *args)
+
+
+def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_own="def test_ok():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "humaneval:" not in out and "== humaneval ==" not in out and "pass@" not in out
+    assert not (pytester.path / ".humaneval").exists()
+
+
+def test_canonical_scores_164_of_164(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--humaneval", "--humaneval-completions=canonical")
+    result.assert_outcomes(passed=164)
+    assert result.ret == 0
+    data = report(pytester)
+    assert data["pass_at_k"] == {"1": 1.0}
+    assert (data["passed"], data["total"], data["samples_per_problem"]) == (164, 164, 1)
+    assert data["dataset"] == "humaneval" and data["model"] == "canonical"
+    first = data["results"][0]
+    assert first["task_id"] == "HumanEval/0" and first["status"] == "passed" and first["duration_s"] >= 0
+    assert set(first) >= {"task_id", "sample", "passed", "status", "reason", "duration_s"}
+    result.stdout.fnmatch_lines(["*humaneval*", "pass@1: 1.0000*", "passed 164/164 programs*"])
+
+
+def test_all_wrong_scores_zero(pytester: pytest.Pytester) -> None:
+    path = write_jsonl(
+        pytester.path / "wrong.jsonl",
+        [{"task_id": p["task_id"], "completion": "    raise NotImplementedError\n"} for p in problems()],
+    )
+    result = run(pytester, "--humaneval", f"--humaneval-completions={path}", "-n", "2")
+    result.assert_outcomes(failed=164)
+    assert result.ret == 1
+    data = report(pytester)
+    assert data["pass_at_k"] == {"1": 0.0}
+    assert data["status_counts"] == {"error": 164}
+    assert data["model"] == "wrong.jsonl"
+
+
+def test_debug_subset_node_ids(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "humaneval-4::HumanEval/0",
+            "humaneval-4::HumanEval/1",
+            "humaneval-4::HumanEval/2",
+            "humaneval-4::HumanEval/3",
+        ]
+    )
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
+    result.assert_outcomes(passed=4)
+
+
+def test_own_tests_only_with_paths(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_own="def test_ok():\n    assert True\n")
+    run(pytester, "--humaneval-debug", "--humaneval-completions=canonical").assert_outcomes(passed=4)
+    run(pytester, "--humaneval-debug", "--humaneval-completions=canonical", "test_own.py").assert_outcomes(
+        passed=5
+    )
+
+
+def test_keyword_selection(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical", "-k", "truncate_number")
+    result.assert_outcomes(passed=1, deselected=3)
+    assert report(pytester)["results"][0]["task_id"] == "HumanEval/2"
+
+
+def half_wrong(pytester: pytest.Pytester) -> Path:
+    rows = [
+        {
+            "task_id": p["task_id"],
+            "completion": p["canonical_solution"] if i % 2 == 0 else "    return None\n",
+        }
+        for i, p in enumerate(problems()[:4])
+    ]
+    return write_jsonl(pytester.path / "half.jsonl", rows)
+
+
+def test_last_failed_and_exitfirst(pytester: pytest.Pytester) -> None:
+    path = half_wrong(pytester)
+    run(pytester, "--humaneval-debug", f"--humaneval-completions={path}").assert_outcomes(passed=2, failed=2)
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "--lf")
+    result.assert_outcomes(failed=2, deselected=2)
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "-x", "--cache-clear")
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_min_pass_gate(pytester: pytest.Pytester) -> None:
+    path = half_wrong(pytester)
+    base = ["--humaneval-debug", f"--humaneval-completions={path}"]
+    assert run(pytester, *base, "--humaneval-min-pass=0.5").ret == 0
+    result = run(pytester, *base, "--humaneval-min-pass=0.75")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*gate --humaneval-min-pass=0.75: pass@1 0.5000 -> FAILED*"])
+    assert run(pytester, *base).ret == 1  # without a gate, failing problems fail the run
+
+
+def test_junit_xml(pytester: pytest.Pytester) -> None:
+    path = half_wrong(pytester)
+    run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "--junitxml=junit.xml")
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    props = {
+        p.get("name"): p.get("value")
+        for p in root.iter("property")
+        if p.get("name", "").startswith("humaneval")
+    }
+    assert props["humaneval_pass@1"] == "0.500000"
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {"HumanEval/0", "HumanEval/1", "HumanEval/2", "HumanEval/3"}
+    failure = cases["HumanEval/1"].find("failure")
+    assert failure is not None and failure.get("message", "").startswith(
+        "HumanEval/1 [s0] failed: assert failed"
+    )
+    out = cases["HumanEval/1"].find("system-out")
+    assert out is not None and "return None" in (out.text or "")
+    assert cases["HumanEval/0"].find("failure") is None
+
+
+def test_samples_and_pass_at_k(pytester: pytest.Pytester) -> None:
+    rows = []
+    for p in problems()[:4]:
+        for i in range(10):
+            good = i < 5 if p["task_id"] != "HumanEval/3" else False
+            rows.append(
+                {"task_id": p["task_id"], "completion": p["canonical_solution"] if good else "    pass\n"}
+            )
+    path = write_jsonl(pytester.path / "ten.jsonl", rows)
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "-n", "2")
+    result.assert_outcomes(passed=15, failed=25)
+    data = report(pytester)
+    assert data["samples_per_problem"] == 10
+    assert data["pass_at_k"]["1"] == pytest.approx(15 / 40)
+    assert data["pass_at_k"]["10"] == pytest.approx(0.75)
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["humaneval-4::HumanEval/0[[]s0[]]", "humaneval-4::HumanEval/3[[]s9[]]"])
+
+
+def test_missing_task_is_no_code(pytester: pytest.Pytester) -> None:
+    p = problems()[0]
+    path = write_jsonl(
+        pytester.path / "one.jsonl", [{"task_id": p["task_id"], "completion": p["canonical_solution"]}]
+    )
+    run(pytester, "--humaneval-debug", f"--humaneval-completions={path}").assert_outcomes(passed=1, failed=3)
+    statuses = [r["status"] for r in report(pytester)["results"]]
+    assert statuses == ["passed", "no_code", "no_code", "no_code"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"task_id": "HumanEval/0", "completion": "x"}\n{not json\n', "bad.jsonl:2: not valid JSON"),
+        ('{"task_id": "HumanEval/999", "completion": "x"}\n', "bad.jsonl:1: unknown task_id 'HumanEval/999'"),
+        ('{"completion": "x"}\n', "bad.jsonl:1: missing 'task_id'"),
+        ('{"task_id": "HumanEval/0"}\n', "bad.jsonl:1: no 'completion'"),
+    ],
+)
+def test_bad_completions_file(pytester: pytest.Pytester, content: str, message: str) -> None:
+    (pytester.path / "bad.jsonl").write_text(content)
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=bad.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [{"task_id": "T/0", "prompt": "def f():\n", "entry_point": "f"}],
+            "data.jsonl:1: problem lacks test",
+        ),
+        (
+            [{"task_id": "T/0", "prompt": "def f():\n", "test": "x"}],
+            "data.jsonl:1: problem lacks entry_point",
+        ),
+        ([], "data.jsonl: the dataset has no problems"),
+    ],
+)
+def test_bad_dataset(pytester: pytest.Pytester, rows: list[dict], message: str) -> None:
+    write_jsonl(pytester.path / "data.jsonl", rows)
+    result = run(
+        pytester, "--humaneval", "--humaneval-dataset=data.jsonl", "--humaneval-completions=canonical"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_missing_files_are_clear(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=nope.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "nope.jsonl: file not found" in result.stderr.str()
+    result = run(
+        pytester, "--humaneval", "--humaneval-dataset=nope.jsonl.gz", "--humaneval-completions=canonical"
+    )
+    assert "dataset 'nope.jsonl.gz' not found" in result.stderr.str()
+
+
+def test_ini_keys_configure_the_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nhumaneval_dataset = "humaneval-4"\nhumaneval_completions = "canonical"\n'
+        'humaneval_report = "from-ini.json"\n'
+    )
+    result = pytester.runpytest_subprocess("--humaneval")
+    result.assert_outcomes(passed=4)
+    assert report(pytester, "from-ini.json")["total"] == 4
+    # the command line wins over the ini file
+    result = pytester.runpytest_subprocess("--humaneval", "--humaneval-dataset=humaneval", "--co", "-q")
+    result.stdout.fnmatch_lines(["*164 tests collected*"])
+
+
+def test_timeout_program_and_pytest_timeout(pytester: pytest.Pytester) -> None:
+    p = problems()[0]
+    rows = [{"task_id": p["task_id"], "completion": "    while True:\n        pass\n"}]
+    path = write_jsonl(pytester.path / "loop.jsonl", rows)
+    result = run(
+        pytester,
+        "--humaneval-debug",
+        f"--humaneval-completions={path}",
+        "--humaneval-timeout=0.5",
+        "-k",
+        "has_close",
+    )
+    result.assert_outcomes(failed=1, deselected=3)
+    assert report(pytester)["results"][0]["status"] == "timeout"
+    # pytest-timeout fires first: the item fails, the program is killed, the session goes on
+    result = run(
+        pytester,
+        "--humaneval-debug",
+        f"--humaneval-completions={path}",
+        "--humaneval-timeout=30",
+        "--timeout=1",
+    )
+    result.assert_outcomes(failed=4)
+    assert "Timeout" in result.stdout.str()
+
+
+def test_known_dataset_defect_is_shown(pytester: pytest.Pytester) -> None:
+    """HumanEval+ /32's test fails its own canonical solution: an xfail named as a dataset defect."""
+    plus = [
+        p
+        for p in problems("HumanEvalPlus-OriginFmt.jsonl.gz")
+        if p["task_id"] in ("HumanEval/31", "HumanEval/32")
+    ]
+    path = write_jsonl(
+        pytester.path / "canon.jsonl",
+        [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in plus],
+    )
+    result = run(
+        pytester,
+        "--humaneval",
+        "--humaneval-dataset=humaneval-plus",
+        f"--humaneval-completions={path}",
+        "-k",
+        "HumanEval/31 or HumanEval/32",
+    )
+    result.assert_outcomes(passed=1, xfailed=1, deselected=162)
+    data = report(pytester)
+    assert data["known_defects"] == ["HumanEval/32"]
+    result.stdout.fnmatch_lines(["*known dataset defect HumanEval/32: dataset defect*"])
+
+
+def test_hostile_programs_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    dataset = write_dataset(pytester.path / "hostile.jsonl", CASES)
+    completions = write_completions(
+        pytester.path / "hostile_completions.jsonl", CASES, 9, tmp_path / "outside.txt"
+    )
+    result = run(
+        pytester,
+        "--humaneval",
+        f"--humaneval-dataset={dataset}",
+        f"--humaneval-completions={completions}",
+        "--humaneval-timeout=2",
+        "-n",
+        "2",
+    )
+    statuses = {r["task_id"].split("/")[1]: r["status"] for r in report(pytester)["results"]}
+    assert statuses == {c.name: c.status for c in CASES}
+    expected_passed = sum(c.status == "passed" for c in CASES)
+    result.assert_outcomes(passed=expected_passed, failed=len(CASES) - expected_passed)
+    assert leftovers() == []
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_reduced_isolation_is_said_in_the_header(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_HUMANEVAL_NO_NAMESPACES", "1")
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["humaneval: subprocess sandbox: *REDUCED ISOLATION, missing: network isolation*"]
+    )
+    monkeypatch.delenv("PYTEST_HUMANEVAL_NO_NAMESPACES")
+    result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
+    result.stdout.fnmatch_lines(
+        ["humaneval: subprocess sandbox: no network, read-only file system, PID namespace*"]
+    )
+    assert "REDUCED" not in result.stdout.str()
