@@ -9,6 +9,7 @@ EvalPlus's ``solution`` (a whole program) is accepted too. Lines written by gene
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,16 @@ def canonical(dataset: Dataset) -> dict[str, list[Sample]]:
 
 def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
     """Read and validate a completions file; every error names the file and line."""
+    return parse_completions(iter_jsonl(path), str(path), dataset)
+
+
+def parse_completions(
+    rows: Iterable[tuple[int, dict[str, Any]]], source: str, dataset: Dataset
+) -> dict[str, list[Sample]]:
+    """Validate ``(line number, object)`` rows from ``source`` into samples per task."""
     samples: dict[str, list[Sample]] = defaultdict(list)
-    for lineno, obj in iter_jsonl(path):
-        where = f"{path}:{lineno}"
+    for lineno, obj in rows:
+        where = f"{source}:{lineno}"
         task_id = obj.get("task_id")
         if not isinstance(task_id, str):
             raise HumanEvalError(
@@ -97,9 +105,9 @@ def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
         items.sort(key=lambda s: s.index)
         seen = [s.index for s in items]
         if len(set(seen)) != len(seen):
-            raise HumanEvalError(f"{path}: task {task_id} has duplicate 'sample' indices {sorted(seen)}")
+            raise HumanEvalError(f"{source}: task {task_id} has duplicate 'sample' indices {sorted(seen)}")
     if not samples:
-        raise HumanEvalError(f"{path}: no completions in the file")
+        raise HumanEvalError(f"{source}: no completions")
     return dict(samples)
 
 

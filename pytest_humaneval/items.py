@@ -11,21 +11,16 @@ from typing import Any
 
 import pytest
 
-from .completions import PRESET_STATUSES, Sample, canonical, pick, read_completions
+from .completions import Sample, canonical, pick, read_completions
 from .dataset import Dataset, Problem
+from .evaluation import judge, preload_for
 from .options import Settings
-from .sandbox import Job, Limits, Sandbox, make_sandbox
+from .sandbox import Limits, Sandbox, make_sandbox
 from .verdict import Result
 
 #: Set on each process: where the completions come from ('canonical' or a file path).
 COMPLETIONS_KEY = pytest.StashKey[str]()
 EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
-
-PRESET_REASONS = {
-    "truncated": "the answer was cut by max_tokens before any code (raise --humaneval-max-tokens)",
-    "no_code": "no code in the answer",
-    "generation_error": "the model server failed for this sample",
-}
 
 
 class ProgramFailed(Exception):
@@ -60,30 +55,17 @@ class Evaluator:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            preload = ("numpy",) if any("numpy" in p.test or "np." in p.test for p in self.dataset) else ()
             self._sandbox = make_sandbox(
                 self.settings.sandbox,
                 Limits(memory_mb=self.settings.memory),
-                preload=preload,
+                preload=preload_for(self.dataset),
                 **({"image": self.settings.sandbox_image} if self.settings.sandbox == "docker" else {}),
             )
         return self._sandbox
 
     def evaluate(self, problem: Problem, index: int) -> Result:
         sample = pick(self.samples, problem.task_id, index)
-        if sample.status in PRESET_STATUSES:
-            result = Result(
-                problem.task_id, index, sample.status, sample.reason or PRESET_REASONS[sample.status]
-            )
-        elif sample.empty:
-            result = Result(problem.task_id, index, "no_code", "the completion is empty")
-        else:
-            job = Job(sample.program(problem), problem.test, problem.entry_point, self.timeout)
-            result = Result.from_runner(problem.task_id, index, self.sandbox.run(job), sample.completion)
-        result.completion = sample.completion
-        if not result.passed:
-            result.known_defect = self.dataset.known_defect(problem.task_id)
-        return result
+        return judge(self.dataset, problem, sample, self.sandbox, self.timeout)
 
     def close(self) -> None:
         if self._sandbox is not None:

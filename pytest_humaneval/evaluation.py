@@ -1,0 +1,39 @@
+"""Steps 4-5 joined: run one sample of one problem in a sandbox and return its verdict.
+
+The single place where a completion becomes a :class:`Result`; the pytest items and the Python API
+both call it.
+"""
+
+from __future__ import annotations
+
+from .completions import PRESET_STATUSES, Sample
+from .dataset import Dataset, Problem
+from .sandbox import Job, Sandbox
+from .verdict import Result
+
+PRESET_REASONS = {
+    "truncated": "the answer was cut by max_tokens before any code (raise --humaneval-max-tokens)",
+    "no_code": "no code in the answer",
+    "generation_error": "the model server failed for this sample",
+}
+
+
+def judge(dataset: Dataset, problem: Problem, sample: Sample, sandbox: Sandbox, timeout: float) -> Result:
+    """The verdict on ``sample``: preset statuses and empty answers are not run."""
+    if sample.status in PRESET_STATUSES:
+        status = sample.status or "no_code"
+        result = Result(problem.task_id, sample.index, status, sample.reason or PRESET_REASONS[status])
+    elif sample.empty:
+        result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
+    else:
+        job = Job(sample.program(problem), problem.test, problem.entry_point, timeout)
+        result = Result.from_runner(problem.task_id, sample.index, sandbox.run(job), sample.completion)
+    result.completion = sample.completion
+    if not result.passed:
+        result.known_defect = dataset.known_defect(problem.task_id)
+    return result
+
+
+def preload_for(dataset: Dataset) -> tuple[str, ...]:
+    """Modules worth importing once in the runner before it forks (HumanEval+ tests use numpy)."""
+    return ("numpy",) if any("numpy" in p.test or "np." in p.test for p in dataset) else ()
