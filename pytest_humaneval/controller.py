@@ -18,7 +18,7 @@ from . import __version__
 from .completions import read_completions, samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, sandbox_options
 from .options import Settings
 from .report import format_summary, summarize, write_json
 from .sandbox import Limits, describe_isolation, make_sandbox
@@ -73,6 +73,7 @@ class Controller:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
+        node.workerinput["humaneval_run_id"] = self.config.stash[RUN_ID_KEY]
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
@@ -101,6 +102,10 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.settings.sandbox == "docker":  # also what a crashed xdist worker left behind
+            from .sandbox.docker_sandbox import remove_containers
+
+            remove_containers(self.config.stash[RUN_ID_KEY])
         if not self.results:
             return
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
@@ -155,11 +160,8 @@ def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway
         return evaluator.sandbox.start()
-    sandbox = make_sandbox(
-        settings.sandbox,
-        Limits(memory_mb=settings.memory),
-        **({"image": settings.sandbox_image} if settings.sandbox == "docker" else {}),
-    )
+    options = sandbox_options(settings, config.stash[RUN_ID_KEY])
+    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory), **options)
     try:
         return sandbox.start()
     finally:

@@ -21,6 +21,8 @@ from .verdict import Result
 #: Set on each process: where the completions come from ('canonical' or a file path).
 COMPLETIONS_KEY = pytest.StashKey[str]()
 EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
+#: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
+RUN_ID_KEY = pytest.StashKey[str]()
 
 
 class ProgramFailed(Exception):
@@ -59,7 +61,7 @@ class Evaluator:
                 self.settings.sandbox,
                 Limits(memory_mb=self.settings.memory),
                 preload=preload_for(self.dataset),
-                **({"image": self.settings.sandbox_image} if self.settings.sandbox == "docker" else {}),
+                **sandbox_options(self.settings, self.config.stash[RUN_ID_KEY]),
             )
         return self._sandbox
 
@@ -71,6 +73,11 @@ class Evaluator:
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
+
+
+def sandbox_options(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Options only some sandboxes take (the docker one needs its image and the run id for labels)."""
+    return {"image": settings.sandbox_image, "run_id": run_id} if settings.sandbox == "docker" else {}
 
 
 class HumanEvalCollector(pytest.Collector):

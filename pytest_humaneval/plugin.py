@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Generator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from . import hookspecs
 from .controller import Controller, count_samples
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
 from .options import Settings, add_options, read_settings
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -40,9 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[DATASET_KEY] = dataset
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
+        config.stash[RUN_ID_KEY] = uuid.uuid4().hex[:12]
         config.pluginmanager.register(Controller(config, settings, dataset), "humaneval-controller")
     else:
         config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
+        config.stash[RUN_ID_KEY] = workerinput["humaneval_run_id"]
     if workerinput is not None or not _is_xdist_controller(config):
         workers = int(workerinput["workercount"]) if workerinput else 1
         config.stash[EVALUATOR_KEY] = Evaluator(config, settings, dataset, workers)
