@@ -1,0 +1,124 @@
+"""Docker helpers for the test suite.
+
+Tests that need a Docker engine are marked ``@pytest.mark.docker`` and call :func:`require_docker`
+first (directly, from a fixture, or from a ``pytest_runtest_setup`` hook in ``conftest.py``)::
+
+    @pytest.mark.docker
+    def test_something() -> None:
+        require_docker()
+        image = ensure_test_image()
+        ...
+
+Without a reachable daemon such tests are *skipped* locally, but *fail* when the ``CI``
+environment variable is set (``CI=true`` on GitHub Actions and most CI services), so CI cannot
+silently skip them.  ``.ci/docker-up`` installs/starts Docker and builds the base image
+(:data:`TEST_IMAGE`: Debian bookworm minbase + python3 + python3-numpy, no registry needed).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TEST_IMAGE = os.environ.get("PYTEST_HUMANEVAL_TEST_IMAGE", "pytest-humaneval-test-base:latest")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCKER_UP = REPO_ROOT / ".ci" / "docker-up"
+
+#: Keyword arguments for ``client.containers.run/create`` matching
+#: ``--network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
+#: --user 65534:65534 --pids-limit 64 --memory 256m``.
+HARDENED_CONTAINER_KWARGS: dict[str, Any] = {
+    "network_mode": "none",
+    "network_disabled": True,
+    "read_only": True,
+    "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "user": "65534:65534",
+    "pids_limit": 64,
+    "mem_limit": "256m",
+}
+
+_FALSE_VALUES = {"", "0", "false", "no", "off"}
+
+
+def running_in_ci() -> bool:
+    """True when the ``CI`` environment variable is set to a true-ish value."""
+    return os.environ.get("CI", "").strip().lower() not in _FALSE_VALUES
+
+
+def docker_client(timeout: int = 60) -> Any:
+    """A ``docker.DockerClient`` from the environment (API version negotiated with the daemon)."""
+    import docker  # optional dependency: imported lazily so collection works without it
+
+    return docker.from_env(timeout=timeout)
+
+
+def _unavailable_reason() -> str | None:
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return "the 'docker' Python package is not installed (pip install 'pytest-humaneval[docker]')"
+    try:
+        client = docker_client(timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"Docker daemon not reachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def docker_available() -> bool:
+    """True when the ``docker`` SDK is installed and ``docker.from_env().ping()`` succeeds."""
+    return _unavailable_reason() is None
+
+
+def require_docker() -> None:
+    """Skip the current test if Docker is unavailable, or fail it when running under CI."""
+    reason = _unavailable_reason()
+    if reason is None:
+        return
+    hint = f"; run {DOCKER_UP.relative_to(REPO_ROOT)} (as root) to install/start Docker"
+    if running_in_ci():
+        pytest.fail(f"Docker is required under CI but unavailable: {reason}{hint}", pytrace=False)
+    pytest.skip(f"Docker unavailable: {reason}{hint}")
+
+
+def _image_present(image: str) -> bool:
+    try:
+        client = docker_client(timeout=10)
+    except Exception:
+        return False
+    try:
+        client.images.get(image)
+    except Exception:
+        return False
+    finally:
+        client.close()
+    return True
+
+
+def ensure_test_image() -> str:
+    """Return the base test image name, running ``.ci/docker-up`` first if it is missing.
+
+    ``.ci/docker-up`` is idempotent and serialized with a file lock, so concurrent pytest-xdist
+    workers may call this safely.  Raises ``RuntimeError`` if the image still cannot be found.
+    """
+    if _image_present(TEST_IMAGE):
+        return TEST_IMAGE
+    env = dict(os.environ, PYTEST_HUMANEVAL_TEST_IMAGE=TEST_IMAGE)
+    proc = subprocess.run(
+        ["bash", str(DOCKER_UP)], env=env, capture_output=True, text=True, check=False, timeout=1800
+    )
+    if proc.returncode != 0 or not _image_present(TEST_IMAGE):
+        raise RuntimeError(
+            f"{DOCKER_UP} failed (rc={proc.returncode}) to provide {TEST_IMAGE}:\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
+        )
+    return TEST_IMAGE
