@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openai
 import pytest
-
-pytest.importorskip("torch", reason="the tiny server needs torch (pip install torch==2.13.0)")
-pytest.importorskip("transformers", reason="the tiny server needs pip install 'transformers[serving]'")
-openai = pytest.importorskip("openai")
-
-from tiny_model import build_tiny_qwen3  # noqa: E402
-from tiny_server import ServerInfo, serve_tiny_model  # noqa: E402
+from tiny_model import build_tiny_qwen3
+from tiny_server import ServerInfo, serve_tiny_model
 
 pytestmark = pytest.mark.slow
 
