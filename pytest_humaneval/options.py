@@ -217,6 +217,7 @@ class Settings:
         return base * max(1.0, workers / cores)
 
 
+METAVARS = {"str": "VALUE", "int": "N", "float": "X", "path": "PATH"}
 CONVERT: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "path": Path}
 
 
@@ -238,6 +239,8 @@ def add_options(parser: pytest.Parser) -> None:
         kwargs: dict[str, Any] = {"dest": "humaneval_" + opt.name, "default": None, "help": opt.help}
         if opt.kind == "bool":
             kwargs["action"] = "store_true"
+        elif not opt.choices:
+            kwargs["metavar"] = METAVARS[opt.kind]
         if opt.choices:
             kwargs["choices"] = opt.choices
         group.addoption(opt.cli, **kwargs)
