@@ -118,11 +118,13 @@ class HumanEvalItem(pytest.Item):
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
         )
-        output = result.stdout + (("\n[stderr]\n" + result.stderr) if result.stderr else "")
-        self.add_report_section(
-            "call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}"
-        )
         if not result.passed:
+            # Only failures carry the completion and output (JUnit system-out, pytest's failure
+            # sections): passing reports stay small, which matters across xdist for 1,640 items.
+            output = result.stdout + (("\n[stderr]\n" + result.stderr) if result.stderr else "")
+            self.add_report_section(
+                "call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}"
+            )
             raise ProgramFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

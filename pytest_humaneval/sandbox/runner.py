@@ -307,11 +307,26 @@ def clip(text, n=300):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+_TEST_CODE = {}
+
+
+def compile_test(test):
+    """Compile a problem's test once per runner, not once per sample (HumanEval+ tests reach 500 KB)."""
+    code = _TEST_CODE.get(test)
+    if code is None:
+        if len(_TEST_CODE) > 512:
+            _TEST_CODE.clear()
+        code = _TEST_CODE[test] = compile(test, "<test>", "exec")
+    linecache.cache["<test>"] = (len(test), None, test.splitlines(True), "<test>")
+    return code
+
+
 def run_program(job):
     """Execute solution, then test, then ``check(entry_point)``; return the verdict dict."""
     solution, test, entry = job["solution"], job["test"], job["entry_point"]
-    for name, src in (("<solution>", solution), ("<test>", test)):
-        linecache.cache[name] = (len(src), None, src.splitlines(True), name)
+    linecache.cache["<solution>"] = (len(solution), None, solution.splitlines(True), "<solution>")
+    if "test_code" not in job:
+        job["test_code"] = compile_test(test)
     try:
         code = compile(solution, "<solution>", "exec")
     except (SyntaxError, ValueError) as e:
@@ -326,7 +341,7 @@ def run_program(job):
     try:
         exec(code, g)
         stage = "test"
-        exec(compile(test, "<test>", "exec"), g)
+        exec(job["test_code"], g)
         if entry not in g:
             return {
                 "status": "error",
@@ -358,23 +373,24 @@ def run_program(job):
     return {"status": "passed", "reason": ""}
 
 
-def set_limits(limits, timeout):
-    def lim(res, value):
-        try:
-            resource.setrlimit(res, (value, value))
-        except (ValueError, OSError):
-            pass
+def set_limit(res, value):
+    try:
+        resource.setrlimit(res, (value, value))
+    except (ValueError, OSError):
+        pass
 
+
+def set_inherited_limits(limits):
+    """Limits every program gets, set once on the runner so each fork inherits them."""
     if limits.get("memory_mb"):
-        lim(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
+        set_limit(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
     if limits.get("file_mb"):
-        lim(resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20)
+        set_limit(resource.RLIMIT_FSIZE, int(limits["file_mb"]) << 20)
     if limits.get("open_files"):
-        lim(resource.RLIMIT_NOFILE, int(limits["open_files"]))
+        set_limit(resource.RLIMIT_NOFILE, int(limits["open_files"]))
     if limits.get("processes") and hasattr(resource, "RLIMIT_NPROC"):
-        lim(resource.RLIMIT_NPROC, int(limits["processes"]))
-    lim(resource.RLIMIT_CORE, 0)
-    lim(resource.RLIMIT_CPU, int(timeout) + 2)
+        set_limit(resource.RLIMIT_NPROC, int(limits["processes"]))
+    set_limit(resource.RLIMIT_CORE, 0)
 
 
 def child_main(job, state, workdir, fds):
@@ -390,10 +406,8 @@ def child_main(job, state, workdir, fds):
     os.chdir(workdir)
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
     tempfile.tempdir = workdir
-    sys.stdin = open(0, closefd=False)
-    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
-    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
-    set_limits(state["limits"], job["timeout"])
+    # sys.stdin/stdout/stderr were made once in the runner on fds 0-2, which now lead to the pipes.
+    set_limit(resource.RLIMIT_CPU, int(job["timeout"]) + 2)
     if state["uid"] is not None:
         os.setgroups([])
         os.setgid(state["uid"])
@@ -441,6 +455,18 @@ class Runner:
         os._exit(70)
 
     def run(self, job):
+        try:
+            job["test_code"] = compile_test(job["test"])
+        except (SyntaxError, ValueError) as e:
+            return {
+                "status": "error",
+                "exc_type": type(e).__name__,
+                "duration_s": 0.0,
+                "stdout": "",
+                "stderr": "",
+                "output_dropped": 0,
+                "reason": clip(f"the dataset's test does not compile: {e}"),
+            }
         base = self.state["workbase"]
         workdir = tempfile.mkdtemp(dir=base, prefix="p")
         uid = self.state["uid"]
@@ -634,7 +660,11 @@ def main():
         "isolation": isolation,
     }
     runner = Runner(state)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
     warm_up()
+    set_inherited_limits(state["limits"])
     write_frame(proto_out, {"ready": True, "isolation": isolation, "pid": os.getpid()})
     while True:
         job = read_frame(proto_in)
