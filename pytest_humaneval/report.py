@@ -123,6 +123,13 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     )
     counts = ", ".join(f"{s} {n}" for s, n in report["status_counts"].items())
     lines.append(f"status: {counts}")
+    base = report.get("baseline")
+    if base:
+        failing, passing = base["newly_failing"], base["newly_passing"]
+        lines.append(
+            f"baseline (pass@1 {base['baseline_pass_at_1'] or 0:.4f}): "
+            f"{len(failing)} newly failing {failing or ''}, {len(passing)} newly passing {passing or ''}"
+        )
     for task in report.get("known_defects", []):
         why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
         lines.append(f"known dataset defect {task}: {why}")
@@ -135,3 +142,70 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
             )
         )
     return lines
+
+
+def solved(report: dict[str, Any]) -> dict[str, bool]:
+    """Per problem: solved when at least half of its samples pass (with one sample: when it passes)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in report["results"]:
+        counts[r["task_id"]][0] += 1
+        counts[r["task_id"]][1] += bool(r["passed"])
+    return {t: 2 * c >= n for t, (n, c) in counts.items()}
+
+
+def compare_to_baseline(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Problems that newly fail or newly pass against an earlier report of the same dataset."""
+    now, before = solved(report), solved(baseline)
+    common = sorted(set(now) & set(before), key=_task_key)
+    return {
+        "baseline_pass_at_1": baseline.get("pass_at_k", {}).get("1"),
+        "newly_failing": [t for t in common if before[t] and not now[t]],
+        "newly_passing": [t for t in common if now[t] and not before[t]],
+        "compared": len(common),
+    }
+
+
+def read_baseline(path: Path, dataset_sha: str) -> dict[str, Any]:
+    """Load an earlier JSON report; refuse one made on another dataset."""
+    from .errors import HumanEvalError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HumanEvalError(f"--humaneval-baseline={path}: file not found") from None
+    except (OSError, ValueError) as e:
+        raise HumanEvalError(f"--humaneval-baseline={path}: not a JSON report ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise HumanEvalError(
+            f"--humaneval-baseline={path}: not a pytest-humaneval JSON report (no 'results')"
+        )
+    if data.get("dataset_sha") not in (None, dataset_sha):
+        raise HumanEvalError(
+            f"--humaneval-baseline={path} was made on another dataset (sha {data.get('dataset_sha')}, "
+            f"this run {dataset_sha}): compare runs of the same dataset"
+        )
+    return data
+
+
+def markdown_summary(report: dict[str, Any]) -> str:
+    """A GitHub step summary: pass@k, statuses, baseline changes."""
+    lines = [f"### HumanEval: {report.get('model')} on {report.get('dataset')}", ""]
+    lo, hi = report.get("pass_at_1_ci95", (0.0, 0.0))
+    lines += ["| metric | value |", "| --- | --- |"]
+    lines += [f"| pass@{k} | {v:.4f} |" for k, v in report["pass_at_k"].items()]
+    lines += [
+        f"| 95% CI (pass@1) | {lo:.3f} - {hi:.3f} |",
+        f"| passed | {report['passed']}/{report['total']} |",
+    ]
+    lines += ["", "| status | programs |", "| --- | --- |"]
+    lines += [f"| {s} | {n} |" for s, n in report["status_counts"].items()]
+    base = report.get("baseline")
+    if base:
+        lines += ["", f"Against the baseline (pass@1 {base['baseline_pass_at_1'] or 0:.4f}):"]
+        lines.append(
+            f"- newly failing ({len(base['newly_failing'])}): {', '.join(base['newly_failing']) or 'none'}"
+        )
+        lines.append(
+            f"- newly passing ({len(base['newly_passing'])}): {', '.join(base['newly_passing']) or 'none'}"
+        )
+    return "\n".join(lines) + "\n"

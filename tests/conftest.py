@@ -1,11 +1,37 @@
-"""Shared test set-up: Docker-marked tests need a reachable engine (skip locally, fail under CI)."""
+"""Shared test set-up: Docker-marked tests need a reachable engine (skip locally, fail under CI); the
+tiny Qwen3 model and its ``transformers serve`` are built and started once per session."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 from docker_support import require_docker
+
+if TYPE_CHECKING:
+    from tiny_server import ServerInfo
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("docker"):
         require_docker()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen3 model directory, built once per test session."""
+    from tiny_model import build_tiny_qwen3
+
+    return build_tiny_qwen3(tmp_path_factory.mktemp("tiny-qwen3") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_endpoint(tiny_qwen3: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    """``transformers serve`` running the tiny model for the whole session (its log: ``.log_path``)."""
+    from tiny_server import serve_tiny_model
+
+    log = tmp_path_factory.mktemp("tiny-serve") / "serve.log"
+    with serve_tiny_model(tiny_qwen3, log_path=log) as server:
+        yield server

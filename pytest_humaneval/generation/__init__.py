@@ -1,0 +1,346 @@
+"""Generation, once per session on the controller: from the dataset to a completions file.
+
+Order of sources: the ``pytest_humaneval_generate`` hook (the user's own model, no server), else a
+server (``--humaneval-endpoint``, or one started by :mod:`.server`). Server answers go through the
+cache first: a run whose every sample is cached contacts no server and starts none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from ..dataset import Dataset, Problem
+from ..errors import HumanEvalError
+from ..fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
+from ..options import Settings
+from .cache import REUSABLE, CompletionCache, RunSpec, write_resolved
+from .client import Answer, Fatal, Generator, Request, check_endpoint, make_client, sampling_from
+from .extract import Extraction, extract
+from .progress import Progress
+from .prompts import build_messages, load_template, messages_digest
+
+#: What the report records about generation (set once generation is done).
+GENERATION_KEY = pytest.StashKey[dict[str, Any]]()
+#: The server this session started (stopped at the end unless --humaneval-keep-server).
+SERVER_KEY = pytest.StashKey[Any]()
+
+
+def generate_completions(config: pytest.Config, settings: Settings, dataset: Dataset, samples: int) -> Path:
+    """Produce ``samples`` completions per problem and return the completions file workers read."""
+    started = time.monotonic()
+    answers = config.hook.pytest_humaneval_generate(
+        config=config, problems=list(dataset), samples=samples, think=settings.think
+    )
+    if answers is not None:
+        config.stash[NO_ENDPOINT_KEY] = "pytest_humaneval_generate produced the answers: no server ran"
+        return _from_hook(config, settings, dataset, samples, answers, started)
+    if settings.backend != "server":
+        raise HumanEvalError(
+            f"--humaneval-backend={settings.backend} is not available in this version; use the default "
+            "server backend (--humaneval-endpoint=URL, or SGLang started by the plugin)"
+        )
+    return _from_server(config, settings, dataset, samples, started)
+
+
+def stop_server(config: pytest.Config, settings: Settings) -> None:
+    """Stop the server this session started (on every exit path), unless it is to be kept."""
+    handle = config.stash.get(SERVER_KEY, None)
+    if handle is None:
+        return
+    del config.stash[SERVER_KEY]
+    try:
+        handle.stop()  # under --humaneval-keep-server this leaves it running for the next run
+    except HumanEvalError as e:  # at the very end: say it, rather than a traceback from unconfigure
+        _say(config, f"humaneval: {e}")
+        return
+    if settings.keep_server:
+        _say(config, f"humaneval: server left running at {handle.base_url} (--humaneval-keep-server)")
+
+
+# -- from a server ------------------------------------------------------------------------------------
+
+
+def _from_server(
+    config: pytest.Config, settings: Settings, dataset: Dataset, samples: int, started: float
+) -> Path:
+    sampling = sampling_from(settings)
+    template = load_template(settings.prompt_template)
+    spec = RunSpec(
+        model=settings.model,
+        think=settings.think,
+        sampling=sampling.as_dict(),
+        extra_body=sampling.extra_body,
+        model_path=str(settings.model_path) if settings.model_path and not settings.endpoint else None,
+    )
+    requests: list[Request] = []
+    for problem in dataset:
+        messages = build_messages(config, problem, settings.think, template)
+        digest = messages_digest(messages)
+        for index in range(samples):
+            key = spec.key(problem.digest, digest, index)
+            requests.append(Request(problem.task_id, index, key, messages))
+
+    cache = CompletionCache.for_spec(settings.output, spec)
+    found = cache.load()
+    missing = [r for r in requests if r.key not in found]
+    errors: dict[str, dict[str, Any]] = {}
+    meta: dict[str, Any] = {
+        "model": settings.model,
+        "source": "endpoint" if settings.endpoint else settings.server,
+        "think": settings.think,
+        "sampling": sampling.as_dict(),
+        "extra_body": sampling.extra_body,
+        "prompt_template": str(settings.prompt_template) if settings.prompt_template else "default",
+        "samples_per_problem": samples,
+        "cache": str(cache.path),
+        "cached": len(requests) - len(missing),
+        "requested": len(missing),
+    }
+    if settings.endpoint:
+        _endpoint_from_options(config, settings)
+    elif not missing:
+        config.stash[NO_ENDPOINT_KEY] = "every completion came from the cache, so no server was started"
+
+    if missing:
+        cache.open()  # an unwritable output directory fails here, before a server starts
+        endpoint = _open_endpoint(config, settings)
+        meta["endpoint"] = endpoint.base_url
+
+        def on_answer(request: Request, answer: Answer) -> None:
+            record = make_record(config, dataset.problems[request.task_id], request, answer)
+            cache.append(record)
+            (found if record["status"] in REUSABLE else errors)[request.key] = record
+
+        gen_started = time.monotonic()
+        try:
+            with _terminal(config) as out, Progress(len(missing), file=out) as progress:
+                dropped = asyncio.run(_generate(settings, endpoint, sampling, missing, on_answer, progress))
+        except Fatal as e:
+            done = len(requests) - len([r for r in requests if r.key not in found and r.key not in errors])
+            raise HumanEvalError(
+                f"{e}. The {done} answers that arrived are cached in {cache.path}; fix the cause and "
+                "rerun to generate the rest"
+            ) from None
+        finally:
+            cache.close()
+        wall = time.monotonic() - gen_started
+        meta["dropped_params"] = dropped
+        meta["generation_wall_s"] = round(wall, 3)
+
+    records = [found.get(r.key) or errors[r.key] for r in requests]
+    resolved = write_resolved(cache.path.with_name(f"{spec.stem}.{dataset.name}.jsonl"), records)
+    new = [errors.get(r.key) or found[r.key] for r in missing]
+    new_tokens = sum(int((rec.get("usage") or {}).get("completion_tokens") or 0) for rec in new)
+    if missing:
+        meta["tokens_per_s"] = round(new_tokens / max(meta["generation_wall_s"], 1e-9), 1)
+    meta.update(_totals(records))
+    meta["completions"] = str(resolved)
+    meta["wall_s"] = round(time.monotonic() - started, 3)
+    config.stash[GENERATION_KEY] = meta
+    generated = (
+        f"{len(missing)} generated in {meta['generation_wall_s']:.1f} s ({meta['tokens_per_s']:,.0f} tok/s, "
+        f"{meta['statuses'].get('generation_error', 0)} generation errors)"
+        if missing
+        else "nothing to generate"
+    )
+    skipped = f"; {cache.skipped_lines} unreadable cache line(s) skipped" if cache.skipped_lines else ""
+    _say(
+        config,
+        f"humaneval: {len(records)} samples of {settings.model}: {meta['cached']} from the cache, "
+        f"{generated}{skipped}; cache {cache.path}",
+    )
+    return resolved
+
+
+async def _generate(
+    settings: Settings,
+    endpoint: Endpoint,
+    sampling: Any,
+    requests: list[Request],
+    on_answer: Any,
+    progress: Progress,
+) -> list[str]:
+    client = make_client(endpoint.base_url, endpoint.api_key, settings.request_timeout)
+    try:
+        await check_endpoint(client, endpoint.base_url, endpoint.model)
+        generator = Generator(
+            client,
+            base_url=endpoint.base_url,
+            model=endpoint.model,
+            sampling=sampling,
+            concurrency=settings.concurrency,
+            timeout=settings.request_timeout,
+        )
+        await generator.run(requests, on_answer, progress)
+        return generator.dropped
+    finally:
+        await client.close()
+
+
+def make_record(config: pytest.Config, problem: Problem, request: Request, answer: Answer) -> dict[str, Any]:
+    """The cache record of one answer (also a valid completions-file line)."""
+    if answer.error is not None:
+        result = Extraction("", "generation_error", answer.error)
+    else:
+        result = extract_answer(
+            config, problem, answer.content, answer.reasoning_content, answer.finish_reason
+        )
+    return {
+        "task_id": request.task_id,
+        "sample": request.sample,
+        "completion": result.completion,
+        "status": result.status,
+        "reason": result.reason,
+        "raw": answer.content,
+        "reasoning_content": answer.reasoning_content,
+        "finish_reason": answer.finish_reason,
+        "usage": answer.usage,
+        "latency_s": round(answer.latency_s, 3),
+        "attempts": answer.attempts,
+        "key": request.key,
+    }
+
+
+def extract_answer(
+    config: pytest.Config,
+    problem: Problem,
+    content: str | None,
+    reasoning_content: str | None = None,
+    finish_reason: str | None = None,
+) -> Extraction:
+    """``pytest_humaneval_extract_code`` when a plugin implements it, else the built-in extraction."""
+    code = config.hook.pytest_humaneval_extract_code(config=config, problem=problem, answer=content or "")
+    if code is None:
+        return extract(problem, content, reasoning_content=reasoning_content, finish_reason=finish_reason)
+    if not isinstance(code, str):
+        raise HumanEvalError(
+            f"pytest_humaneval_extract_code returned {type(code).__name__} for {problem.task_id}: "
+            "return the code as a str, or None for the built-in extraction"
+        )
+    if code.strip():
+        return Extraction(code)
+    if finish_reason == "length":
+        return Extraction("", "truncated", "the answer was cut by max_tokens; raise --humaneval-max-tokens")
+    return Extraction("", "no_code", "pytest_humaneval_extract_code found no code in the answer")
+
+
+def _totals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    usage: Counter[str] = Counter()
+    for rec in records:
+        for k in ("prompt_tokens", "completion_tokens"):
+            usage[k] += int((rec.get("usage") or {}).get(k) or 0)
+    statuses = Counter(rec["status"] for rec in records)
+    return {"statuses": dict(sorted(statuses.items())), "usage": dict(usage)}
+
+
+# -- endpoints ----------------------------------------------------------------------------------------
+
+
+def _endpoint_from_options(config: pytest.Config, settings: Settings) -> Endpoint:
+    assert settings.endpoint
+    endpoint = Endpoint(
+        base_url=settings.endpoint.rstrip("/"),
+        model=settings.model,
+        api_key=settings.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+    )
+    config.stash[ENDPOINT_KEY] = endpoint
+    return endpoint
+
+
+def _open_endpoint(config: pytest.Config, settings: Settings) -> Endpoint:
+    """The given endpoint, or a server started now (stopped by :func:`stop_server`)."""
+    if settings.endpoint:
+        return _endpoint_from_options(config, settings)
+    from .server import start_server
+
+    handle = start_server(settings, notify=lambda line: _say(config, f"humaneval: {line}"))
+    config.stash[SERVER_KEY] = handle
+    endpoint = Endpoint(base_url=handle.base_url, model=handle.model, api_key=handle.api_key or "EMPTY")
+    config.stash[ENDPOINT_KEY] = endpoint
+    return endpoint
+
+
+# -- from the pytest_humaneval_generate hook ----------------------------------------------------------
+
+
+def _from_hook(
+    config: pytest.Config,
+    settings: Settings,
+    dataset: Dataset,
+    samples: int,
+    answers: Any,
+    started: float,
+) -> Path:
+    if not isinstance(answers, dict):
+        raise HumanEvalError(
+            f"pytest_humaneval_generate returned {type(answers).__name__}: return "
+            "{task_id: [answer_text, ...]} (or None to use a server)"
+        )
+    unknown = [t for t in answers if t not in dataset.problems]
+    if unknown:
+        raise HumanEvalError(
+            f"pytest_humaneval_generate returned answers for {', '.join(map(repr, unknown[:3]))}, which "
+            f"are not in dataset {dataset.name}; return answers for its task ids"
+        )
+    records = []
+    for problem in dataset:
+        texts = answers.get(problem.task_id) or []
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise HumanEvalError(
+                f"pytest_humaneval_generate: the answers for {problem.task_id} must be a list of str"
+            )
+        for index in range(samples):
+            if index < len(texts):
+                result = extract_answer(config, problem, texts[index])
+            else:
+                result = Extraction("", "no_code", "pytest_humaneval_generate returned no answer for it")
+            records.append(
+                {
+                    "task_id": problem.task_id,
+                    "sample": index,
+                    "completion": result.completion,
+                    "status": result.status,
+                    "reason": result.reason,
+                    "raw": texts[index] if index < len(texts) else None,
+                }
+            )
+    path = write_resolved(settings.output / "completions" / f"hook.{dataset.name}.jsonl", records)
+    config.stash[GENERATION_KEY] = {
+        "model": "pytest_humaneval_generate",
+        "source": "hook",
+        "think": settings.think,
+        "samples_per_problem": samples,
+        "completions": str(path),
+        "wall_s": round(time.monotonic() - started, 3),
+        **_totals(records),
+    }
+    return path
+
+
+# -- terminal -----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _terminal(config: pytest.Config) -> Iterator[IO[str]]:
+    """The real stdout, even while pytest captures output (generation runs inside sessionstart)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield sys.stdout
+        return
+    with capman.global_and_fixture_disabled():
+        yield sys.stdout
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    with _terminal(config) as out:
+        print(line, file=out, flush=True)

@@ -1,0 +1,191 @@
+"""Never lose a completion: an append-only JSONL cache keyed by everything that determines an answer.
+
+One file per run configuration (model, think mode, sampling parameters, extra body):
+``OUTPUT/completions/<model>-<config hash>.cache.jsonl``. Each line is one sample, appended with a
+single ``os.write`` under a file lock as soon as its answer arrives, so a crash loses at most the
+requests in flight, and two pytest runs sharing the file never interleave lines. Each record's
+``key`` adds the problem's hash, the exact messages and the sample index to the configuration, so a
+changed problem or prompt template misses the cache while everything else is reused.
+
+The cache may hold other problems, failed attempts and a half-written last line, so workers do not
+read it: :func:`write_resolved` writes the samples of this run, one per (task, sample), to
+``OUTPUT/completions/<model>-<config hash>.<dataset>.jsonl`` in the completions-file format (which
+can be passed back with ``--humaneval-completions``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from ..errors import HumanEvalError
+
+#: Bump when the record format or the meaning of a key changes: old caches are then not reused.
+CACHE_VERSION = 1
+
+#: Records with these statuses are answers; a ``generation_error`` is retried on the next run.
+REUSABLE = ("ok", "truncated", "no_code")
+
+LOCK_TIMEOUT_S = 60.0
+
+
+def _digest(obj: Any, size: int = 16) -> str:
+    data = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:size]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What determines an answer besides the problem, its messages and the sample index."""
+
+    model: str
+    think: bool
+    sampling: dict[str, Any]  # temperature, top_p, top_k, min_p, max_tokens, seed (None = not sent)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "v": CACHE_VERSION,
+            "model": self.model,
+            "model_path": self.model_path,
+            "think": self.think,
+            "sampling": self.sampling,
+            "extra_body": self.extra_body,
+        }
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.as_dict(), 12)
+
+    def key(self, problem_digest: str, messages_digest: str, sample: int) -> str:
+        """The cache key of one sample."""
+        return _digest([self.digest, problem_digest, messages_digest, sample], 24)
+
+    @property
+    def stem(self) -> str:
+        """File name stem: readable model name, then the configuration hash."""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.rstrip("/").split("/")[-1]).strip("_.")
+        return f"{name[:60] or 'model'}-{'think-' if self.think else ''}{self.digest}"
+
+
+class CompletionCache:
+    """The append-only cache file of one run configuration."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        self.skipped_lines = 0
+        self._fd: int | None = None
+
+    @classmethod
+    def for_spec(cls, output: Path, spec: RunSpec) -> CompletionCache:
+        return cls(output / "completions" / f"{spec.stem}.cache.jsonl")
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """``{key: record}``: the last reusable record of each key; unreadable lines are skipped."""
+        found: dict[str, dict[str, Any]] = {}
+        self.skipped_lines = 0
+        try:
+            fh = self.path.open("rb")
+        except FileNotFoundError:
+            return found
+        except OSError as e:
+            raise HumanEvalError(
+                f"{self.path}: cannot read the completion cache ({e.strerror or e}); check --humaneval-output"
+            ) from None
+        with fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut by a crash mid-write
+                    self.skipped_lines += 1
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    self.skipped_lines += 1
+                    continue
+                if record.get("status") in REUSABLE:
+                    found[record["key"]] = record
+        return found
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record now: a single ``os.write`` of the whole line, under the file lock."""
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        with self._locked():
+            fd = self._open()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def open(self) -> None:
+        """Create the file now, so an unwritable output directory fails before any request is sent."""
+        with self._locked():
+            self._open()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+        except Timeout:
+            raise HumanEvalError(
+                f"{self.lock.lock_file} stayed locked for {LOCK_TIMEOUT_S:g} s: another pytest run is "
+                "writing this cache; wait for it, or give this run its own --humaneval-output"
+            ) from None
+        except OSError as e:
+            raise HumanEvalError(
+                f"{self.path.parent}: cannot write the completion cache ({e.strerror or e}); "
+                "check --humaneval-output"
+            ) from None
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def _open(self) -> int:
+        """Open for appending (under the lock); end a line left without its newline by a crash."""
+        if self._fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise HumanEvalError(
+                    f"{self.path}: cannot write the completion cache ({e.strerror or e}); "
+                    "check --humaneval-output"
+                ) from None
+            self._fd = fd
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            os.write(self._fd, b"\n")
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def write_resolved(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write this run's samples as a completions file, atomically (workers never see half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

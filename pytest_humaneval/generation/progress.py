@@ -1,0 +1,141 @@
+"""The generation progress display: a live rich bar on a terminal, a few plain lines otherwise (CI logs).
+
+Shows done/total, requests in flight, output tokens per second (from the servers' usage) and an ETA.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+#: Without a terminal, print a line at every tenth of the work and at least this often.
+PLAIN_EVERY_S = 30.0
+
+
+class Progress:
+    """Counts requests; ``show`` decides how they are displayed."""
+
+    def __init__(self, total: int, *, file: IO[str] | None = None, label: str = "generating") -> None:
+        self.total = total
+        self.done = 0
+        self.in_flight = 0
+        self.tokens = 0
+        self.failed = 0
+        self.label = label
+        self.file = file or sys.stdout
+        self.started = time.monotonic()
+        self._live: Any = None
+        self._task: Any = None
+        self._next_plain = 0
+        self._last_plain = self.started
+        self._printed = -1  # the done count of the last plain line
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Progress:
+        if self.total and _is_tty(self.file):
+            self._start_rich()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._refresh()
+            self._live.stop()
+            self._live = None
+        else:
+            self._plain(force=True)
+
+    def sent(self) -> None:
+        self.in_flight += 1
+        self._refresh()
+
+    def finished(self, tokens: int = 0, failed: bool = False) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self.done += 1
+        self.tokens += tokens
+        self.failed += failed
+        self._refresh()
+        self._plain()
+
+    def abandoned(self) -> None:
+        """A request that was in flight when the run stopped."""
+        self.in_flight = max(0, self.in_flight - 1)
+        self._refresh()
+
+    # -- numbers --------------------------------------------------------------------------------
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+
+    def eta_s(self) -> float | None:
+        if not self.done:
+            return None
+        return self.elapsed / self.done * (self.total - self.done)
+
+    def line(self) -> str:
+        eta = self.eta_s()
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (
+            f"humaneval: {self.label} {self.done}/{self.total} done, {self.in_flight} in flight{failed}, "
+            f"{self.tokens_per_s:,.0f} tok/s, {self.elapsed:.0f} s elapsed"
+            + (f", ETA {eta:.0f} s" if eta is not None and self.done < self.total else "")
+        )
+
+    # -- display --------------------------------------------------------------------------------
+
+    def _start_rich(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self._live = RichProgress(
+            TextColumn(f"humaneval: {self.label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[in_flight]} in flight"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=self.file),
+            transient=False,
+        )
+        self._task = self._live.add_task(self.label, total=self.total, in_flight=0, tps="0")
+        self._live.start()
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(
+                self._task, completed=self.done, in_flight=self.in_flight, tps=f"{self.tokens_per_s:,.0f}"
+            )
+
+    def _plain(self, force: bool = False) -> None:
+        if self._live is not None or not self.total:
+            return
+        now = time.monotonic()
+        step = max(1, self.total // 10)
+        due = self.done >= self._next_plain or now - self._last_plain >= PLAIN_EVERY_S
+        if (due or force) and self._printed != self.done:
+            self._next_plain = (self.done // step + 1) * step
+            self._last_plain = now
+            self._printed = self.done
+            print(self.line(), file=self.file, flush=True)
+
+
+def _is_tty(file: IO[str]) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):
+        return False

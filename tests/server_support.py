@@ -1,0 +1,62 @@
+"""Shared by the server lifecycle tests: Settings for the stand-in SGLang, free ports, a child script."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pytest_humaneval.options import OPTIONS, Settings
+
+TESTS_DIR = Path(__file__).resolve().parent
+STANDIN_DIR = TESTS_DIR / "sglang_standin"  # holds the stand-in `sglang` package and its Dockerfile
+STANDIN_MODEL = "standin/Qwen3-0.6B"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name() -> str:
+    return f"pytest-humaneval-sglang-test-{uuid.uuid4().hex[:10]}"
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Every option at its default, then what a stand-in run needs, then ``overrides``."""
+    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
+    values.update(
+        model=STANDIN_MODEL,
+        gpus="none",
+        port=free_port(),
+        container_name=unique_name(),
+        startup_timeout=60.0,
+        output=tmp_path / "out",
+    )
+    values.update(overrides)
+    return Settings(enabled=True, debug=False, rootdir=tmp_path, **values)
+
+
+CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from server_support import make_settings
+from pytest_humaneval.generation.server import start_server
+
+settings = make_settings(Path({tmp!r}), **{overrides!r})
+handle = start_server(settings, notify=lambda message: print(message, flush=True))
+print("HEALTHY", handle.ident, flush=True)
+"""
+
+
+def spawn_child(tmp_path: Path, env: dict[str, str] | None = None, **overrides: Any) -> subprocess.Popen[str]:
+    """A separate Python that starts a server and exits without stop(): for signals and the atexit path."""
+    code = CHILD.format(tests=str(TESTS_DIR), tmp=str(tmp_path), overrides=overrides)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )

@@ -1,0 +1,1 @@
+"""Stand-in for the ``sglang`` package in tests: only ``python -m sglang.launch_server``, no model."""
