@@ -22,6 +22,7 @@ from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
 from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, sandbox_options
 from .options import Settings
+from .provenance import build_provenance, header_lines
 from .report import (
     compare_to_baseline,
     format_summary,
@@ -65,6 +66,9 @@ class Controller:
             if self.settings.baseline is not None:
                 self.baseline = read_baseline(self.settings.baseline, self.dataset.digest)
             self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
+            # Known before any item runs (for the header) and fails early: no Docker daemon, an image
+            # without python3, a runner that cannot start.
+            self.isolation = probe_isolation(self.config, self.settings)
         except HumanEvalError as e:
             raise pytest.UsageError(str(e)) from None
 
@@ -109,10 +113,9 @@ class Controller:
             f"sha {self.dataset.digest}), completions {s.completions or 'generated'}, "
             f"timeout {timeout:g} s/program"
         ]
-        self.isolation = probe_isolation(config, s)
         summary, _ = describe_isolation(s.sandbox, self.isolation)
         lines.append("humaneval: " + summary)
-        return lines
+        return lines + header_lines(self.generation)
 
     # -- while items run ------------------------------------------------------------------------
 
@@ -134,6 +137,7 @@ class Controller:
         if not self.results:
             return
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
+        timeout = self.settings.program_timeout(self.dataset.name, _workers(self.config))
         self.report = summarize(
             self.results,
             dataset=self.dataset.name,
@@ -143,11 +147,14 @@ class Controller:
             completions=self.settings.completions or "generated",
             samples_per_problem=max(r.sample + 1 for r in self.results),
             sandbox=summary,
-            timeout_s=self.settings.program_timeout(self.dataset.name, _workers(self.config)),
+            timeout_s=timeout,
             wall_s=round(time.monotonic() - self.started, 3),
             plugin_version=__version__,
             **({"generation": self.generation} if self.generation else {}),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            provenance=build_provenance(
+                self.settings, self.dataset, self.generation, timeout_s=timeout, isolation=summary
+            ),
         )
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
@@ -209,7 +216,8 @@ def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway
         return evaluator.sandbox.start()
-    options = sandbox_options(settings, config.stash[RUN_ID_KEY])
+    workers = _workers(config)
+    options = sandbox_options(settings, config.stash[RUN_ID_KEY], settings.parallel_per_process(workers))
     sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory), **options)
     try:
         return sandbox.start()

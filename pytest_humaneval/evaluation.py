@@ -6,6 +6,8 @@ both call it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .completions import PRESET_STATUSES, Sample
 from .dataset import Dataset, Problem
 from .sandbox import Job, Sandbox
@@ -18,20 +20,34 @@ PRESET_REASONS = {
 }
 
 
-def judge(dataset: Dataset, problem: Problem, sample: Sample, sandbox: Sandbox, timeout: float) -> Result:
-    """The verdict on ``sample``: preset statuses and empty answers are not run."""
+def prepare(dataset: Dataset, problem: Problem, sample: Sample, timeout: float) -> Job | Result:
+    """The job to run for ``sample``, or its verdict already: preset statuses and empty answers."""
     if sample.status in PRESET_STATUSES:
         status = sample.status or "no_code"
         result = Result(problem.task_id, sample.index, status, sample.reason or PRESET_REASONS[status])
     elif sample.empty:
         result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
     else:
-        job = Job(sample.program(problem), problem.test, problem.entry_point, timeout)
-        result = Result.from_runner(problem.task_id, sample.index, sandbox.run(job), sample.completion)
+        return Job(sample.program(problem), problem.test, problem.entry_point, timeout)
+    return conclude(dataset, problem, sample, result)
+
+
+def conclude(dataset: Dataset, problem: Problem, sample: Sample, outcome: dict[str, Any] | Result) -> Result:
+    """The verdict from the runner's answer (or a preset one), with what the report needs to know."""
+    if isinstance(outcome, Result):
+        result = outcome
+    else:
+        result = Result.from_runner(problem.task_id, sample.index, outcome, sample.completion)
     result.completion = sample.completion
     if not result.passed:
         result.known_defect = dataset.known_defect(problem.task_id)
     return result
+
+
+def judge(dataset: Dataset, problem: Problem, sample: Sample, sandbox: Sandbox, timeout: float) -> Result:
+    """The verdict on ``sample``, run now."""
+    job = prepare(dataset, problem, sample, timeout)
+    return job if isinstance(job, Result) else conclude(dataset, problem, sample, sandbox.run(job))
 
 
 def preload_for(dataset: Dataset) -> tuple[str, ...]:

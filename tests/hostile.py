@@ -8,13 +8,15 @@ and by the plugin runs under xdist.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 PROMPT = 'def double(x):\n    """Return twice x."""\n'
 TEST = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(-3) == -6\n"
 
-#: A marker in the command line of processes a program leaves behind, to find them on the host.
+#: A marker in the command line of processes a program leaves behind, to find them on the host;
+#: ``body_for`` makes it unique per use so tests running side by side don't see each other's.
 LEFTOVER_MARK = "4242.4242"
 
 
@@ -126,8 +128,17 @@ CASES = [
 ]
 
 
-def body_for(case: Case, port: int, outside: Path) -> str:
-    return case.body.replace("PORT", str(port)).replace("OUTSIDE", repr(str(outside)))
+def body_for(case: Case, port: int, outside: Path, mark: str = LEFTOVER_MARK) -> str:
+    return (
+        case.body.replace("PORT", str(port))
+        .replace("OUTSIDE", repr(str(outside)))
+        .replace(LEFTOVER_MARK, mark)
+    )
+
+
+def unique_mark() -> str:
+    """A sleep duration nobody else uses, to tell this test's leftovers from others'."""
+    return f"4242.{uuid.uuid4().int % 10**9:09d}"
 
 
 def write_dataset(path: Path, cases: list[Case]) -> Path:
@@ -149,23 +160,27 @@ def write_dataset(path: Path, cases: list[Case]) -> Path:
     return path
 
 
-def write_completions(path: Path, cases: list[Case], port: int, outside: Path) -> Path:
+def write_completions(
+    path: Path, cases: list[Case], port: int, outside: Path, mark: str = LEFTOVER_MARK
+) -> Path:
     with path.open("w") as fh:
         for case in cases:
             fh.write(
-                json.dumps({"task_id": f"Hostile/{case.name}", "completion": body_for(case, port, outside)})
+                json.dumps(
+                    {"task_id": f"Hostile/{case.name}", "completion": body_for(case, port, outside, mark)}
+                )
             )
             fh.write("\n")
     return path
 
 
-def leftovers() -> list[int]:
-    """PIDs of processes on the host that a hostile program left behind."""
+def leftovers(mark: str = LEFTOVER_MARK) -> list[int]:
+    """PIDs of processes on the host that a hostile program (using ``mark``) left behind."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if LEFTOVER_MARK.encode() in (entry / "cmdline").read_bytes():
+                if mark.encode() in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 pass

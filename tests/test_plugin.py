@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from hostile import CASES, leftovers, write_completions, write_dataset
+from hostile import CASES, leftovers, unique_mark, write_completions, write_dataset
 
 from pytest_humaneval.dataset import data_dir
 
@@ -296,8 +296,9 @@ def test_known_dataset_defect_is_shown(pytester: pytest.Pytester) -> None:
 
 def test_hostile_programs_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
     dataset = write_dataset(pytester.path / "hostile.jsonl", CASES)
+    mark = unique_mark()
     completions = write_completions(
-        pytester.path / "hostile_completions.jsonl", CASES, 9, tmp_path / "outside.txt"
+        pytester.path / "hostile_completions.jsonl", CASES, 9, tmp_path / "outside.txt", mark
     )
     result = run(
         pytester,
@@ -312,7 +313,7 @@ def test_hostile_programs_under_xdist(pytester: pytest.Pytester, tmp_path: Path)
     assert statuses == {c.name: c.status for c in CASES}
     expected_passed = sum(c.status == "passed" for c in CASES)
     result.assert_outcomes(passed=expected_passed, failed=len(CASES) - expected_passed)
-    assert leftovers() == []
+    assert leftovers(mark) == []
     assert not (tmp_path / "outside.txt").exists()
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile import CASES, PROMPT, TEST, Case, body_for, leftovers
+from hostile import CASES, PROMPT, TEST, Case, body_for, leftovers, unique_mark
 
 from pytest_humaneval.sandbox import Job, Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
@@ -36,9 +36,9 @@ def make_sandbox(namespaces: bool) -> SubprocessSandbox:
         os.environ[NO_NAMESPACES_ENV] = "1"
     try:
         sandbox = SubprocessSandbox(Limits(memory_mb=1024, processes=32))
-        sandbox.start()
     finally:
         os.environ.pop(NO_NAMESPACES_ENV, None)
+    sandbox.start()
     return sandbox
 
 
@@ -62,12 +62,13 @@ def test_hostile_case(
         pytest.skip("unsafe for the host without namespaces (the program could reach it)")
     outside = tmp_path / "outside.txt"
     start = time.monotonic()
-    verdict = run(sandbox, body_for(case, listener.getsockname()[1], outside))
+    mark = unique_mark()
+    verdict = run(sandbox, body_for(case, listener.getsockname()[1], outside, mark))
     elapsed = time.monotonic() - start
     assert verdict["status"] == case.status, verdict
     assert case.reason_has in verdict["reason"]
     assert elapsed < TIMEOUT + 3, "the verdict took far longer than the time limit"
-    assert leftovers() == [], "a process the program started is still running"
+    assert leftovers(mark) == [], "a process the program started is still running"
     assert not outside.exists(), "the program wrote outside its directory"
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
@@ -135,6 +136,68 @@ def test_fallback_reports_reduced_isolation() -> None:
 def test_close_leaves_no_runner() -> None:
     sb = make_sandbox(namespaces=True)
     assert sb.proc is not None
-    pid = sb.proc.pid
+    group = sb.proc.pid  # the runner's process group, whichever process of it is the runner now
+    assert run(sb, "    return x * 2\n")["status"] == "passed"
     sb.close()
-    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    time.sleep(0.1)
+    left = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[2]) == group and stat[0] != "Z":
+                left.append(entry.name)
+    assert left == []
+
+
+def test_programs_run_concurrently_and_time_out_together() -> None:
+    sb = SubprocessSandbox(Limits(), concurrency=4)
+    try:
+        start = time.monotonic()
+        loops = [
+            sb.submit(Job(PROMPT + "    while True:\n        pass\n", TEST, "double", 1.0)) for _ in range(4)
+        ]
+        good = sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 1.0))
+        assert [f.result()["status"] for f in loops] == ["timeout"] * 4
+        assert good.result()["status"] == "passed"
+        assert time.monotonic() - start < 2.5, "four 1 s time-outs did not overlap"
+    finally:
+        sb.close()
+
+
+def test_runner_killer_alone_is_crashed_the_others_are_retried() -> None:
+    """Without namespaces a program can kill the runner; jobs running beside it are run again."""
+    os.environ[NO_NAMESPACES_ENV] = "1"
+    try:
+        sb = SubprocessSandbox(Limits(), concurrency=4)
+    finally:
+        os.environ.pop(NO_NAMESPACES_ENV)
+    try:
+        slow_ok = "    import time\n    time.sleep(0.3)\n    return x * 2\n"
+        killer = (
+            "    import os, signal, time\n    time.sleep(0.1)\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+        )
+        futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in (slow_ok, killer, slow_ok)]
+        statuses = [f.result()["status"] for f in futures]
+        assert statuses == ["passed", "crashed", "passed"]
+        assert sb.restarts >= 1
+    finally:
+        sb.close()
+
+
+@linux_only
+def test_programs_running_side_by_side_cannot_kill_each_other() -> None:
+    sb = SubprocessSandbox(Limits(), concurrency=4)
+    try:
+        if not sb.start()["pid_namespace"]:
+            pytest.skip("no PID namespaces here")
+        slow_ok = "    import time\n    time.sleep(0.5)\n    return x * 2\n"
+        killer = "    import os, signal, time\n    time.sleep(0.1)\n    os.kill(-1, signal.SIGKILL)\n    return x * 2\n"
+        futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in (slow_ok, killer, slow_ok)]
+        verdicts = [f.result() for f in futures]
+        assert [v["status"] for v in verdicts] == ["passed", "error", "passed"], verdicts
+        assert "ProcessLookupError" in verdicts[1]["reason"]
+    finally:
+        sb.close()

@@ -1,8 +1,9 @@
 """Generation, once per session on the controller: from the dataset to a completions file.
 
-Order of sources: the ``pytest_humaneval_generate`` hook (the user's own model, no server), else a
-server (``--humaneval-endpoint``, or one started by :mod:`.server`). Server answers go through the
-cache first: a run whose every sample is cached contacts no server and starts none.
+Order of sources: the ``pytest_humaneval_generate`` hook (the user's own model, no server), else
+``--humaneval-backend``: a server (``--humaneval-endpoint``, or one started by :mod:`.server`) or
+``transformers`` in this process (:mod:`.local`). Both backends go through the cache first: a run
+whose every sample is cached contacts no server, starts none and loads no model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..dataset import Dataset, Problem
 from ..errors import HumanEvalError
 from ..fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
 from ..options import Settings
+from ..provenance import public_url
 from .cache import REUSABLE, CompletionCache, RunSpec, write_resolved
 from .client import Answer, Fatal, Generator, Request, check_endpoint, make_client, sampling_from
 from .extract import Extraction, extract
@@ -44,12 +46,7 @@ def generate_completions(config: pytest.Config, settings: Settings, dataset: Dat
     if answers is not None:
         config.stash[NO_ENDPOINT_KEY] = "pytest_humaneval_generate produced the answers: no server ran"
         return _from_hook(config, settings, dataset, samples, answers, started)
-    if settings.backend != "server":
-        raise HumanEvalError(
-            f"--humaneval-backend={settings.backend} is not available in this version; use the default "
-            "server backend (--humaneval-endpoint=URL, or SGLang started by the plugin)"
-        )
-    return _from_server(config, settings, dataset, samples, started)
+    return _from_model(config, settings, dataset, samples, started)
 
 
 def stop_server(config: pytest.Config, settings: Settings) -> None:
@@ -67,12 +64,17 @@ def stop_server(config: pytest.Config, settings: Settings) -> None:
         _say(config, f"humaneval: server left running at {handle.base_url} (--humaneval-keep-server)")
 
 
-# -- from a server ------------------------------------------------------------------------------------
+# -- from a server or a local model --------------------------------------------------------------------
 
 
-def _from_server(
+def _from_model(
     config: pytest.Config, settings: Settings, dataset: Dataset, samples: int, started: float
 ) -> Path:
+    local = settings.backend == "transformers"
+    if local:
+        from .local import backend_key, check_options
+
+        check_options(settings)
     sampling = sampling_from(settings)
     template = load_template(settings.prompt_template)
     spec = RunSpec(
@@ -81,6 +83,7 @@ def _from_server(
         sampling=sampling.as_dict(),
         extra_body=sampling.extra_body,
         model_path=str(settings.model_path) if settings.model_path and not settings.endpoint else None,
+        backend=backend_key(settings) if local else None,
     )
     requests: list[Request] = []
     for problem in dataset:
@@ -96,7 +99,7 @@ def _from_server(
     errors: dict[str, dict[str, Any]] = {}
     meta: dict[str, Any] = {
         "model": settings.model,
-        "source": "endpoint" if settings.endpoint else settings.server,
+        "source": _source(settings),
         "think": settings.think,
         "sampling": sampling.as_dict(),
         "extra_body": sampling.extra_body,
@@ -106,25 +109,39 @@ def _from_server(
         "cached": len(requests) - len(missing),
         "requested": len(missing),
     }
-    if settings.endpoint:
-        _endpoint_from_options(config, settings)
+    if local:
+        meta["backend"] = spec.backend
+        config.stash[NO_ENDPOINT_KEY] = "the transformers backend generated in this process: no server ran"
+    elif settings.endpoint:
+        meta["endpoint"] = public_url(_endpoint_from_options(config, settings).base_url)
     elif not missing:
         config.stash[NO_ENDPOINT_KEY] = "every completion came from the cache, so no server was started"
 
+    if settings.model_path and not settings.endpoint:
+        meta["model_path"] = str(settings.model_path)
+    if settings.backend == "server" and not settings.endpoint and settings.server == "docker":
+        meta["image"] = settings.image
+
     if missing:
-        cache.open()  # an unwritable output directory fails here, before a server starts
-        endpoint = _open_endpoint(config, settings)
-        meta["endpoint"] = endpoint.base_url
+        cache.open()  # an unwritable output directory fails here, before a server starts or a model loads
 
         def on_answer(request: Request, answer: Answer) -> None:
             record = make_record(config, dataset.problems[request.task_id], request, answer)
             cache.append(record)
             (found if record["status"] in REUSABLE else errors)[request.key] = record
 
-        gen_started = time.monotonic()
         try:
-            with _terminal(config) as out, Progress(len(missing), file=out) as progress:
-                dropped = asyncio.run(_generate(settings, endpoint, sampling, missing, on_answer, progress))
+            if local:
+                used, wall = _generate_locally(config, settings, sampling, missing, on_answer)
+                meta["backend"] = {**meta["backend"], **used}
+            else:
+                endpoint = _open_endpoint(config, settings)
+                meta["endpoint"] = public_url(endpoint.base_url)
+                gen_started = time.monotonic()
+                with _terminal(config) as out, Progress(len(missing), file=out) as progress:
+                    coroutine = _generate(settings, endpoint, sampling, missing, on_answer, progress)
+                    meta["dropped_params"] = asyncio.run(coroutine)
+                wall = time.monotonic() - gen_started
         except Fatal as e:
             done = len(requests) - len([r for r in requests if r.key not in found and r.key not in errors])
             raise HumanEvalError(
@@ -133,8 +150,6 @@ def _from_server(
             ) from None
         finally:
             cache.close()
-        wall = time.monotonic() - gen_started
-        meta["dropped_params"] = dropped
         meta["generation_wall_s"] = round(wall, 3)
 
     records = [found.get(r.key) or errors[r.key] for r in requests]
@@ -160,6 +175,23 @@ def _from_server(
         f"{generated}{skipped}; cache {cache.path}",
     )
     return resolved
+
+
+def _source(settings: Settings) -> str:
+    """Where answers come from: ``transformers``, ``endpoint``, or the server kind (docker, process)."""
+    if settings.backend == "transformers":
+        return "transformers"
+    return "endpoint" if settings.endpoint else settings.server
+
+
+def _generate_locally(
+    config: pytest.Config, settings: Settings, sampling: Any, requests: list[Request], on_answer: Any
+) -> tuple[dict[str, Any], float]:
+    """The transformers backend: what the report records about it, and the seconds spent generating."""
+    from .local import run_local
+
+    with _terminal(config) as out:
+        return run_local(settings, sampling, requests, on_answer, out)
 
 
 async def _generate(

@@ -53,9 +53,12 @@ class RunSpec:
     sampling: dict[str, Any]  # temperature, top_p, top_k, min_p, max_tokens, seed (None = not sent)
     extra_body: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None
+    #: An in-process backend and what else shapes its answers (e.g. dtype); None for servers, whose
+    #: keys (and existing caches) stay as they were.
+    backend: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "v": CACHE_VERSION,
             "model": self.model,
             "model_path": self.model_path,
@@ -63,6 +66,9 @@ class RunSpec:
             "sampling": self.sampling,
             "extra_body": self.extra_body,
         }
+        if self.backend is not None:
+            data["backend"] = self.backend
+        return data
 
     @property
     def digest(self) -> str:

@@ -17,7 +17,7 @@ def make_sandbox(kind: str, limits: Limits, preload: tuple[str, ...] = (), **opt
     if kind == "subprocess":
         from .subprocess_sandbox import SubprocessSandbox
 
-        return SubprocessSandbox(limits, preload=preload)
+        return SubprocessSandbox(limits, preload=preload, **options)  # type: ignore[arg-type]
     if kind == "docker":
         from .docker_sandbox import DockerSandbox
 

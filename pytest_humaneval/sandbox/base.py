@@ -9,6 +9,7 @@ import select
 import struct
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,12 @@ class RunnerGone(Exception):
 
 
 class Sandbox(ABC):
-    """Runs jobs one at a time; lives as long as a pytest process (one per xdist worker)."""
+    """Runs jobs; lives as long as a pytest process (one per xdist worker)."""
 
     kind: str = "?"
     isolation: dict[str, Any]
+    #: Programs it runs at once; above 1, ``submit`` returns before the job is done.
+    concurrency: int = 1
 
     @abstractmethod
     def start(self) -> dict[str, Any]:
@@ -65,9 +68,22 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Stop every process or container this sandbox started."""
 
+    def submit(self, job: Job) -> Future[dict[str, Any]]:
+        """Start ``job``; its verdict arrives on the future. Here: run it now (one at a time)."""
+        future: Future[dict[str, Any]] = Future()
+        future.set_result(self.run(job))
+        return future
+
 
 def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]:
     """A one-line summary of what isolation held, and the list of what is missing."""
+    if info.get("container"):  # the container is the boundary; the runner's namespaces fail inside it
+        held = info.get("hardening") or []
+        missing = list(info.get("hardening_missing") or [])
+        summary = f"{kind} sandbox: container" + (f" ({', '.join(held)})" if held else "") + ", rlimits"
+        if missing:
+            summary += " -- REDUCED ISOLATION, missing: " + "; ".join(missing)
+        return summary, missing
     wanted = {  # key: (what holds, what is missing)
         "network": ("no network", "network isolation"),
         "read_only_fs": ("read-only file system", "read-only file system"),
@@ -79,9 +95,6 @@ def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]
         have.append(f"uid {info['uid']}")
     if info.get("pids_cgroup"):
         have.append("pids cgroup")
-    if info.get("container"):
-        have.insert(0, "container")
-        missing = []
     have.append("rlimits")
     summary = f"{kind} sandbox: " + ", ".join(have)
     if missing:

@@ -169,21 +169,51 @@ def read_only_root(workbase):
     return root_ok
 
 
+#: clone(2)'s number where its first argument is the flags (zeros elsewhere fit every layout).
+SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
+SIGCHLD = 17
+
+
+def fork_new_pid_namespace():
+    """os.fork(), but the child is PID 1 of a new PID namespace: clone(CLONE_NEWPID) between the same
+    interpreter hooks os.fork calls (PyOS_BeforeFork / PyOS_AfterFork_*). Falls back to os.fork."""
+    import platform
+
+    number = SYS_CLONE.get(platform.machine())
+    lib = libc()
+    if number is None or not lib:
+        return os.fork()
+    py_libc = ctypes.PyDLL(lib._name, use_errno=True)  # keeps the GIL across the call, as fork needs
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = py_libc.syscall(
+        ctypes.c_long(number),
+        ctypes.c_ulong(CLONE_NEWPID | SIGCHLD),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        return os.fork()
+    return pid
+
+
 def enter_pid_namespace(fs_private):
     """Become PID 1 of a fresh PID namespace: every process a program starts lives and dies in it.
 
-    The original process stays outside only to wait and mirror our exit. With a private mount
-    namespace, /proc is remounted so programs see (and can signal) nothing outside.
+    The process outside exits at once (it would only idle as a second interpreter); the host keeps
+    the runner's process group and its pipes. With a private mount namespace, /proc is remounted so
+    programs see (and can signal) nothing outside.
     """
     if not unshare(CLONE_NEWPID):
         return False
-    pid = os.fork()
-    if pid:
-        os.closerange(3, 1 << 16)
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.fork():
+        os._exit(0)
     if fs_private:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     return True
@@ -260,10 +290,9 @@ def isolate(opts, workbase):
     info = {"platform": sys.platform, "python": sys.version.split()[0]}
     linux = sys.platform.startswith("linux")
     info["subreaper"] = bool(linux and prctl(PR_SET_CHILD_SUBREAPER, 1))
-    if linux and opts.get("parent_pid"):
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != opts["parent_pid"]:
-            os._exit(1)
+    # No PR_SET_PDEATHSIG here: it fires when the host *thread* that started us ends, and hosts start
+    # replacement runners from short-lived threads. The host's death shows as end of file on stdin,
+    # which the event loop always watches; programs die with the runner (their own PDEATHSIG).
     root = os.geteuid() == 0
     wanted = opts.get("isolate", True)
     cgroup = linux and root and wanted and opts.get("pids") and join_pids_cgroup(opts["pids"])
@@ -436,132 +465,216 @@ def child_main(job, state, workdir, fds):
 # ------------------------------------------------------------------------------ in the runner
 
 
-class Runner:
-    def __init__(self, state):
-        self.state = state
-        self.has_pidfd = hasattr(os, "pidfd_open")
+class Job:
+    """A program in flight: its process, pipes, captured bytes and deadline."""
 
-    def spawn(self, job, workdir, fds):
-        """Fork the program's process (its own session, dies with the runner)."""
-        pid = os.fork()
+    def __init__(self, spec, pid, workdir, fds, start):
+        self.spec = spec
+        self.id = spec.get("id")
+        self.pid = pid
+        self.workdir = workdir
+        self.res, self.out, self.err = fds
+        self.bufs = {fd: bytearray() for fd in fds}
+        self.dropped = 0
+        self.open = set(fds)
+        self.start = start
+        self.deadline = start + float(spec["timeout"])
+        self.status = None  # wait status once the process has ended
+        self.pidfd = None
+
+    def drain(self, fd):
+        """Read what is there; False at end of file."""
+        buf = self.bufs[fd]
+        cap = (1 << 20) if fd == self.res else OUTPUT_CAP
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return False
+            room = cap - len(buf)
+            if room > 0:
+                buf += chunk[:room]
+            if fd != self.res and len(chunk) > room:
+                self.dropped += len(chunk) - max(room, 0)
+
+
+class Runner:
+    """Runs the jobs it is sent, several at once if the host sends several, each in its own child.
+
+    Replies carry the job's ``id`` and may come back in any order.
+    """
+
+    def __init__(self, state, proto_in, proto_out):
+        self.state = state
+        self.proto_in, self.proto_out = proto_in, proto_out
+        self.inbuf = bytearray()
+        self.jobs = {}  # pid -> Job
+        self.has_pidfd = hasattr(os, "pidfd_open")
+        self.closing = False
+
+    def spawn(self, spec, workdir, fds):
+        """Fork the program's process (its own session, dies with the runner); with namespaces, as PID 1
+        of its own PID namespace, so programs running side by side cannot signal each other and all a
+        program started dies with it."""
+        pid = fork_new_pid_namespace() if self.state["isolation"]["pid_namespace"] else os.fork()
         if pid:
             return pid
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            child_main(job, self.state, workdir, fds)
+            child_main(spec, self.state, workdir, fds)
         except BaseException:
             os._exit(70)
         os._exit(70)
 
-    def run(self, job):
+    def start(self, spec):
         try:
-            job["test_code"] = compile_test(job["test"])
+            spec["test_code"] = compile_test(spec["test"])
         except (SyntaxError, ValueError) as e:
-            return {
-                "status": "error",
-                "exc_type": type(e).__name__,
-                "duration_s": 0.0,
-                "stdout": "",
-                "stderr": "",
-                "output_dropped": 0,
-                "reason": clip(f"the dataset's test does not compile: {e}"),
-            }
-        base = self.state["workbase"]
-        workdir = tempfile.mkdtemp(dir=base, prefix="p")
+            self.reply(
+                spec,
+                {
+                    "status": "error",
+                    "exc_type": type(e).__name__,
+                    "duration_s": 0.0,
+                    "stdout": "",
+                    "stderr": "",
+                    "output_dropped": 0,
+                    "reason": clip(f"the dataset's test does not compile: {e}"),
+                },
+            )
+            return
+        workdir = tempfile.mkdtemp(dir=self.state["workbase"], prefix="p")
         uid = self.state["uid"]
         if uid is not None:
             os.chown(workdir, uid, uid)
-        res_r, res_w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        pipes = [os.pipe() for _ in range(3)]
         start = time.monotonic()
-        pid = self.spawn(job, workdir, (res_w, out_w, err_w))
-        for fd in (res_w, out_w, err_w):
-            os.close(fd)
-        bufs = {res_r: bytearray(), out_r: bytearray(), err_r: bytearray()}
-        dropped = {out_r: 0, err_r: 0}
-        open_fds = set(bufs)
-        for fd in open_fds:
+        pid = self.spawn(spec, workdir, tuple(w for _, w in pipes))
+        for _, w in pipes:
+            os.close(w)
+        job = Job(spec, pid, workdir, tuple(r for r, _ in pipes), start)
+        for fd in job.open:
             os.set_blocking(fd, False)
-        pidfd = None
         if self.has_pidfd:
             try:
-                pidfd = os.pidfd_open(pid)
+                job.pidfd = os.pidfd_open(pid)
             except OSError:
-                pidfd = None
-        deadline = start + float(job["timeout"])
-        status, timed_out = None, False
+                job.pidfd = None
+        self.jobs[pid] = job
 
-        def drain(fd):
-            while True:
-                try:
-                    chunk = os.read(fd, 65536)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    return False
-                buf = bufs[fd]
-                room = (1 << 20 if fd == res_r else OUTPUT_CAP) - len(buf)
-                if room > 0:
-                    buf += chunk[:room]
-                if fd in dropped and len(chunk) > room:
-                    dropped[fd] += len(chunk) - max(room, 0)
-
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            watch = list(open_fds) + ([pidfd] if pidfd is not None else [])
-            wait = remaining if pidfd is not None else min(remaining, 0.002)
-            ready, _, _ = select.select(watch, [], [], wait)
+    def serve(self):
+        """The event loop: new jobs from the host, output and exits of running ones, deadlines."""
+        while not (self.closing and not self.jobs):
+            watch = {} if self.closing else {self.proto_in: None}
+            deadline = None
+            polling = False
+            for job in self.jobs.values():
+                for fd in job.open:
+                    watch[fd] = job
+                if job.pidfd is not None:
+                    watch[job.pidfd] = job
+                else:
+                    polling = True
+                deadline = job.deadline if deadline is None else min(deadline, job.deadline)
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if polling:
+                wait = 0.002 if wait is None else min(wait, 0.002)
+            ready, _, _ = select.select(list(watch), [], [], wait)
+            ended = set()
             for fd in ready:
-                if fd in open_fds and not drain(fd):
-                    open_fds.discard(fd)
-            if pidfd is None or pidfd in ready or not open_fds:
-                done, st = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    status = st
-                    break
-        duration = time.monotonic() - start
-        if status is None:
-            self.kill_tree(pid)
-            _, status = os.waitpid(pid, 0)
-        else:
-            self.kill_tree(pid)
-        for fd in list(open_fds):
-            drain(fd)
-        for fd in list(bufs) + ([pidfd] if pidfd is not None else []):
+                job = watch[fd]
+                if job is None:
+                    self.read_host()
+                elif fd in job.open:
+                    if not job.drain(fd):
+                        job.open.discard(fd)
+                elif fd == job.pidfd:
+                    ended.add(job)
+            for job in self.jobs.values():
+                if job.status is not None:  # already reaped by reap_orphans' waitpid(-1)
+                    ended.add(job)
+                elif job in ended or job.pidfd is None or not job.open:
+                    done, status = os.waitpid(job.pid, os.WNOHANG)
+                    if done:
+                        job.status = status
+                        ended.add(job)
+                    else:
+                        ended.discard(job)
+            now = time.monotonic()
+            for job in list(self.jobs.values()):
+                if job in ended:
+                    self.finish(job, timed_out=False)
+                elif now >= job.deadline:
+                    self.finish(job, timed_out=True)
+
+    def read_host(self):
+        try:
+            chunk = os.read(self.proto_in, 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.closing = True  # the host is gone: finish what runs, then exit
+            return
+        self.inbuf += chunk
+        while len(self.inbuf) >= 4:
+            (size,) = struct.unpack(">I", self.inbuf[:4])
+            if len(self.inbuf) < 4 + size:
+                break
+            spec = json.loads(bytes(self.inbuf[4 : 4 + size]))
+            del self.inbuf[: 4 + size]
+            if spec.get("op") == "exit":
+                self.closing = True
+            else:
+                self.start(spec)
+
+    def finish(self, job, timed_out):
+        """Kill whatever the program left, collect its output, reply, clean up."""
+        kill_group(job.pid)
+        if job.status is None:
+            _, job.status = os.waitpid(job.pid, 0)
+        del self.jobs[job.pid]
+        for fd in list(job.open):
+            job.drain(fd)
+        for fd in list(job.bufs) + ([job.pidfd] if job.pidfd is not None else []):
             os.close(fd)
         self.reap_orphans()
-        shutil.rmtree(workdir, ignore_errors=True)
-        verdict = self.verdict(bytes(bufs[res_r]), job, status, timed_out, duration)
+        shutil.rmtree(job.workdir, ignore_errors=True)
+        duration = time.monotonic() - job.start
+        verdict = self.verdict(bytes(job.bufs[job.res]), job.spec, job.status, timed_out)
         verdict["duration_s"] = round(duration, 4)
-        verdict["stdout"] = bufs[out_r].decode("utf-8", "replace")
-        verdict["stderr"] = bufs[err_r].decode("utf-8", "replace")
-        verdict["output_dropped"] = dropped[out_r] + dropped[err_r]
-        return verdict
+        verdict["stdout"] = job.bufs[job.out].decode("utf-8", "replace")
+        verdict["stderr"] = job.bufs[job.err].decode("utf-8", "replace")
+        verdict["output_dropped"] = job.dropped
+        self.reply(job.spec, verdict)
+
+    def reply(self, spec, verdict):
+        if spec.get("id") is not None:
+            verdict["id"] = spec["id"]
+        try:
+            write_frame(self.proto_out, verdict)
+        except OSError:
+            self.closing = True
 
     @staticmethod
-    def verdict(raw, job, status, timed_out, duration):
+    def verdict(raw, spec, status, timed_out):
         for line in raw.decode("utf-8", "replace").splitlines():
             try:
                 v = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(v, dict) and v.get("nonce") == job["nonce"] and "status" in v:
+            if isinstance(v, dict) and v.get("nonce") == spec["nonce"] and "status" in v:
                 v.pop("nonce")
                 return v
         if timed_out:
-            return {"status": "timeout", "reason": "timed out after {:.1f} s".format(float(job["timeout"]))}
+            return {"status": "timeout", "reason": "timed out after {:g} s".format(float(spec["timeout"]))}
         code = None
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
-        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) > 128:
-            sig = os.WEXITSTATUS(status) - 128
         else:
             sig = None
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -572,51 +685,52 @@ class Runner:
                 name = f"signal {sig}"
             why = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (killed, e.g. out of memory or by itself)"}
             return {"status": "crashed", "reason": "killed by {}{}".format(name, why.get(name, ""))}
-        return {
-            "status": "crashed",
-            "reason": f"the program exited (status {code}) before check() returned",
-        }
-
-    def kill_tree(self, pid):
-        """Kill the program and everything it started, whichever way it left."""
-        for target in (-pid, pid):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
+        return {"status": "crashed", "reason": f"the program exited (status {code}) before check() returned"}
 
     def reap_orphans(self):
-        """As a subreaper, orphans of a program are our children: kill and reap them all."""
+        """As a subreaper, orphans of programs become our children: kill and reap every child that is
+        not a running job's own process. (A detached process only lives as long as its program.)"""
         for _ in range(1000):
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid:
+                if pid in self.jobs:
+                    self.jobs[pid].status = status
                 continue
-            for other in self.children():
-                for target in (-other, other):
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except OSError:
-                        pass
+            strays = [c for c in children() if c not in self.jobs]
+            if not strays:
+                return
+            for stray in strays:
+                kill_group(stray)
             time.sleep(0.001)
 
-    @staticmethod
-    def children():
-        me = str(os.getpid())
-        found = []
-        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == me:
-                found.append(int(entry))
-        return found
+
+def kill_group(pid):
+    """Kill a process and its process group, whichever of them still exists."""
+    for target in (-pid, pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def children():
+    """PIDs whose parent is this process (from /proc; empty where there is none)."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            found.append(int(entry))
+    return found
 
 
 def warm_up():
@@ -659,18 +773,14 @@ def main():
         "uid": isolation["uid"],
         "isolation": isolation,
     }
-    runner = Runner(state)
+    runner = Runner(state, proto_in, proto_out)
     sys.stdin = open(0, closefd=False)
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
     warm_up()
     set_inherited_limits(state["limits"])
     write_frame(proto_out, {"ready": True, "isolation": isolation, "pid": os.getpid()})
-    while True:
-        job = read_frame(proto_in)
-        if job is None or job.get("op") == "exit":
-            break
-        write_frame(proto_out, runner.run(job))
+    runner.serve()
 
 
 if __name__ == "__main__":

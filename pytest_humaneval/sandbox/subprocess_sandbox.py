@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import HumanEvalError
 from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
 
 #: Set to 1 to run without namespaces (as on macOS or in an unprivileged container): rlimits and
@@ -40,26 +49,58 @@ def program_env(workbase: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class _Pending:
+    job: Job
+    future: Future[dict[str, Any]]
+    attempts: int = 0
+    #: Was in flight when a runner died: from now on it runs alone, so a killer is found out.
+    suspect: bool = False
+    dispatched: float | None = None
+
+
 class SubprocessSandbox(Sandbox):
+    """A pre-forked runner process that runs up to ``concurrency`` programs at once.
+
+    Jobs are written to the runner as they are submitted (beyond ``concurrency`` they wait here);
+    a reader thread hands each reply to its job's future. If the runner dies, the jobs it was
+    running are retried alone on a fresh runner, so only the program that killed it is ``crashed``.
+    """
+
     kind = "subprocess"
 
-    def __init__(self, limits: Limits, preload: tuple[str, ...] = (), uid: int | None = 65534) -> None:
+    def __init__(
+        self, limits: Limits, preload: tuple[str, ...] = (), uid: int | None = 65534, concurrency: int = 1
+    ) -> None:
         self.limits = limits
         self.preload = preload
         self.uid = uid
+        self.concurrency = max(1, concurrency)
+        self.namespaces = os.environ.get(NO_NAMESPACES_ENV) != "1"  # the same for every runner it starts
         self.proc: subprocess.Popen[bytes] | None = None
         self.isolation: dict[str, Any] = {}
         self.restarts = 0
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-humaneval-"))
+        self._lock = threading.RLock()
+        self._waiting: deque[_Pending] = deque()
+        self._running: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # -- the runner process ---------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
-        if self.proc is not None and self.proc.poll() is None:
-            return self.isolation
+        with self._lock:
+            if self.proc is not None:
+                return self.isolation
+            return self._start()
+
+    def _start(self) -> dict[str, Any]:
         workbase = self._tmp / "work"
         workbase.mkdir(exist_ok=True)
         os.chmod(workbase, 0o1777)
         with (self._tmp / "runner.log").open("ab") as log:
-            self.proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-I", "-u", str(RUNNER_PATH)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -69,62 +110,146 @@ class SubprocessSandbox(Sandbox):
                 env=program_env(str(workbase)),
                 cwd=str(workbase),
             )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None
         write_frame(
-            self.proc.stdin.fileno(),
+            proc.stdin.fileno(),
             {
                 "workbase": str(workbase),
                 "preload": list(self.preload),
                 "limits": self.limits.as_dict(),
                 "uid": self.uid,
-                "pids": self.limits.processes + 8,
+                "pids": self.limits.processes * self.concurrency + 8,
                 "parent_pid": os.getpid(),
-                "isolate": os.environ.get(NO_NAMESPACES_ENV) != "1",
+                "isolate": self.namespaces,
             },
         )
         try:
-            ready = read_frame(self.proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
+            ready = read_frame(proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
         except (RunnerGone, TimeoutError):
             log_tail = (self._tmp / "runner.log").read_text(errors="replace")[-2000:]
-            self._kill()
-            raise RuntimeError(f"the sandbox runner did not start: {log_tail or 'no output'}") from None
+            _kill_group(proc)
+            raise HumanEvalError(
+                f"the sandbox runner did not start ({sys.executable}): {log_tail or 'no output'}; "
+                f"try {NO_NAMESPACES_ENV}=1 if this system forbids namespaces"
+            ) from None
+        self.proc = proc
         self.isolation = ready["isolation"]
+        threading.Thread(target=self._read, args=(proc,), name="humaneval-sandbox", daemon=True).start()
         return self.isolation
 
-    def run(self, job: Job) -> dict[str, Any]:
-        if self.proc is not None and self.proc.poll() is not None:
-            self.restarts += 1
-        self.start()
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            write_frame(self.proc.stdin.fileno(), job.frame())
-            return read_frame(self.proc.stdout.fileno(), time.monotonic() + job.timeout + GRACE_S)
-        except TimeoutError:
-            self._kill()
-            return {"status": "timeout", "reason": f"timed out after {job.timeout:.1f} s (runner wedged)"}
-        except (RunnerGone, BrokenPipeError):
-            self._kill()
-            return {"status": "crashed", "reason": "the program killed the sandbox runner"}
-        except BaseException:
-            # Interrupted mid-job (pytest-timeout, Ctrl-C): the runner's late answer would be read as the
-            # next job's, so it goes, with the program it is running.
-            self._kill()
-            raise
+    # -- jobs -------------------------------------------------------------------------------------
 
-    def _kill(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._remove_cgroup()
+    def submit(self, job: Job) -> Future[dict[str, Any]]:
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            self._waiting.append(_Pending(job, future))
+            self._pump()
+        return future
+
+    def run(self, job: Job) -> dict[str, Any]:
+        return self.submit(job).result()
+
+    def _pump(self) -> None:
+        """Send waiting jobs while there is room (a suspect job only ever runs alone)."""
+        while self._waiting and not self._closed:
+            if any(p.suspect for p in self._running.values()):
+                return
+            head = self._waiting[0]
+            if len(self._running) >= self.concurrency or (head.suspect and self._running):
+                return
+            if self.proc is None:
+                self._start()
+            assert self.proc is not None and self.proc.stdin is not None
+            self._waiting.popleft()
+            job_id = next(self._ids)
+            head.dispatched = time.monotonic()
+            self._running[job_id] = head
+            try:
+                write_frame(self.proc.stdin.fileno(), {"id": job_id, **head.job.frame()})
+            except OSError:
+                return  # the reader thread sees the runner go and retries what was running
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """Hand replies to their futures; notice a dead or wedged runner."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        buf = bytearray()
+        while True:
+            try:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+            except (OSError, ValueError):  # closed under us by close()
+                break
+            if ready:
+                try:
+                    chunk = os.read(fd, 1 << 20)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+                while len(buf) >= 4:
+                    (size,) = struct.unpack(">I", buf[:4])
+                    if len(buf) < 4 + size:
+                        break
+                    reply = json.loads(bytes(buf[4 : 4 + size]))
+                    del buf[: 4 + size]
+                    self._resolve(reply)
+            if self._wedged(proc):
+                break
+        self._runner_gone(proc)
+
+    def _resolve(self, reply: dict[str, Any]) -> None:
+        with self._lock:
+            pending = self._running.pop(reply.pop("id", None), None)
+            self._pump()
+        if pending is not None:
+            pending.future.set_result(reply)
+
+    def _wedged(self, proc: subprocess.Popen[bytes]) -> bool:
+        """A job far past its limit means the runner stopped working: it is replaced."""
+        now = time.monotonic()
+        with self._lock:
+            if self.proc is not proc:
+                return True
+            return any(
+                p.dispatched is not None and now > p.dispatched + p.job.timeout + GRACE_S
+                for p in self._running.values()
+            )
+
+    def _runner_gone(self, proc: subprocess.Popen[bytes]) -> None:
+        _kill_group(proc)
+        now = time.monotonic()
+        failed: list[tuple[_Pending, dict[str, Any]]] = []
+        with self._lock:
+            if self.proc is proc:
+                self.proc = None
+                self.restarts += 1
+                self._remove_cgroup()
+            retry = []
+            for pending in self._running.values():
+                overdue = (
+                    pending.dispatched is not None
+                    and now > pending.dispatched + pending.job.timeout + GRACE_S
+                )
+                if overdue:
+                    failed.append((pending, {"status": "timeout", "reason": "timed out (the runner wedged)"}))
+                elif pending.suspect or self._closed:
+                    failed.append(
+                        (pending, {"status": "crashed", "reason": "the program killed the sandbox runner"})
+                    )
+                else:
+                    pending.suspect = True
+                    retry.append(pending)
+            self._running.clear()
+            self._waiting.extendleft(reversed(retry))
+            if not self._closed:
+                try:
+                    self._pump()
+                except HumanEvalError as e:  # the runner cannot start again: fail what waits
+                    failed += [(p, {"status": "crashed", "reason": str(e)}) for p in self._waiting]
+                    self._waiting.clear()
+        for pending, verdict in failed:
+            pending.future.set_result(verdict)
 
     def _remove_cgroup(self) -> None:
         path = self.isolation.get("pids_cgroup")
@@ -139,12 +264,32 @@ class SubprocessSandbox(Sandbox):
                     time.sleep(0.02)
 
     def close(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None:
-            try:
-                write_frame(proc.stdin.fileno(), {"op": "exit"})
-                proc.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self._kill()
+        with self._lock:
+            self._closed = True
+            proc, self.proc = self.proc, None
+            abandoned = list(self._waiting)
+            self._waiting.clear()
+        for pending in abandoned:
+            pending.future.cancel()
+        if proc is not None:
+            if proc.stdin is not None:
+                try:
+                    write_frame(proc.stdin.fileno(), {"op": "exit"})
+                except OSError:
+                    pass
+            _kill_group(proc)
+            self._remove_cgroup()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the runner and every process in its group (the runner in its PID namespace included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
