@@ -7,8 +7,9 @@ Collection depends on the dataset alone, so every worker collects the same items
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
 #: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
 RUN_ID_KEY = pytest.StashKey[str]()
 POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
+#: How long an item's program may run before programs further ahead are started, and how far at most.
+LOOK_FURTHER_AFTER_S = 0.05
+MAX_LOOK_AHEAD = 4096
 XDIST_QUEUE_KEY = pytest.StashKey[Any]()
 
 
@@ -86,14 +90,24 @@ class Evaluator:
             job = prepare(self.dataset, problem, sample, self.timeout)
             self._started[key] = (sample, job if isinstance(job, Result) else self.sandbox.submit(job))
 
-    def evaluate(self, problem: Problem, index: int, ahead: Sequence[HumanEvalItem] = ()) -> Result:
+    def evaluate(
+        self, problem: Problem, index: int, ahead: Callable[[int], Sequence[HumanEvalItem]] = lambda n: ()
+    ) -> Result:
+        """The verdict of (problem, sample). While its program runs, programs of the next items start
+        (``ahead(n)`` gives up to n of them), further ahead the longer it takes: a program looping until
+        its time limit then overlaps with the rest of the run, not just with the next few items."""
         self.start(problem, index)
-        if self.sandbox.concurrency > 1:
-            for item in ahead[: 2 * self.sandbox.concurrency]:
+        sample, pending = self._started[(problem.task_id, index)]
+        window = 2 * self.sandbox.concurrency if self.sandbox.concurrency > 1 else 0
+        outcome = pending if isinstance(pending, Result) else None
+        while outcome is None:
+            for item in ahead(window) if window else ():
                 self.start(item.problem, item.sample)
-        sample, outcome = self._started.pop((problem.task_id, index))
-        if not isinstance(outcome, Result):
-            outcome = outcome.result()
+            try:
+                outcome = pending.result(timeout=LOOK_FURTHER_AFTER_S if window else None)  # type: ignore[union-attr]
+            except FutureTimeout:
+                window = min(2 * window, MAX_LOOK_AHEAD)
+        del self._started[(problem.task_id, index)]
         return conclude(self.dataset, problem, sample, outcome)
 
     def close(self) -> None:
@@ -180,7 +194,7 @@ class HumanEvalItem(pytest.Item):
 
     def runtest(self) -> None:
         evaluator = self.config.stash[EVALUATOR_KEY]
-        result = evaluator.evaluate(self.problem, self.sample, items_ahead(self, 2 * evaluator.parallel))
+        result = evaluator.evaluate(self.problem, self.sample, lambda n: items_ahead(self, n))
         self.result = result
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
