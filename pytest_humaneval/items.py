@@ -157,7 +157,7 @@ def sandbox_options(settings: Settings, run_id: str, concurrency: int = 1) -> di
     """Options only some sandboxes take: the docker one needs its image and the run id for labels; the
     subprocess one runs several programs at once."""
     if settings.sandbox == "docker":
-        return {"image": settings.sandbox_image, "run_id": run_id}
+        return {"image": settings.sandbox_image, "run_id": run_id, "concurrency": concurrency}
     return {"concurrency": concurrency}
 
 

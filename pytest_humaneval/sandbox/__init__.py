@@ -7,7 +7,7 @@ either as a local process (:mod:`.subprocess_sandbox`) or in warm containers
 
 from __future__ import annotations
 
-from .base import Job, Limits, Sandbox, describe_isolation
+from .base import Job, Limits, PooledSandbox, Sandbox, describe_isolation
 
 KINDS = ("subprocess", "docker")
 
@@ -21,6 +21,9 @@ def make_sandbox(kind: str, limits: Limits, preload: tuple[str, ...] = (), **opt
     if kind == "docker":
         from .docker_sandbox import DockerSandbox
 
+        size = int(options.pop("concurrency", 1))  # type: ignore[call-overload]
+        if size > 1:  # one warm container per program in flight
+            return PooledSandbox(lambda: DockerSandbox(limits, preload=preload, **options), size)  # type: ignore[arg-type]
         return DockerSandbox(limits, preload=preload, **options)  # type: ignore[arg-type]
     raise ValueError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
 

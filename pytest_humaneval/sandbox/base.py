@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import select
 import struct
+import threading
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,3 +134,65 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
         chunks.append(b)
         n -= len(b)
     return b"".join(chunks)
+
+
+class PooledSandbox(Sandbox):
+    """Several one-job-at-a-time sandboxes (e.g. docker containers) behind one, so programs overlap.
+
+    Members are started as they are needed, up to ``size``; each runs one job at a time on a thread.
+    """
+
+    def __init__(self, make: Callable[[], Sandbox], size: int) -> None:
+        self._make = make
+        self.concurrency = max(1, size)
+        self._free: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
+        self._members: list[Sandbox] = []
+        self._lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="humaneval-sandbox")
+        self.isolation = {}
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self._members[0].kind if self._members else "?"
+
+    def start(self) -> dict[str, Any]:
+        member = self._take()
+        self._free.put(member)
+        return self.isolation
+
+    def _take(self) -> Sandbox:
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            grow = len(self._members) < self.concurrency
+            if grow:
+                member = self._make()
+                self._members.append(member)
+        if not grow:
+            return self._free.get()
+        self.isolation = member.start()
+        return member
+
+    def run(self, job: Job) -> dict[str, Any]:
+        member = self._take()
+        try:
+            return member.run(job)
+        finally:
+            self._free.put(member)
+
+    def submit(self, job: Job) -> Future[dict[str, Any]]:
+        return self._threads.submit(self.run, job)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)  # queued jobs never start
+        with self._lock:
+            members = list(self._members)
+        for member in members:
+            member.close()  # a job still running fails fast once its container is gone
+        self._threads.shutdown(wait=True)
+        with self._lock:
+            members, self._members = self._members, []
+        for member in members:  # again: a job that ended meanwhile may have started a replacement
+            member.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import itertools
 import json
 import os
 import select
@@ -370,6 +371,9 @@ def hardening(attrs: dict[str, Any]) -> tuple[list[str], list[str]]:
     return held, missing
 
 
+_CONTAINER_SERIAL = itertools.count(1)
+
+
 class DockerSandbox(Sandbox):
     """Runs jobs in one warm container, replaced whenever a program breaks it."""
 
@@ -436,7 +440,7 @@ class DockerSandbox(Sandbox):
     def _create(self) -> Any:
         from docker.errors import APIError, ImageNotFound
 
-        self._serial += 1
+        self._serial = next(_CONTAINER_SERIAL)  # unique in this process, across pooled sandboxes
         pid = os.getpid()
         memory = f"{self.limits.memory_mb + MEMORY_HEADROOM_MB}m"
         try:
