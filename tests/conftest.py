@@ -3,6 +3,7 @@ tiny Qwen3 model and its ``transformers serve`` are built and started once per s
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,3 +36,14 @@ def tiny_endpoint(tiny_qwen3: Path, tmp_path_factory: pytest.TempPathFactory) ->
     log = tmp_path_factory.mktemp("tiny-serve") / "serve.log"
     with serve_tiny_model(tiny_qwen3, log_path=log) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[socket.socket]:
+    """A host socket a sandboxed program must not be able to reach."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.setblocking(False)
+    yield sock
+    sock.close()

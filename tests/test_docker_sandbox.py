@@ -84,17 +84,6 @@ def fresh(image: str) -> Iterator[DockerSandbox]:
     sb.close()
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[socket.socket]:
-    """A host socket a sandboxed program must not be able to reach."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
 def run(sb: DockerSandbox, body: str, timeout: float = TIMEOUT) -> dict[str, Any]:
     return sb.run(Job(PROMPT + body, TEST, "double", timeout))
 

@@ -19,17 +19,6 @@ TIMEOUT = 1.5
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="namespaces are Linux-only")
 
 
-@pytest.fixture(scope="module")
-def listener() -> Iterator[socket.socket]:
-    """A host socket a sandboxed program must not be able to reach."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
 def make_sandbox(namespaces: bool) -> SubprocessSandbox:
     os.environ["HUMANEVAL_TEST_SECRET"] = "hunter2"
     if not namespaces:
