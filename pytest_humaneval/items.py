@@ -126,6 +126,8 @@ def items_ahead(item: pytest.Item, count: int) -> list[HumanEvalItem]:
         with queue.torun.lock() as pending:
             indices += list(itertools.islice(pending, count))
         following = [session.items[i] for i in indices if isinstance(i, int)]
+    elif hasattr(item.config, "workerinput"):
+        following = []  # an xdist worker whose queue we cannot see: session order is other workers' work
     else:
         positions = item.config.stash.setdefault(POSITIONS_KEY, {})
         if not positions:
