@@ -8,19 +8,18 @@ report["pass_at_k"]  # {"1": 0.42, ...}
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .completions import canonical, parse_completions, pick, read_completions, samples_per_problem
 from .dataset import Dataset, load_dataset
-from .evaluation import judge, preload_for
+from .evaluation import conclude, preload_for, prepare
+from .options import dataset_time_limit
 from .report import pass_at_k, pass_at_ks, summarize
-from .sandbox import Limits, Sandbox, describe_isolation, make_sandbox
+from .sandbox import Limits, describe_isolation, make_sandbox
 from .verdict import Result
 
 __all__ = ["evaluate", "load_dataset", "pass_at_k", "pass_at_ks", "read_completions"]
@@ -38,7 +37,7 @@ def evaluate(
     """Evaluate completions and return the same report the plugin writes as JSON.
 
     ``completions`` is a completions file, ``"canonical"``, or an iterable of dicts with ``task_id``
-    and ``completion``. ``workers`` sandboxes run side by side (default: one per CPU core).
+    and ``completion``. ``workers`` programs run at once (default: twice the CPU cores).
     """
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if completions == "canonical":
@@ -48,28 +47,28 @@ def evaluate(
     else:
         samples = parse_completions(enumerate(completions, 1), "completions", ds)
     n = samples_per_problem(samples)
-    limit = timeout if timeout is not None else (20.0 if "plus" in ds.name else 3.0)
-    jobs = [(p, i) for p in ds for i in range(n)]
-    local = threading.local()
-    opened: list[Sandbox] = []
-    lock = threading.Lock()
-
-    def run(job: tuple[Any, int]) -> Result:
-        problem, index = job
-        if not hasattr(local, "sandbox"):
-            local.sandbox = make_sandbox(sandbox, Limits(memory_mb=memory_mb), preload=preload_for(ds))
-            with lock:
-                opened.append(local.sandbox)
-        return judge(ds, problem, pick(samples, problem.task_id, index), local.sandbox, limit)
-
+    limit = timeout if timeout is not None else dataset_time_limit(ds.name)
+    box = make_sandbox(
+        sandbox,
+        Limits(memory_mb=memory_mb),
+        preload=preload_for(ds),
+        concurrency=workers or 2 * (os.cpu_count() or 1),
+    )
     start = time.monotonic()
     try:
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            results = list(pool.map(run, jobs))
-        isolation = opened[0].start() if opened else {}
+        isolation = box.start()
+        pending = []
+        for problem in ds:
+            for index in range(n):
+                sample = pick(samples, problem.task_id, index)
+                job = prepare(ds, problem, sample, limit)
+                pending.append((problem, sample, job if isinstance(job, Result) else box.submit(job)))
+        results = [
+            conclude(ds, problem, sample, outcome if isinstance(outcome, Result) else outcome.result())
+            for problem, sample, outcome in pending
+        ]
     finally:
-        for sb in opened:
-            sb.close()
+        box.close()
     return summarize(
         results,
         dataset=ds.name,

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .completions import read_completions, samples_per_problem
+from .completions import samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, sandbox_options
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, samples_from, sandbox_options
 from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
@@ -35,12 +35,12 @@ from .sandbox import Limits, describe_isolation, make_sandbox
 from .verdict import Result
 
 
-def count_samples(settings: Settings, dataset: Dataset) -> int:
+def count_samples(config: pytest.Config, settings: Settings, dataset: Dataset) -> int:
     """n per problem, known before collection (collection never waits for generation)."""
     if settings.samples:
         return settings.samples
     if settings.completions and settings.completions != "canonical":
-        return samples_per_problem(read_completions(Path(settings.completions), dataset))
+        return samples_per_problem(samples_from(config, settings.completions, dataset))
     return 1
 
 
@@ -78,14 +78,13 @@ class Controller:
         if source == "canonical":
             return source
         if source:
-            path = Path(source)
-            read_completions(path, self.dataset)  # every error surfaces now, before any item runs
-            self.model = path.name
-            return str(path)
+            samples_from(self.config, source, self.dataset)  # every error surfaces now, before any item runs
+            self.model = Path(source).name
+            return source
         from .generation import GENERATION_KEY, generate_completions
 
         path = generate_completions(
-            self.config, self.settings, self.dataset, count_samples(self.settings, self.dataset)
+            self.config, self.settings, self.dataset, count_samples(self.config, self.settings, self.dataset)
         )
         self.generation = self.config.stash[GENERATION_KEY]
         self.model = self.generation["model"]

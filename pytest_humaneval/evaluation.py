@@ -1,7 +1,7 @@
 """Steps 4-5 joined: run one sample of one problem in a sandbox and return its verdict.
 
-The single place where a completion becomes a :class:`Result`; the pytest items and the Python API
-both call it.
+The single place where a completion becomes a :class:`Result`: the pytest items and the Python API use
+``prepare``/``conclude`` around ``Sandbox.submit``; ``judge`` is the one-call form for scripts.
 """
 
 from __future__ import annotations

@@ -28,10 +28,22 @@ EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
 #: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
 RUN_ID_KEY = pytest.StashKey[str]()
 POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
+SAMPLES_KEY = pytest.StashKey[dict[str, dict[str, list[Sample]]]]()
 #: How long an item's program may run before programs further ahead are started, and how far at most.
 LOOK_FURTHER_AFTER_S = 0.05
 MAX_LOOK_AHEAD = 4096
 XDIST_QUEUE_KEY = pytest.StashKey[Any]()
+
+
+def samples_from(config: pytest.Config, source: str, dataset: Dataset) -> dict[str, list[Sample]]:
+    """The completions of ``source`` ('canonical' or a file), parsed once per process: the controller's
+    validation, the sample count at collection and the evaluator all read the same parse."""
+    parsed = config.stash.setdefault(SAMPLES_KEY, {})
+    if source not in parsed:
+        parsed[source] = (
+            canonical(dataset) if source == "canonical" else read_completions(Path(source), dataset)
+        )
+    return parsed[source]
 
 
 class ProgramFailed(Exception):
@@ -56,19 +68,12 @@ class Evaluator:
         self.dataset = dataset
         self.timeout = settings.program_timeout(dataset.name, workers)
         self.parallel = settings.parallel_per_process(workers)
-        self._samples: dict[str, list[Sample]] | None = None
         self._sandbox: Sandbox | None = None
         self._started: dict[tuple[str, int], tuple[Sample, Future[dict[str, Any]] | Result]] = {}
 
     @property
     def samples(self) -> dict[str, list[Sample]]:
-        if self._samples is None:
-            source = self.config.stash[COMPLETIONS_KEY]
-            if source == "canonical":
-                self._samples = canonical(self.dataset)
-            else:
-                self._samples = read_completions(Path(source), self.dataset)
-        return self._samples
+        return samples_from(self.config, self.config.stash[COMPLETIONS_KEY], self.dataset)
 
     @property
     def sandbox(self) -> Sandbox:

@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(
         return
     dataset = config.stash[DATASET_KEY]
     try:
-        samples = count_samples(config.stash[SETTINGS_KEY], dataset)
+        samples = count_samples(config, config.stash[SETTINGS_KEY], dataset)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
     collector = HumanEvalCollector.from_parent(

@@ -1,0 +1,41 @@
+"""The Python API runs the plugin's own evaluation: same verdicts as a pytest run on the same input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_plugin import problems, run, write_jsonl
+
+from pytest_humaneval.api import evaluate, pass_at_k
+from pytest_humaneval.errors import HumanEvalError
+
+
+def test_api_matches_the_plugin(pytester: pytest.Pytester) -> None:
+    rows = [
+        {"task_id": p["task_id"], "completion": p["canonical_solution"] if i % 3 else "    return None\n"}
+        for i, p in enumerate(problems())
+    ]
+    path = write_jsonl(pytester.path / "mixed.jsonl", rows)
+    run(pytester, "--humaneval", f"--humaneval-completions={path}")
+    plugin = json.loads((pytester.path / "report.json").read_text())
+    api = evaluate(path)
+    assert api["pass_at_k"] == plugin["pass_at_k"]
+    verdicts = {(r["task_id"], r["status"], r["reason"]) for r in api["results"]}
+    assert verdicts == {(r["task_id"], r["status"], r["reason"]) for r in plugin["results"]}
+    assert 0 < api["passed"] < api["total"] == 164
+
+
+def test_api_takes_dicts_and_reports_missing_tasks() -> None:
+    report = evaluate([{"task_id": "HumanEval/0", "completion": "    return True\n"}], dataset="humaneval-4")
+    assert [r["status"] for r in report["results"]] == ["failed", "no_code", "no_code", "no_code"]
+    assert report["pass_at_k"] == {"1": 0.0}
+    with pytest.raises(HumanEvalError, match="completions:1: unknown task_id 'X'"):
+        evaluate([{"task_id": "X", "completion": ""}], dataset="humaneval-4")
+
+
+def test_pass_at_k_estimator() -> None:
+    assert pass_at_k(10, 5, 1) == pytest.approx(0.5)
+    assert pass_at_k(10, 0, 10) == 0.0
+    assert pass_at_k(10, 1, 10) == 1.0
+    assert pass_at_k(20, 3, 5) == pytest.approx(1 - (17 * 16 * 15 * 14 * 13) / (20 * 19 * 18 * 17 * 16))
