@@ -330,6 +330,30 @@ def _indent(text: str) -> str:
 # -- Docker ------------------------------------------------------------------------------------------------
 
 
+def _healthy_handle(
+    server: Any,
+    what: str,
+    tail: Callable[[], str],
+    api_key: str | None,
+    ident: str,
+    reused: bool,
+    started: float,
+) -> ServerHandle:
+    """Wait until ``server`` answers /health, then describe it (the same for a container and a process)."""
+    s = server.settings
+    _wait_healthy(s.port, s.startup_timeout, what, server._exited, tail, server.log_path, server.notify)
+    server.healthy = True
+    return ServerHandle(
+        base_url=f"http://127.0.0.1:{s.port}/v1",
+        model=s.model,
+        api_key=api_key,
+        log_path=server.log_path,
+        ident=ident,
+        reused=reused,
+        startup_s=round(time.monotonic() - started, 3),
+    )
+
+
 class _DockerServer:
     """SGLang in a container started through the docker SDK; its log is copied to OUTPUT/server.log."""
 
@@ -380,24 +404,14 @@ class _DockerServer:
             self._create(docker, [*command, "--api-key", api_key], env, volumes, gpus, config, api_key)
             self.notify(f"started SGLang container {s.container_name} ({s.image}); log: {self.log_path}")
         self._copy_log(docker, append=reused)
-        _wait_healthy(
-            s.port,
-            s.startup_timeout,
+        return _healthy_handle(
+            self,
             f"the SGLang container {s.container_name}",
-            self._exited,
             self._tail,
-            self.log_path,
-            self.notify,
-        )
-        self.healthy = True
-        return ServerHandle(
-            base_url=f"http://127.0.0.1:{s.port}/v1",
-            model=s.model,
-            api_key=api_key,
-            log_path=self.log_path,
-            ident=self.container.id,
-            reused=reused,
-            startup_s=round(time.monotonic() - started, 3),
+            api_key,
+            self.container.id,
+            reused,
+            started,
         )
 
     def _model_mounts(self, model_path: Path | None) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -730,24 +744,14 @@ class _ProcessServer:
             state = {"pid": self.pid, "config": config, "api_key": api_key, "port": s.port}
             self.state_path.write_text(json.dumps(state))
             self.notify(f"started SGLang, process {self.pid}; log: {self.log_path}")
-        _wait_healthy(
-            s.port,
-            s.startup_timeout,
+        return _healthy_handle(
+            self,
             "the SGLang server process",
-            self._exited,
             lambda: _read_tail(self.log_path),
-            self.log_path,
-            self.notify,
-        )
-        self.healthy = True
-        return ServerHandle(
-            base_url=f"http://127.0.0.1:{s.port}/v1",
-            model=s.model,
-            api_key=api_key,
-            log_path=self.log_path,
-            ident=str(self.pid),
-            reused=reused,
-            startup_s=round(time.monotonic() - started, 3),
+            api_key,
+            str(self.pid),
+            reused,
+            started,
         )
 
     def _take_existing(self, config: str) -> str | None:
