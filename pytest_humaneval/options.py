@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from .errors import HumanEvalError
+from .sandbox.base import DEFAULT_SANDBOX_IMAGE
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ OPTIONS: list[Option] = [
         "sandbox_image",
         "image for --humaneval-sandbox=docker (any image with python3); built from "
         "the bundled Dockerfile when missing",
-        "pytest-humaneval-sandbox:latest",
+        DEFAULT_SANDBOX_IMAGE,
     ),
     Option(
         "timeout",
@@ -121,7 +122,10 @@ OPTIONS: list[Option] = [
         choices=("server", "transformers"),
     ),
     Option(
-        "dtype", "torch dtype for --humaneval-backend=transformers (auto, bfloat16, float16, float32)", "auto"
+        "dtype",
+        "torch dtype for --humaneval-backend=transformers (auto keeps the checkpoint's)",
+        "auto",
+        choices=("auto", "bfloat16", "float16", "float32"),
     ),
     # --- requests
     Option(
@@ -260,10 +264,8 @@ def add_options(parser: pytest.Parser) -> None:
         kwargs: dict[str, Any] = {"dest": "humaneval_" + opt.name, "default": None, "help": opt.help}
         if opt.kind == "bool":
             kwargs["action"] = "store_true"
-        elif not opt.choices:
-            kwargs["metavar"] = METAVARS[opt.kind]
-        if opt.choices:
-            kwargs["choices"] = opt.choices
+        else:  # choices are checked in _value, for the command line and the ini file alike
+            kwargs["metavar"] = "{" + ",".join(opt.choices) + "}" if opt.choices else METAVARS[opt.kind]
         group.addoption(opt.cli, **kwargs)
         parser.addini(opt.ini, opt.help, type="bool" if opt.kind == "bool" else "string", default=None)
 
@@ -272,6 +274,7 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
     """The option's value and the directory a relative path in it is relative to."""
     raw = config.getoption("humaneval_" + opt.name)
     base = Path(config.invocation_params.dir)
+    from_cli = raw is not None
     if raw is None:
         raw = config.getini(opt.ini)
         base = Path(config.rootpath)
@@ -286,7 +289,8 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
             return raw.strip().lower() in ("1", "true", "yes", "on"), base
         return bool(raw), base
     if opt.choices and raw not in opt.choices:
-        raise HumanEvalError(f"{opt.ini} = {raw!r}: choose one of {', '.join(opt.choices)}")
+        where = f"{opt.cli}={raw!r}" if from_cli else f"{opt.ini} = {raw!r}"
+        raise HumanEvalError(f"{where}: choose one of {', '.join(opt.choices)}")
     try:
         value = CONVERT[opt.kind](raw)
     except ValueError:

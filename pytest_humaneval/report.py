@@ -96,18 +96,21 @@ def _task_key(task_id: str) -> tuple[str, int, str]:
     return (prefix, int(num), "") if num.isdigit() else (task_id, 0, task_id)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees half a report."""
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file so that a reader never sees half of it (a temp file, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
 def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:

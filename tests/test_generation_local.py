@@ -12,24 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_generation_tiny import RECORD_FIELDS  # one definition of a cache record
 
 from pytest_humaneval.generation.cache import RunSpec
 from pytest_humaneval.generation.local import split_reasoning
 
-RECORD_FIELDS = {
-    "task_id",
-    "sample",
-    "completion",
-    "status",
-    "reason",
-    "raw",
-    "reasoning_content",
-    "finish_reason",
-    "usage",
-    "latency_s",
-    "attempts",
-    "key",
-}
 TASKS = [f"HumanEval/{i}" for i in range(4)]
 
 

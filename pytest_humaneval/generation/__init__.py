@@ -143,7 +143,7 @@ def _from_model(
                     meta["dropped_params"] = asyncio.run(coroutine)
                 wall = time.monotonic() - gen_started
         except Fatal as e:
-            done = len(requests) - len([r for r in requests if r.key not in found and r.key not in errors])
+            done = sum(r.key in found or r.key in errors for r in missing)  # this run's, not the cache hits
             raise HumanEvalError(
                 f"{e}. The {done} answers that arrived are cached in {cache.path}; fix the cause and "
                 "rerun to generate the rest"

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ..errors import HumanEvalError
+from ..report import write_atomically
 
 #: Bump when the record format or the meaning of a key changes: old caches are then not reused.
 CACHE_VERSION = 1
@@ -184,14 +184,5 @@ class CompletionCache:
 
 def write_resolved(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write this run's samples as a completions file, atomically (workers never see half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     return path

@@ -41,8 +41,6 @@ from .extract import THINK_CLOSE, THINK_OPEN
 from .progress import Progress
 from .prompts import messages_digest
 
-#: Values of --humaneval-dtype; "auto" keeps the checkpoint's own dtype.
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 #: Sequences per ``generate`` call, at most (--humaneval-concurrency lowers it).
 GPU_BATCH = 32
 CPU_BATCH = 8
@@ -54,8 +52,6 @@ OnAnswer = Callable[[Request, Answer], None]
 
 def check_options(settings: Settings) -> None:
     """Option errors, before the cache is read and before torch is imported."""
-    if settings.dtype not in DTYPES:
-        raise HumanEvalError(f"--humaneval-dtype={settings.dtype!r}: choose one of {', '.join(DTYPES)}")
     if settings.endpoint:
         raise HumanEvalError(
             "--humaneval-endpoint and --humaneval-backend=transformers exclude each other: the "

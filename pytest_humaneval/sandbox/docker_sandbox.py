@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError
-from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
+from .base import DEFAULT_SANDBOX_IMAGE, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
 
-DEFAULT_IMAGE = "pytest-humaneval-sandbox:latest"
+DEFAULT_IMAGE = DEFAULT_SANDBOX_IMAGE
 LABEL_RUN = "pytest-humaneval.run-id"
 LABEL_PID = "pytest-humaneval.owner-pid"
 LABEL_START = "pytest-humaneval.owner-start"
@@ -163,17 +163,15 @@ def sweep_stale(client: Any) -> int:
     return removed
 
 
-def remove_containers(run_id: str | None) -> int:
+def remove_containers(run_id: str) -> int:
     """Remove every sandbox container of run ``run_id`` (all its xdist workers'), e.g. ones a crashed
-    worker left; with ``None``, the stale ones of any run. Best effort, and silent without a daemon (the
-    run has reported that already). Returns how many were removed."""
+    worker left. Best effort, and silent without a daemon (the run has reported that already). Returns
+    how many were removed."""
     try:
         client = connect(timeout=30)
     except HumanEvalError:
         return 0
     try:
-        if run_id is None:
-            return sweep_stale(client)
         found = _ours(client, run_id)
         for container in found:
             _remove(container)
