@@ -122,14 +122,9 @@ def test_fallback_reports_reduced_isolation() -> None:
         sb.close()
 
 
-def test_close_leaves_no_runner() -> None:
-    sb = make_sandbox(namespaces=True)
-    assert sb.proc is not None
-    group = sb.proc.pid  # the runner's process group, whichever process of it is the runner now
-    assert run(sb, "    return x * 2\n")["status"] == "passed"
-    sb.close()
-    time.sleep(0.1)
-    left = []
+def runner_processes(group: int) -> dict[int, int]:
+    """pid -> parent pid of the live processes in a runner's process group (supervisor and zygote)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -137,8 +132,18 @@ def test_close_leaves_no_runner() -> None:
             except OSError:
                 continue
             if int(stat[2]) == group and stat[0] != "Z":
-                left.append(entry.name)
-    assert left == []
+                found[int(entry.name)] = int(stat[1])
+    return found
+
+
+def test_close_leaves_no_runner() -> None:
+    sb = make_sandbox(namespaces=True)
+    assert sb.proc is not None
+    group = sb.proc.pid  # the runner's process group, whichever process of it is the runner now
+    assert run(sb, "    return x * 2\n")["status"] == "passed"
+    sb.close()
+    time.sleep(0.1)
+    assert runner_processes(group) == {}
 
 
 def test_programs_run_concurrently_and_time_out_together() -> None:
@@ -190,20 +195,6 @@ def test_programs_running_side_by_side_cannot_kill_each_other() -> None:
         assert "ProcessLookupError" in verdicts[1]["reason"]
     finally:
         sb.close()
-
-
-def runner_processes(group: int) -> dict[int, int]:
-    """pid -> parent pid of the live processes in a runner's process group (supervisor and zygote)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[2]) == group and stat[0] != "Z":
-                found[int(entry.name)] = int(stat[1])
-    return found
 
 
 @linux_only
