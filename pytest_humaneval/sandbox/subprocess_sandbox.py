@@ -31,6 +31,12 @@ ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT_S = 60.0
 #: Extra seconds the host waits past a program's limit before it declares the runner wedged.
 GRACE_S = 10.0
+#: A program still running after this long (one that loops until its limit, or a heavy one) no longer
+#: holds one of the ``concurrency`` slots, so the programs behind it start; at most ``concurrency``
+#: programs are parked so at once. The runner stretches the limit of a program that then waits for
+#: a CPU beyond its fair share, up to MAX_STRETCH times the limit.
+PARK_AFTER_S = 0.25
+MAX_STRETCH = 3.0
 
 
 def program_env(workbase: str) -> dict[str, str]:
@@ -121,6 +127,7 @@ class SubprocessSandbox(Sandbox):
                 "pids": self.limits.processes * self.concurrency + 8,
                 "parent_pid": os.getpid(),
                 "isolate": self.namespaces,
+                "max_stretch": MAX_STRETCH,
             },
         )
         try:
@@ -155,7 +162,7 @@ class SubprocessSandbox(Sandbox):
             if any(p.suspect for p in self._running.values()):
                 return
             head = self._waiting[0]
-            if len(self._running) >= self.concurrency or (head.suspect and self._running):
+            if not self._room() or (head.suspect and self._running):
                 return
             if self.proc is None:
                 self._start()
@@ -169,6 +176,27 @@ class SubprocessSandbox(Sandbox):
             except OSError:
                 return  # the reader thread sees the runner go and retries what was running
 
+    def _room(self) -> bool:
+        """A slot is free: fewer than ``concurrency`` programs started in the last PARK_AFTER_S, and
+        fewer than ``concurrency`` parked ones (only where the runner stretches limits fairly)."""
+        if len(self._running) < self.concurrency:
+            return True
+        if not self.isolation.get("fair_deadline") or len(self._running) >= 2 * self.concurrency:
+            return False
+        parked_before = time.monotonic() - PARK_AFTER_S
+        fresh = sum(1 for p in self._running.values() if p.dispatched is None or p.dispatched > parked_before)
+        return fresh < self.concurrency
+
+    def _next_park(self) -> float:
+        """Seconds until a running program is parked and a waiting one may start (at most 0.5)."""
+        with self._lock:
+            if not self._waiting or not self.isolation.get("fair_deadline"):
+                return 0.5
+            now = time.monotonic()
+            times = [p.dispatched + PARK_AFTER_S - now for p in self._running.values() if p.dispatched]
+        future = [t for t in times if t > 0]
+        return min([0.5, *future]) + 0.001
+
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         """Hand replies to their futures; notice a dead or wedged runner."""
         assert proc.stdout is not None
@@ -176,7 +204,7 @@ class SubprocessSandbox(Sandbox):
         buf = bytearray()
         while True:
             try:
-                ready, _, _ = select.select([fd], [], [], 0.5)
+                ready, _, _ = select.select([fd], [], [], self._next_park())
             except (OSError, ValueError):  # closed under us by close()
                 break
             if ready:
@@ -196,6 +224,9 @@ class SubprocessSandbox(Sandbox):
                     self._resolve(reply)
             if self._wedged(proc):
                 break
+            if self._waiting:
+                with self._lock:
+                    self._pump()
         self._runner_gone(proc)
 
     def _resolve(self, reply: dict[str, Any]) -> None:
@@ -212,7 +243,7 @@ class SubprocessSandbox(Sandbox):
             if self.proc is not proc:
                 return True
             return any(
-                p.dispatched is not None and now > p.dispatched + p.job.timeout + GRACE_S
+                p.dispatched is not None and now > p.dispatched + p.job.timeout * MAX_STRETCH + GRACE_S
                 for p in self._running.values()
             )
 
@@ -229,7 +260,7 @@ class SubprocessSandbox(Sandbox):
             for pending in self._running.values():
                 overdue = (
                     pending.dispatched is not None
-                    and now > pending.dispatched + pending.job.timeout + GRACE_S
+                    and now > pending.dispatched + pending.job.timeout * MAX_STRETCH + GRACE_S
                 )
                 if overdue:
                     failed.append((pending, {"status": "timeout", "reason": "timed out (the runner wedged)"}))
