@@ -46,7 +46,7 @@ class Job:
     nonce: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def frame(self) -> dict[str, Any]:
-        return {"op": "run", **asdict(self)}
+        return {"op": "run", **vars(self)}  # shallow: every field is a str or a float
 
 
 class RunnerGone(Exception):
