@@ -40,6 +40,10 @@ OUTPUT_CAP = 16 * 1024
 #: 2 cores): half a core. Time it waited for a CPU beyond that extends its limit (up to the host's
 #: ``max_stretch`` times the limit); a program that sleeps, or runs with its share, is not extended.
 FAIR_SHARE = 0.5
+#: fork() fails with EAGAIN while the last program's processes still count against the pids limit
+#: (they are being killed and reaped): try again this often, this far apart.
+FORK_TRIES = 50
+FORK_RETRY_S = 0.02
 PRELOAD = (
     "math",
     "re",
@@ -120,7 +124,11 @@ def read_frame(fd):
 def read_exact(fd, n):
     chunks = []
     while n:
-        b = os.read(fd, min(n, 1 << 20))
+        try:
+            b = os.read(fd, min(n, 1 << 20))
+        except BlockingIOError:  # a non-blocking descriptor (see write_frame): wait for data
+            select.select([fd], [], [])
+            continue
         if not b:
             return None
         chunks.append(b)
@@ -129,10 +137,15 @@ def read_exact(fd, n):
 
 
 def write_frame(fd, obj):
+    """Write one frame, all of it. The descriptor may be non-blocking although we never made it so (a
+    container's stdio is shared with the container runtime): a full pipe then means wait, not die."""
     data = json.dumps(obj).encode()
-    data = struct.pack(">I", len(data)) + data
-    while data:
-        data = data[os.write(fd, data) :]
+    view = memoryview(struct.pack(">I", len(data)) + data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 # ---------------------------------------------------------------------------------- isolation
@@ -532,11 +545,16 @@ def zygote_main(state, jobs_in, replies):
             )
             continue
         pipes = [os.pipe() for _ in range(3)]
-        try:
-            pid = fork_new_pid_namespace(sibling=True)
-        except OSError as e:
-            pid = None
-            replies.send(json.dumps({"seq": seq, "error": f"could not start the program: {e}"}).encode())
+        pid = None
+        for _ in range(FORK_TRIES):
+            try:
+                pid = fork_new_pid_namespace(sibling=True)
+                break
+            except OSError as e:  # EAGAIN: the supervisor is still reaping a program's leftovers
+                reason = e
+                time.sleep(FORK_RETRY_S)
+        if pid is None:
+            replies.send(json.dumps({"seq": seq, "error": f"could not start the program: {reason}"}).encode())
         if pid == 0:
             program_main(spec, state, spec["workdir"], tuple(w for _, w in pipes))
         for _, w in pipes:
@@ -668,9 +686,22 @@ class Runner:
             self.refuse(spec, workdir, f"the dataset's test does not compile: {e}")
             return
         pipes = [os.pipe() for _ in range(3)]
-        pid = self.spawn(spec, workdir, tuple(w for _, w in pipes))
+        pid = None
+        for _ in range(FORK_TRIES):
+            try:
+                pid = self.spawn(spec, workdir, tuple(w for _, w in pipes))
+                break
+            except OSError as e:  # EAGAIN: a program's leftovers still fill the pids limit
+                reason = e
+                self.reap_orphans()
+                time.sleep(FORK_RETRY_S)
         for _, w in pipes:
             os.close(w)
+        if pid is None:
+            for r, _ in pipes:
+                os.close(r)
+            self.refuse(spec, workdir, f"could not start the program: {reason}")
+            return
         self.add_job(spec, pid, workdir, tuple(r for r, _ in pipes), start)
 
     def add_job(self, spec, pid, workdir, fds, start):
@@ -807,6 +838,8 @@ class Runner:
     def read_host(self):
         try:
             chunk = os.read(self.proto_in, 1 << 20)
+        except BlockingIOError:
+            return
         except OSError:
             chunk = b""
         if not chunk:
