@@ -24,6 +24,7 @@ from docker_support import docker_client, ensure_test_image, require_docker
 from server_support import STANDIN_DIR, STANDIN_MODEL, make_settings, spawn_child
 
 from pytest_humaneval.errors import HumanEvalError
+from pytest_humaneval.generation import server
 from pytest_humaneval.generation.server import (
     CONTAINER_HF_HOME,
     LABEL,
@@ -438,4 +439,20 @@ def test_interrupted_pytest_run_removes_the_container(
         if run.poll() is None:
             run.kill()
     assert "KeyboardInterrupt" in out and run.returncode == 2, out  # pytest's "interrupted"
+    assert our_containers(client, settings.container_name) == []
+
+
+@pytest.mark.docker
+def test_no_gpu_here_means_no_multi_gb_pull(
+    settings: Settings, client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The GPU check comes before the pull: on a machine without one, the image is not fetched at all."""
+    monkeypatch.setattr(server, "NVIDIA_DEVICE", str(tmp_path / "nvidiactl"))  # absent
+    absent = "pytest-humaneval.invalid/absent:none"
+    with pytest.raises(HumanEvalError) as info:
+        start_server(dataclasses.replace(settings, image=absent, gpus="all"))
+    message = str(info.value)
+    assert message.startswith("this machine has no NVIDIA GPU")
+    assert f"{absent} (several GB) was not pulled" in message
+    assert "--humaneval-endpoint" in message and "--humaneval-backend=transformers" in message
     assert our_containers(client, settings.container_name) == []

@@ -60,6 +60,8 @@ TAIL_LINES = 30
 POLL_S = 0.5
 NOTE_EVERY_S = 30.0
 TERM_GRACE_S = 10.0
+#: Present wherever the NVIDIA driver is loaded (the device every CUDA process opens first).
+NVIDIA_DEVICE = "/dev/nvidiactl"
 GPU_FIX = (
     "install the NVIDIA Container Toolkit, run `sudo nvidia-ctk runtime configure --runtime=docker` and "
     "restart Docker; or use a server that is already running (--humaneval-endpoint=URL), or "
@@ -377,7 +379,7 @@ class _DockerServer:
         gpus = _parse_gpus(s.gpus, s.tp)
         docker = _import_docker()
         self.client = _connect(docker)
-        image_id = _ensure_image(self.client, s.image, self.notify)
+        image_id = _ensure_image(self.client, s.image, self.notify, needs_gpu=gpus is not None)
 
         volumes, env = self._model_mounts(model_path)
         model_arg = CONTAINER_MODEL_DIR if model_path is not None else s.model
@@ -617,8 +619,9 @@ def _connect(docker: Any) -> Any:
     return client
 
 
-def _ensure_image(client: Any, ref: str, notify: Notify) -> str:
-    """The image's id; pulled through the SDK when it is not present locally."""
+def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False) -> str:
+    """The image's id; pulled through the SDK when it is not present locally (not when the server would
+    need a GPU this machine does not have: the pull is several GB, the start would fail after it)."""
     from docker.errors import DockerException, ImageNotFound
 
     try:
@@ -627,6 +630,14 @@ def _ensure_image(client: Any, ref: str, notify: Notify) -> str:
         pass
     except DockerException as e:
         raise HumanEvalError(f"Docker could not inspect the image {ref} ({_explain(e)})") from None
+    if needs_gpu and _local_daemon() and not os.path.exists(NVIDIA_DEVICE):
+        raise HumanEvalError(
+            f"this machine has no NVIDIA GPU ({NVIDIA_DEVICE} is missing), so the SGLang server cannot "
+            f"start; {ref} (several GB) was not pulled. Fix: run on a GPU machine, use a server that is "
+            "already running (--humaneval-endpoint=URL), generate on the CPU with "
+            "--humaneval-backend=transformers, "
+            "or pass --humaneval-gpus=none for an image that runs without a GPU"
+        )
     notify(f"pulling {ref}: SGLang images are several GB, this takes minutes")
     try:
         last_note = time.monotonic()
@@ -639,6 +650,11 @@ def _ensure_image(client: Any, ref: str, notify: Notify) -> str:
         return client.images.get(ref).id
     except DockerException as e:
         raise HumanEvalError(_pull_error(ref, _explain(e))) from None
+
+
+def _local_daemon() -> bool:
+    """Docker runs on this machine (its devices are ours to look at)."""
+    return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
 
 def _pull_error(ref: str, why: str) -> str:
