@@ -205,6 +205,9 @@ class Controller:
         for line in format_summary(self.report):
             tr.write_line(line)
         tr.write_line(f"wall {self.report['wall_s']:.1f} s; report: {self.settings.report_path}")
+        summary, missing = describe_isolation(self.settings.sandbox, self.isolation)
+        if missing:  # also here, not only in the header, which -q does not print
+            tr.write_line("humaneval: " + summary, yellow=True, bold=True)
         for text, passed in self.gates():
             verdict = "PASSED" if passed else "FAILED"
             tr.write_line(f"gate {text} -> {verdict}", green=passed, red=not passed, bold=True)

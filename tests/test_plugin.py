@@ -317,15 +317,16 @@ def test_hostile_programs_under_xdist(pytester: pytest.Pytester, tmp_path: Path)
     assert not (tmp_path / "outside.txt").exists()
 
 
-def test_reduced_isolation_is_said_in_the_header(
+def test_reduced_isolation_is_said_in_the_header_and_the_summary(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTEST_HUMANEVAL_NO_NAMESPACES", "1")
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(
-        ["humaneval: subprocess sandbox: *REDUCED ISOLATION, missing: network isolation*"]
-    )
+    reduced = "humaneval: subprocess sandbox: *REDUCED ISOLATION, missing: network isolation*"
+    result.stdout.fnmatch_lines([reduced, "*= humaneval =*", reduced])  # the header, then the summary
+    quiet = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical", "-q")
+    quiet.stdout.fnmatch_lines(["*= humaneval =*", reduced])  # -q prints no header: the summary says it
     monkeypatch.delenv("PYTEST_HUMANEVAL_NO_NAMESPACES")
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
     result.stdout.fnmatch_lines(
