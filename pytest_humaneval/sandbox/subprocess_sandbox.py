@@ -124,7 +124,7 @@ class SubprocessSandbox(Sandbox):
                 "preload": list(self.preload),
                 "limits": self.limits.as_dict(),
                 "uid": self.uid,
-                "pids": self.limits.processes * self.concurrency + 8,
+                "pids": self.limits.processes * 2 * self.concurrency + 8,  # parked programs too
                 "parent_pid": os.getpid(),
                 "isolate": self.namespaces,
                 "max_stretch": MAX_STRETCH,
