@@ -548,22 +548,12 @@ class DockerSandbox(Sandbox):
             return self.stream.read_frame(time.monotonic() + job.timeout + self.grace_s)
         except TimeoutError:
             why = self._state()
-            self._discard()
-            self.restarts += 1
-            return {
-                "status": "crashed",
-                "reason": f"the sandbox container stopped answering {self.grace_s:g} s past the "
-                f"program's time limit (wedged{': ' + why if why else ''}); a fresh container took over",
-            }
+            return self._replaced(
+                f"the sandbox container stopped answering {self.grace_s:g} s past the program's time "
+                f"limit (wedged{': ' + why if why else ''})"
+            )
         except (RunnerGone, OSError):
-            why = self._death()
-            self._discard()
-            self.restarts += 1
-            return {
-                "status": "crashed",
-                "reason": f"the sandbox container died during the program ({why}); a fresh container "
-                "took over",
-            }
+            return self._replaced(f"the sandbox container died during the program ({self._death()})")
         except BaseException:
             # Interrupted mid-job (pytest-timeout, Ctrl-C): the runner's late answer would be read as the
             # next job's, so the container goes, with the program it is running.
@@ -600,6 +590,12 @@ class DockerSandbox(Sandbox):
         tail = self.stream.stderr_tail(300).splitlines() if self.stream is not None else []
         detail = f": {tail[-1]}" if tail else ""
         return f"its runner exited with status {code}{detail}" if code is not None else "its runner vanished"
+
+    def _replaced(self, why: str) -> dict[str, Any]:
+        """The program's verdict when its container failed under it; the next job gets a fresh one."""
+        self._discard()
+        self.restarts += 1
+        return {"status": "crashed", "reason": f"{why}; a fresh container took over"}
 
     def _discard(self) -> None:
         stream, self.stream = self.stream, None
