@@ -508,7 +508,6 @@ class DockerSandbox(Sandbox):
             "limits": self.limits.as_dict(),
             "uid": None,  # the container already runs as 65534
             "pids": None,  # the container's pids limit bounds the whole tree
-            "parent_pid": None,  # it ends through StdinOnce when this process goes
             "isolate": True,  # namespaces fail harmlessly in an unprivileged container
         }
         try:

@@ -139,10 +139,13 @@ def read_exact(fd, n):
 
 
 def write_frame(fd, obj):
+    write_body(fd, json.dumps(obj).encode())
+
+
+def write_body(fd, body):
     """Write one frame, all of it. The descriptor may be non-blocking although we never made it so (a
     container's stdio is shared with the container runtime): a full pipe then means wait, not die."""
-    data = json.dumps(obj).encode()
-    view = memoryview(struct.pack(">I", len(data)) + data)
+    view = memoryview(struct.pack(">I", len(body)) + body)
     while view:
         try:
             view = view[os.write(fd, view) :]
@@ -192,7 +195,7 @@ def read_only_root(workbase):
 
 
 #: clone(2)'s number where its first argument is the flags (zeros elsewhere fit every layout).
-SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}
+SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120}  # not s390x: (stack, flags)
 SIGCHLD = 17
 
 
@@ -397,10 +400,8 @@ def compile_test(test):
 
 def run_program(job):
     """Execute solution, then test, then ``check(entry_point)``; return the verdict dict."""
-    solution, test, entry = job["solution"], job["test"], job["entry_point"]
+    solution, entry = job["solution"], job["entry_point"]
     linecache.cache["<solution>"] = (len(solution), None, solution.splitlines(True), "<solution>")
-    if "test_code" not in job:
-        job["test_code"] = compile_test(test)
     try:
         code = compile(solution, "<solution>", "exec")
     except (SyntaxError, ValueError) as e:
@@ -534,37 +535,56 @@ def zygote_main(state, jobs_in, replies):
     child's pid and the pipes' read ends (SCM_RIGHTS).
     """
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def fork():
+        return fork_new_pid_namespace(sibling=True)
+
+    def wait():  # the supervisor reaps what fills the pids limit
+        pass
+
     while True:
-        spec = read_frame(jobs_in)
+        head = read_frame(jobs_in)  # seq and workdir; then the host's frame, as it came
+        spec = head and read_frame(jobs_in)
         if spec is None:
             os._exit(0)
-        seq = spec["seq"]
-        try:
-            spec["test_code"] = compile_test(spec["test"])
-        except (SyntaxError, ValueError) as e:
-            replies.send(
-                json.dumps({"seq": seq, "error": f"the dataset's test does not compile: {e}"}).encode()
-            )
+        launched = launch(spec, state, head["workdir"], fork, wait)
+        if isinstance(launched, str):
+            replies.send(json.dumps({"seq": head["seq"], "error": launched}).encode())
             continue
-        pipes = [os.pipe() for _ in range(3)]
-        pid = None
-        for _ in range(FORK_TRIES):
-            try:
-                pid = fork_new_pid_namespace(sibling=True)
-                break
-            except OSError as e:  # EAGAIN: the supervisor is still reaping a program's leftovers
-                reason = e
-                time.sleep(FORK_RETRY_S)
-        if pid is None:
-            replies.send(json.dumps({"seq": seq, "error": f"could not start the program: {reason}"}).encode())
-        if pid == 0:
-            program_main(spec, state, spec["workdir"], tuple(w for _, w in pipes))
-        for _, w in pipes:
-            os.close(w)
-        if pid:
-            socket.send_fds(replies, [b"%d %d" % (seq, pid)], [r for r, _ in pipes])
-        for r, _ in pipes:
+        pid, reads = launched
+        socket.send_fds(replies, [b"%d %d" % (head["seq"], pid)], reads)
+        for r in reads:
             os.close(r)
+
+
+def launch(spec, state, workdir, fork, wait):
+    """Compile the program's test (cached), make its pipes and fork it: (pid, pipe read ends), or why
+    not. ``fork`` makes the process; ``wait`` runs between tries when fork fails with EAGAIN (a program's
+    leftovers still count against the pids limit while they are killed and reaped)."""
+    try:
+        spec["test_code"] = compile_test(spec["test"])
+    except (SyntaxError, ValueError) as e:
+        return f"the dataset's test does not compile: {e}"
+    pipes = [os.pipe() for _ in range(3)]
+    reads, writes = tuple(r for r, _ in pipes), tuple(w for _, w in pipes)
+    pid = None
+    for _ in range(FORK_TRIES):
+        try:
+            pid = fork()
+            break
+        except OSError as e:
+            reason = e
+            wait()
+            time.sleep(FORK_RETRY_S)
+    if pid == 0:
+        program_main(spec, state, workdir, writes)
+    for fd in writes:
+        os.close(fd)
+    if pid is None:
+        for fd in reads:
+            os.close(fd)
+        return f"could not start the program: {reason}"
+    return pid, reads
 
 
 # ------------------------------------------------------------------------------ in the runner
@@ -575,7 +595,6 @@ class Job:
 
     def __init__(self, spec, pid, workdir, fds, start):
         self.spec = spec
-        self.id = spec.get("id")
         self.pid = pid
         self.workdir = workdir
         self.res, self.out, self.err = fds
@@ -648,14 +667,11 @@ class Runner:
         self.zygote = (pid, jobs_w, mine)
         self.state["isolation"]["zygote"] = True
 
-    def spawn(self, spec, workdir, fds):
-        """Fork the program's process here (its own session, dies with the runner); with namespaces, as
-        PID 1 of its own PID namespace, so programs running side by side cannot signal each other and
-        all a program started dies with it. The zygote forks the same way."""
-        pid = fork_new_pid_namespace() if self.state["isolation"]["pid_namespace"] else os.fork()
-        if pid == 0:
-            program_main(spec, self.state, workdir, fds)
-        return pid
+    def fork(self):
+        """Fork a program's process here; with namespaces, as PID 1 of its own PID namespace, so programs
+        running side by side cannot signal each other and all a program started dies with it. The
+        zygote forks the same way."""
+        return fork_new_pid_namespace() if self.state["isolation"]["pid_namespace"] else os.fork()
 
     def new_workdir(self):
         """A fresh directory for one program (mkdir fails on anything a program left under that name)."""
@@ -668,7 +684,8 @@ class Runner:
             except FileExistsError:
                 continue
 
-    def start(self, spec):
+    def start(self, spec, body):
+        """Start the job ``spec`` (``body``: its frame as the host sent it, forwarded to the zygote)."""
         workdir = self.new_workdir()
         uid = self.state["uid"]
         if uid is not None:
@@ -677,34 +694,18 @@ class Runner:
         if self.zygote is not None:
             self.seq += 1
             self.spawning[self.seq] = (spec, workdir, start)
-            write_frame(self.zygote[1], dict(spec, seq=self.seq, workdir=workdir))
+            write_frame(self.zygote[1], {"seq": self.seq, "workdir": workdir})
+            write_body(self.zygote[1], body)
         else:
             self.fork_here(spec, workdir, start)
 
     def fork_here(self, spec, workdir, start):
-        try:
-            spec["test_code"] = compile_test(spec["test"])
-        except (SyntaxError, ValueError) as e:
-            self.refuse(spec, workdir, f"the dataset's test does not compile: {e}")
-            return
-        pipes = [os.pipe() for _ in range(3)]
-        pid = None
-        for _ in range(FORK_TRIES):
-            try:
-                pid = self.spawn(spec, workdir, tuple(w for _, w in pipes))
-                break
-            except OSError as e:  # EAGAIN: a program's leftovers still fill the pids limit
-                reason = e
-                self.reap_orphans()
-                time.sleep(FORK_RETRY_S)
-        for _, w in pipes:
-            os.close(w)
-        if pid is None:
-            for r, _ in pipes:
-                os.close(r)
-            self.refuse(spec, workdir, f"could not start the program: {reason}")
-            return
-        self.add_job(spec, pid, workdir, tuple(r for r, _ in pipes), start)
+        launched = launch(spec, self.state, workdir, self.fork, self.reap_orphans)
+        if isinstance(launched, str):
+            self.refuse(spec, workdir, launched)
+        else:
+            pid, reads = launched
+            self.add_job(spec, pid, workdir, reads, start)
 
     def add_job(self, spec, pid, workdir, fds, start):
         job = Job(spec, pid, workdir, fds, start)
@@ -852,12 +853,13 @@ class Runner:
             (size,) = struct.unpack(">I", self.inbuf[:4])
             if len(self.inbuf) < 4 + size:
                 break
-            spec = json.loads(bytes(self.inbuf[4 : 4 + size]))
+            body = bytes(self.inbuf[4 : 4 + size])
             del self.inbuf[: 4 + size]
+            spec = json.loads(body)
             if spec.get("op") == "exit":
                 self.closing = True
             else:
-                self.start(spec)
+                self.start(spec, body)
 
     def finish(self, job, timed_out):
         """Kill whatever the program left, collect its output, reply, clean up."""
@@ -918,8 +920,9 @@ class Runner:
         """As a subreaper, orphans of programs become our children: kill and reap every child that is
         not a running job's own process. (A detached process only lives as long as its program.)
 
-        With the zygote there are no orphans (each program is PID 1 of its own namespace, and all it
-        started dies with it); a child not known yet is one whose pid the zygote has not sent yet."""
+        With PID namespaces there are no orphans (each program is PID 1 of its own namespace, and all
+        it started dies with it); without subreaping they go to init, out of reach. A child not known
+        yet is one whose pid the zygote has not sent yet."""
         for _ in range(1000):
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -931,7 +934,8 @@ class Runner:
                 elif self.zygote is not None:
                     self.early[pid] = status
                 continue
-            if self.zygote is not None:
+            isolation = self.state["isolation"]
+            if isolation["pid_namespace"] or not isolation["subreaper"]:
                 return
             strays = [c for c in children() if c not in self.jobs]
             if not strays:
@@ -984,6 +988,7 @@ def warm_up():
         "test": "def check(c):\n    assert c(1) == 1\n",
         "entry_point": "f",
     }
+    job["test_code"] = compile_test(job["test"])
     json.dumps(run_program(job))
     with open(os.devnull, "w", buffering=1, errors="backslashreplace") as fh:
         fh.write("x\n")
@@ -1041,7 +1046,7 @@ def main():
     warm_up()
     set_inherited_limits(state["limits"])
     runner.start_zygote()
-    write_frame(proto_out, {"ready": True, "isolation": isolation, "pid": os.getpid()})
+    write_frame(proto_out, {"ready": True, "isolation": isolation})
     runner.serve()
 
 

@@ -59,10 +59,9 @@ def program_env(workbase: str) -> dict[str, str]:
 class _Pending:
     job: Job
     future: Future[dict[str, Any]]
-    attempts: int = 0
     #: Was in flight when a runner died: from now on it runs alone, so a killer is found out.
     suspect: bool = False
-    dispatched: float | None = None
+    dispatched: float = 0.0  # set when sent to the runner
 
 
 class SubprocessSandbox(Sandbox):
@@ -125,7 +124,6 @@ class SubprocessSandbox(Sandbox):
                 "limits": self.limits.as_dict(),
                 "uid": self.uid,
                 "pids": self.limits.processes * 2 * self.concurrency + 8,  # parked programs too
-                "parent_pid": os.getpid(),
                 "isolate": self.namespaces,
                 "max_stretch": MAX_STRETCH,
             },
@@ -184,7 +182,7 @@ class SubprocessSandbox(Sandbox):
         if not self.isolation.get("fair_deadline") or len(self._running) >= 2 * self.concurrency:
             return False
         parked_before = time.monotonic() - PARK_AFTER_S
-        fresh = sum(1 for p in self._running.values() if p.dispatched is None or p.dispatched > parked_before)
+        fresh = sum(1 for p in self._running.values() if p.dispatched > parked_before)
         return fresh < self.concurrency
 
     def _next_park(self) -> float:
@@ -193,7 +191,7 @@ class SubprocessSandbox(Sandbox):
             if not self._waiting or not self.isolation.get("fair_deadline"):
                 return 0.5
             now = time.monotonic()
-            times = [p.dispatched + PARK_AFTER_S - now for p in self._running.values() if p.dispatched]
+            times = [p.dispatched + PARK_AFTER_S - now for p in self._running.values()]
         future = [t for t in times if t > 0]
         return min([0.5, *future]) + 0.001
 
@@ -242,10 +240,12 @@ class SubprocessSandbox(Sandbox):
         with self._lock:
             if self.proc is not proc:
                 return True
-            return any(
-                p.dispatched is not None and now > p.dispatched + p.job.timeout * MAX_STRETCH + GRACE_S
-                for p in self._running.values()
-            )
+            return any(self._overdue(p, now) for p in self._running.values())
+
+    @staticmethod
+    def _overdue(pending: _Pending, now: float) -> bool:
+        """Far past any limit the runner could have stretched to: the runner stopped working."""
+        return now > pending.dispatched + pending.job.timeout * MAX_STRETCH + GRACE_S
 
     def _runner_gone(self, proc: subprocess.Popen[bytes]) -> None:
         _kill_group(proc)
@@ -258,11 +258,7 @@ class SubprocessSandbox(Sandbox):
                 self._remove_cgroup()
             retry = []
             for pending in self._running.values():
-                overdue = (
-                    pending.dispatched is not None
-                    and now > pending.dispatched + pending.job.timeout * MAX_STRETCH + GRACE_S
-                )
-                if overdue:
+                if self._overdue(pending, now):
                     failed.append((pending, {"status": "timeout", "reason": "timed out (the runner wedged)"}))
                 elif pending.suspect or self._closed:
                     failed.append(
