@@ -175,9 +175,6 @@ OPTIONS: list[Option] = [
 class Settings:
     """Resolved options (see ``OPTIONS`` for their meaning)."""
 
-    enabled: bool
-    debug: bool
-    rootdir: Path
     dataset: str
     completions: str | None
     samples: int | None
@@ -300,6 +297,11 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
     return value, base
 
 
+def requested(config: pytest.Config) -> bool:
+    """Was the plugin asked for? Without ``--humaneval`` it reads no option and adds nothing."""
+    return bool(config.getoption("humaneval") or config.getoption("humaneval_debug"))
+
+
 def read_settings(config: pytest.Config) -> Settings:
     values: dict[str, Any] = {}
     for opt in OPTIONS:
@@ -309,7 +311,6 @@ def read_settings(config: pytest.Config) -> Settings:
     debug = bool(config.getoption("humaneval_debug"))
     if debug and values["dataset"] == "humaneval":
         values["dataset"] = "humaneval-4"
-    rootdir = Path(config.rootpath)
     if values["timeout"] != "auto":
         try:
             if float(values["timeout"]) <= 0:
@@ -324,6 +325,4 @@ def read_settings(config: pytest.Config) -> Settings:
         raise HumanEvalError("--humaneval-parallel must be at least 1")
     if values["samples"] is not None and values["samples"] < 1:
         raise HumanEvalError("--humaneval-samples must be at least 1")
-    return Settings(
-        enabled=bool(config.getoption("humaneval")) or debug, debug=debug, rootdir=rootdir, **values
-    )
+    return Settings(**values)

@@ -15,7 +15,7 @@ from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .fixtures import humaneval_endpoint  # noqa: F401  (a plugin module's fixtures are its attributes)
 from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
-from .options import Settings, add_options, read_settings
+from .options import Settings, add_options, read_settings, requested
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 DATASET_KEY = pytest.StashKey[Dataset]()
@@ -31,10 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if not requested(config):
+        return  # before reading any option: an ini typo must not break the repo's own test runs
     try:
         settings = read_settings(config)
-        if not settings.enabled:
-            return
         dataset = load_dataset(settings.dataset)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None

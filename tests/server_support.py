@@ -38,7 +38,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         output=tmp_path / "out",
     )
     values.update(overrides)
-    return Settings(enabled=True, debug=False, rootdir=tmp_path, **values)
+    return Settings(**values)
 
 
 CHILD = """

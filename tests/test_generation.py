@@ -44,7 +44,7 @@ STRLEN_ANSWER = "```python\ndef strlen(string: str) -> int:\n    return len(stri
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
     values.update(output=tmp_path / "out", **overrides)
-    return Settings(enabled=True, debug=True, rootdir=tmp_path, **values)
+    return Settings(**values)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -44,6 +44,15 @@ def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / ".humaneval").exists()
 
 
+def test_a_bad_humaneval_setting_does_not_break_the_repos_own_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nhumaneval_sandbox = nope\n")
+    pytester.makepyfile(test_own="def test_ok():\n    assert True\n")
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("--humaneval-debug")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*humaneval*sandbox*nope*"])
+
+
 def test_canonical_scores_164_of_164(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--humaneval", "--humaneval-completions=canonical")
     result.assert_outcomes(passed=164)

@@ -164,7 +164,7 @@ def test_endpoint_run_records_sampling_but_no_secrets(pytester: pytest.Pytester)
 def settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
     values.update(output=tmp_path / "out", **overrides)
-    return Settings(enabled=True, debug=True, rootdir=tmp_path, **values)
+    return Settings(**values)
 
 
 def test_docker_server_and_sandbox_images(tmp_path: Path) -> None:
