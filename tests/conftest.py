@@ -20,6 +20,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_docker()
 
 
+@pytest.fixture(scope="module")
+def secret_in_environment() -> Iterator[None]:
+    """The secret the ``reads_secrets`` hostile case looks for, in the environment sandboxes start from
+    (and so in pytester's subprocesses); gone after the module."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HUMANEVAL_TEST_SECRET", "hunter2")
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Qwen3 model directory, built once per test session."""

@@ -29,7 +29,7 @@ from pytest_humaneval.sandbox import docker_sandbox as ds
 from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, ensure_image, remove_containers
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("secret_in_environment")]
 
 TIMEOUT = 1.5
 LIMITS = Limits(memory_mb=1024, processes=32)
@@ -62,7 +62,6 @@ def client(image: str) -> Iterator[Any]:
 
 
 def new_sandbox(image: str, **kwargs: Any) -> DockerSandbox:
-    os.environ["HUMANEVAL_TEST_SECRET"] = "hunter2"
     kwargs.setdefault("run_id", f"test-{uuid.uuid4().hex[:8]}")
     return DockerSandbox(LIMITS, image=image, **kwargs)
 

@@ -303,6 +303,7 @@ def test_known_dataset_defect_is_shown(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*known dataset defect HumanEval/32: dataset defect*"])
 
 
+@pytest.mark.usefixtures("secret_in_environment")
 def test_hostile_programs_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
     dataset = write_dataset(pytester.path / "hostile.jsonl", CASES)
     mark = unique_mark()

@@ -17,11 +17,11 @@ from pytest_humaneval.sandbox import Job, Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
 
 TIMEOUT = 1.5
+pytestmark = pytest.mark.usefixtures("secret_in_environment")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="namespaces are Linux-only")
 
 
 def make_sandbox(namespaces: bool) -> SubprocessSandbox:
-    os.environ["HUMANEVAL_TEST_SECRET"] = "hunter2"
     if not namespaces:
         os.environ[NO_NAMESPACES_ENV] = "1"
     try:
