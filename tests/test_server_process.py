@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +56,6 @@ def settings(tmp_path: Path, standin_on_path: None) -> Iterator[Settings]:
     yield settings
     state = settings.output / STATE_NAME
     if state.exists():  # a safety net only: each test asserts the clean-up itself
-        import json
-
         pid = json.loads(state.read_text())["pid"]
         if alive(pid):
             os.killpg(pid, signal.SIGKILL)
@@ -147,3 +148,23 @@ def test_missing_sglang_is_one_clear_error(tmp_path: Path) -> None:
         start_server(make_settings(tmp_path, server="process"))
     assert str(info.value).startswith("SGLang is not installed in this Python (")
     assert "--humaneval-server=docker" in str(info.value) and "--humaneval-endpoint" in str(info.value)
+
+
+def test_a_recycled_pid_in_the_state_file_is_neither_reused_nor_killed(settings: Settings) -> None:
+    """The state file names a pid that is now another SGLang-looking process (started later): left alone."""
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "sglang.launch_server"], start_new_session=True
+    )
+    try:
+        state = settings.output / STATE_NAME
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(json.dumps({"pid": other.pid, "started": "1", "config": "x", "api_key": "k"}))
+        handle = start_server(dataclasses.replace(settings, keep_server=False))
+        try:
+            assert handle.ident != str(other.pid) and not handle.reused
+            assert alive(other.pid), "a process that merely has the old pid was killed"
+        finally:
+            handle.stop()
+    finally:
+        other.kill()
+        other.wait()

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from ..errors import HumanEvalError
 from ..options import Settings
+from ..report import write_json
 
 log = logging.getLogger(__name__)
 
@@ -757,8 +758,14 @@ class _ProcessServer:
                     start_new_session=True,  # its own group: Ctrl-C is ours to handle, and kill reaches all
                 )
             self.pid = self.proc.pid
-            state = {"pid": self.pid, "config": config, "api_key": api_key, "port": s.port}
-            self.state_path.write_text(json.dumps(state))
+            state = {
+                "pid": self.pid,
+                "started": _start_time(self.pid),
+                "config": config,
+                "api_key": api_key,
+                "port": s.port,
+            }
+            write_json(self.state_path, state)  # atomic: half a file would orphan the server
             self.notify(f"started SGLang, process {self.pid}; log: {self.log_path}")
         return _healthy_handle(
             self,
@@ -777,7 +784,7 @@ class _ProcessServer:
             pid, key = int(state["pid"]), str(state["api_key"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not _is_sglang_process(pid):
+        if not _is_sglang_process(pid, str(state.get("started", ""))):
             self.state_path.unlink(missing_ok=True)
             return None
         if state.get("config") == config:
@@ -860,8 +867,15 @@ def _proc_stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def _is_sglang_process(pid: int) -> bool:
-    """Alive and still SGLang (a recycled pid must not be killed)."""
+def _start_time(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot; "" where unknown): tells it from a recycled pid."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+def _is_sglang_process(pid: int, started: str = "") -> bool:
+    """Alive and still the SGLang server we started (``started``: its start time in /proc/PID/stat), not
+    a recycled pid, which must not be killed."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
@@ -873,7 +887,9 @@ def _is_sglang_process(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return bool(fields) and fields[0] != "Z" and b"sglang.launch_server" in cmdline
+    if not fields or fields[0] == "Z" or (started and _start_time(pid) != started):
+        return False
+    return b"sglang.launch_server" in cmdline
 
 
 def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
