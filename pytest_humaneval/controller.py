@@ -158,7 +158,7 @@ class Controller:
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
         write_json(self.settings.report_path, self.report)
-        xml = _junit_xml(self.config)
+        xml = junit_xml(self.config)
         if xml is not None:
             for k, v in self.report["pass_at_k"].items():
                 xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
@@ -232,7 +232,7 @@ def _workers(config: pytest.Config) -> int:
     return n if isinstance(n, int) and n > 0 else 1
 
 
-def _junit_xml(config: pytest.Config) -> Any:
+def junit_xml(config: pytest.Config) -> Any:
     try:
         from _pytest.junitxml import xml_key
     except ImportError:  # pragma: no cover - pytest internals moved

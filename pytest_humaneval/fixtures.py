@@ -37,15 +37,14 @@ def endpoint_for_workers(config: pytest.Config) -> dict[str, Any]:
     endpoint = config.stash.get(ENDPOINT_KEY, None)
     return {
         "endpoint": endpoint.as_dict() if endpoint else None,
-        "why_not": config.stash.get(NO_ENDPOINT_KEY, _default_reason(config)),
+        "why_not": config.stash.get(NO_ENDPOINT_KEY, NO_SERVER),
     }
 
 
-def _default_reason(config: pytest.Config) -> str:
-    return (
-        "no model server in this session: run with --humaneval (or --humaneval-debug) and without "
-        "--humaneval-completions"
-    )
+NO_SERVER = (
+    "no model server in this session: run with --humaneval (or --humaneval-debug) and without "
+    "--humaneval-completions"
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +60,8 @@ def humaneval_endpoint(request: pytest.FixtureRequest) -> Endpoint:
         given = workerinput.get(WORKERINPUT) or {}
         if given.get("endpoint"):
             return Endpoint(**given["endpoint"])
-        pytest.skip(given.get("why_not") or _default_reason(config))
+        pytest.skip(given.get("why_not") or NO_SERVER)
     endpoint = config.stash.get(ENDPOINT_KEY, None)
     if endpoint is None:
-        pytest.skip(config.stash.get(NO_ENDPOINT_KEY, _default_reason(config)))
+        pytest.skip(config.stash.get(NO_ENDPOINT_KEY, NO_SERVER))
     return endpoint

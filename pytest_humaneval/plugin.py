@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from . import hookspecs
-from .controller import Controller, count_samples
+from .controller import Controller, count_samples, junit_xml
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .fixtures import humaneval_endpoint  # noqa: F401  (a plugin module's fixtures are its attributes)
@@ -106,10 +106,6 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 
 def _show_completions_in_junit(config: pytest.Config) -> None:
     """Put each program's completion and output in JUnit ``system-out`` unless the user chose otherwise."""
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # pragma: no cover
-        return
-    xml = config.stash.get(xml_key, None)
+    xml = junit_xml(config)
     if xml is not None and getattr(xml, "logging", None) == "no":
         xml.logging = "system-out"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PASSED = "passed"
@@ -34,17 +34,15 @@ class Result:
     stdout: str = ""
     stderr: str = ""
     completion: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.status == PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        # Shallow (fields are plain values; ``extra`` is copied): dataclasses.asdict deep-copies and
-        # costs more than the rest of an item's report.
+        # Every field is a plain value: no dataclasses.asdict, whose deep copy cost more than the rest of
+        # an item's report.
         d = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        d["extra"] = dict(self.extra)
         d["passed"] = self.passed
         return d
 

@@ -16,6 +16,7 @@ can be passed back with ``--humaneval-completions``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -70,8 +71,8 @@ class RunSpec:
             data["backend"] = self.backend
         return data
 
-    @property
-    def digest(self) -> str:
+    @functools.cached_property
+    def digest(self) -> str:  # once: key() needs it for every (problem, sample)
         return _digest(self.as_dict(), 12)
 
     def key(self, problem_digest: str, messages_digest: str, sample: int) -> str:

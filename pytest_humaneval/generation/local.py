@@ -220,10 +220,11 @@ class LocalModel:
             except BaseException as e:
                 for _ in batch:
                     progress.abandoned()
-                if self._out_of_memory(e) and self.batch > 1:
+                out_of_memory = self._out_of_memory(e)
+                if out_of_memory and self.batch > 1:
                     self.batch //= 2
                     continue
-                if self._out_of_memory(e):
+                if out_of_memory:
                     raise Fatal(
                         f"out of GPU memory generating one answer of up to {self.sampling.max_tokens} "
                         "tokens; lower --humaneval-max-tokens, choose a smaller --humaneval-dtype or "
