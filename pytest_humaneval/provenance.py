@@ -27,6 +27,7 @@ GENERATION_FIELDS = (
     "backend",
     "image",
     "endpoint",
+    "server",  # startup_s, reused: a server this run started or took over
     "think",
     "sampling",
     "extra_body",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 import signal
 import socket
@@ -418,6 +419,9 @@ def test_pytest_run_generates_from_the_container_and_removes_it(
     assert "4 failed" in out, out  # the stand-in answers `return None`: every problem fails, as it should
     assert "POST /v1/chat/completions" in (settings.output / "server.log").read_text()
     assert our_containers(client, settings.container_name) == []
+    generation = json.loads((settings.output / "report.json").read_text())["provenance"]["generation"]
+    assert generation["source"] == "docker" and generation["image"] == settings.image
+    assert generation["server"]["reused"] is False and generation["server"]["startup_s"] > 0
 
 
 @pytest.mark.docker

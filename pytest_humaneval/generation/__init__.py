@@ -137,6 +137,9 @@ def _from_model(
             else:
                 endpoint = _open_endpoint(config, settings)
                 meta["endpoint"] = public_url(endpoint.base_url)
+                handle = config.stash.get(SERVER_KEY, None)
+                if handle is not None:
+                    meta["server"] = {"startup_s": handle.startup_s, "reused": handle.reused}
                 gen_started = time.monotonic()
                 with _terminal(config) as out, Progress(len(missing), file=out) as progress:
                     coroutine = _generate(settings, endpoint, sampling, missing, on_answer, progress)

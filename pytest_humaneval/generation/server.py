@@ -88,12 +88,6 @@ class ServerHandle:
         if server is not None:
             server.close(keep=server.settings.keep_server)
 
-    def __enter__(self) -> ServerHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def start_server(settings: Settings, notify: Notify | None = None) -> ServerHandle:
     """Start (or reuse) the server ``settings`` describe and block until ``/health`` answers 200.
