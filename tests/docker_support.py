@@ -74,11 +74,6 @@ def _unavailable_reason() -> str | None:
     return None
 
 
-def docker_available() -> bool:
-    """True when the ``docker`` SDK is installed and ``docker.from_env().ping()`` succeeds."""
-    return _unavailable_reason() is None
-
-
 def require_docker() -> None:
     """Skip the current test if Docker is unavailable, or fail it when running under CI."""
     reason = _unavailable_reason()

@@ -174,7 +174,7 @@ def write_completions(
     return path
 
 
-def leftovers(mark: str = LEFTOVER_MARK) -> list[int]:
+def leftovers(mark: str) -> list[int]:
     """PIDs of processes on the host that a hostile program (using ``mark``) left behind."""
     found = []
     for entry in Path("/proc").iterdir():

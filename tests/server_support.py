@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
+
+from tiny_server import free_port
 
 from pytest_humaneval.options import OPTIONS, Settings
 
@@ -16,29 +17,23 @@ STANDIN_DIR = TESTS_DIR / "sglang_standin"  # holds the stand-in `sglang` packag
 STANDIN_MODEL = "standin/Qwen3-0.6B"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def unique_name() -> str:
     return f"pytest-humaneval-sglang-test-{uuid.uuid4().hex[:10]}"
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    """Every option at its default, then what a stand-in run needs, then ``overrides``."""
+def default_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Every option at its default, output under ``tmp_path``, then ``overrides``."""
     values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
-    values.update(
-        model=STANDIN_MODEL,
-        gpus="none",
-        port=free_port(),
-        container_name=unique_name(),
-        startup_timeout=60.0,
-        output=tmp_path / "out",
-    )
-    values.update(overrides)
+    values.update(output=tmp_path / "out", **overrides)
     return Settings(**values)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """The defaults, then what a stand-in run needs, then ``overrides``."""
+    standin: dict[str, Any] = dict(
+        model=STANDIN_MODEL, gpus="none", port=free_port(), container_name=unique_name(), startup_timeout=60.0
+    )
+    return default_settings(tmp_path, **{**standin, **overrides})
 
 
 CHILD = """

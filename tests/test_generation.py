@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, stub_server
+from server_support import default_settings
 
 from pytest_humaneval.completions import read_completions
 from pytest_humaneval.dataset import load_dataset
@@ -35,16 +36,9 @@ from pytest_humaneval.generation.client import (
 )
 from pytest_humaneval.generation.progress import Progress
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, load_template, render
-from pytest_humaneval.options import OPTIONS, Settings
 
 DEBUG = load_dataset("humaneval-4")
 STRLEN_ANSWER = "```python\ndef strlen(string: str) -> int:\n    return len(string)\n```"
-
-
-def settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
-    values.update(output=tmp_path / "out", **overrides)
-    return Settings(**values)
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -107,8 +101,8 @@ def test_template_errors(tmp_path: Path, content: bytes | None, message: str) ->
 
 
 def test_sampling_defaults_follow_qwen3_per_mode(tmp_path: Path) -> None:
-    think = sampling_from(settings(tmp_path, think=True))
-    plain = sampling_from(settings(tmp_path))
+    think = sampling_from(default_settings(tmp_path, think=True))
+    plain = sampling_from(default_settings(tmp_path))
     assert think.as_dict() == {
         "temperature": 0.6,
         "top_p": 0.95,
@@ -125,7 +119,9 @@ def test_sampling_defaults_follow_qwen3_per_mode(tmp_path: Path) -> None:
         "max_tokens": 4096,
         "seed": None,
     }
-    mine = sampling_from(settings(tmp_path, temperature=0.0, top_p=1.0, top_k=5, max_tokens=64, seed=7))
+    mine = sampling_from(
+        default_settings(tmp_path, temperature=0.0, top_p=1.0, top_k=5, max_tokens=64, seed=7)
+    )
     assert mine.as_dict() == {
         "temperature": 0.0,
         "top_p": 1.0,
@@ -273,7 +269,7 @@ def test_resolved_file_is_a_completions_file(tmp_path: Path) -> None:
 
 
 def generate(stub: Any, requests: list[Request], tmp_path: Path, **overrides: Any) -> tuple[Generator, dict]:
-    sampling = sampling_from(settings(tmp_path, **overrides))
+    sampling = sampling_from(default_settings(tmp_path, **overrides))
     answers: dict[str, Any] = {}
 
     async def main() -> Generator:

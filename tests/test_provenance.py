@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, canonical_reply, stub_server
+from server_support import default_settings
 
 import pytest_humaneval
 from pytest_humaneval.dataset import load_dataset
-from pytest_humaneval.options import OPTIONS, Settings
 from pytest_humaneval.provenance import build_provenance, header_lines, public_url
 
 VERSION_LINE = (
@@ -161,15 +161,9 @@ def test_endpoint_run_records_sampling_but_no_secrets(pytester: pytest.Pytester)
     assert "s3cret" not in everything and "someone" not in everything
 
 
-def settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
-    values.update(output=tmp_path / "out", **overrides)
-    return Settings(**values)
-
-
 def test_docker_server_and_sandbox_images(tmp_path: Path) -> None:
     """What the generation section records for an SGLang container (as in ``_from_model``) reaches both."""
-    s = settings(tmp_path, sandbox="docker", completions=None)
+    s = default_settings(tmp_path, sandbox="docker", completions=None)
     generation = {
         "model": "Qwen/Qwen3-0.6B",
         "source": "docker",

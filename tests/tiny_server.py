@@ -33,14 +33,8 @@ class ServerInfo:
 
     base_url: str  # e.g. "http://127.0.0.1:PORT/v1", for openai.OpenAI(base_url=...)
     model: str  # the `model` field of requests; any other name is answered 400
-    port: int
     process: subprocess.Popen[bytes]
     log_path: Path
-
-    @property
-    def root_url(self) -> str:
-        """The server root, e.g. ``http://127.0.0.1:PORT`` (``/health`` lives there)."""
-        return self.base_url.removesuffix("/v1")
 
 
 def free_port() -> int:
@@ -183,8 +177,6 @@ def serve_tiny_model(
                     f"(log {log_path}):\n{_log_tail(log_path)}"
                 )
             time.sleep(0.2)
-        yield ServerInfo(
-            base_url=f"{root_url}/v1", model=model, port=port, process=process, log_path=log_path
-        )
+        yield ServerInfo(base_url=f"{root_url}/v1", model=model, process=process, log_path=log_path)
     finally:
         _stop(process)
