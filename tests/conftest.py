@@ -6,10 +6,10 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from docker_support import require_docker
+from docker_support import docker_client, ensure_test_image, require_docker
 
 if TYPE_CHECKING:
     from tiny_server import ServerInfo
@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("docker"):
         require_docker()
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[Any]:
+    """A client of the Docker engine the docker-marked tests use (skip locally, fail under CI without one)."""
+    require_docker()
+    client = docker_client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def image(client: Any) -> str:
+    """The debootstrap-built base image (python3, numpy) the sandbox tests run programs in."""
+    return ensure_test_image()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import docker_client, ensure_test_image, require_docker
+from docker_support import docker_client, ensure_test_image
 from hostile import CASES, LEFTOVER_MARK, PROMPT, TEST, Case, body_for, write_completions, write_dataset
 
 from pytest_humaneval.completions import Sample
@@ -46,19 +46,6 @@ CONTAINER_EXPECTED: dict[str, tuple[str, str, str]] = {
         "the connection is refused instead of the subprocess sandbox's 'Network is unreachable'",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    require_docker()
-    return ensure_test_image()
-
-
-@pytest.fixture(scope="module")
-def client(image: str) -> Iterator[Any]:
-    c = docker_client()
-    yield c
-    c.close()
 
 
 def new_sandbox(image: str, **kwargs: Any) -> DockerSandbox:

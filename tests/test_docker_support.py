@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from docker_support import HARDENED_CONTAINER_KWARGS, docker_client, ensure_test_image, require_docker
+from docker_support import HARDENED_CONTAINER_KWARGS
 
 pytestmark = pytest.mark.docker
 
@@ -38,20 +37,6 @@ print(json.dumps(out))
 """
 
 ECHO_UPPER = "import sys\nfor l in sys.stdin: print(l.upper(), end='', flush=True)"
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    require_docker()
-    ensure_test_image()
-    c = docker_client()
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(client: Any) -> str:
-    return ensure_test_image()
 
 
 def test_python_numpy_under_hardened_flags(client: Any, image: str) -> None:

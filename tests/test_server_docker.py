@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_support import docker_client, ensure_test_image, require_docker
+from docker_support import ensure_test_image
 from server_support import STANDIN_DIR, STANDIN_MODEL, make_settings, spawn_child
 
 from pytest_humaneval.errors import HumanEvalError
@@ -38,14 +38,6 @@ from pytest_humaneval.options import Settings
 
 STANDIN_IMAGE = "pytest-humaneval-sglang-standin:test"
 WARMUP_S = 2.0  # the stand-in's default: /health answers 503 this long
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    require_docker()
-    client = docker_client()
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
