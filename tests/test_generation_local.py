@@ -116,7 +116,7 @@ def test_enable_thinking_reaches_the_chat_template(pytester: pytest.Pytester, ti
     _, plain = cache(pytester, think=False)
     _, think = cache(pytester, think=True)
     prompt_tokens = {r["task_id"]: r["usage"]["prompt_tokens"] for r in plain}
-    assert sorted(prompt_tokens) == TASKS
+    assert sorted(prompt_tokens) == TASKS == sorted(r["task_id"] for r in think)
     for r in think:
         assert prompt_tokens[r["task_id"]] == r["usage"]["prompt_tokens"] + 4
     gen = report(pytester)["generation"]

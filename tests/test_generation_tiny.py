@@ -105,6 +105,7 @@ def test_enable_thinking_is_sent_both_ways(pytester: pytest.Pytester, tiny_endpo
     _, plain = cache(pytester, think=False)
     _, think = cache(pytester, think=True)
     prompt_tokens = {r["task_id"]: r["usage"]["prompt_tokens"] for r in plain}
+    assert len(plain) == len(think) == 4 and sorted(r["task_id"] for r in think) == sorted(prompt_tokens)
     for r in think:
         assert prompt_tokens[r["task_id"]] == r["usage"]["prompt_tokens"] + 4
     assert report(pytester)["generation"]["think"] is True
