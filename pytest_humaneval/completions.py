@@ -114,7 +114,10 @@ def samples_per_problem(samples: dict[str, list[Sample]]) -> int:
 
 def pick(samples: dict[str, list[Sample]], task_id: str, index: int) -> Sample:
     """The sample to run for an item; a missing one is an empty ``no_code`` sample."""
-    for s in samples.get(task_id, ()):
+    items = samples.get(task_id, ())
+    if index < len(items) and items[index].index == index:  # sorted and unique: usually right here
+        return items[index]
+    for s in items:
         if s.index == index:
             return s
     return Sample(
