@@ -222,7 +222,7 @@ class SubprocessSandbox(Sandbox):
                     self._resolve(reply)
             if self._wedged(proc):
                 break
-            if self._waiting:
+            if not ready and self._waiting:  # a program was parked meanwhile (replies pump themselves)
                 with self._lock:
                     self._pump()
         self._runner_gone(proc)
