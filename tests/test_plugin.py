@@ -129,6 +129,37 @@ def test_last_failed_and_exitfirst(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1)
 
 
+def test_failure_summary_keeps_teardown_sections(pytester: pytest.Pytester) -> None:
+    """The controller's indexed teardown lookup answers as pytest's own scan, and the FAILURES section
+    still shows what a teardown printed."""
+    path = half_wrong(pytester)
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "teardown":
+        report.sections.append(("Captured stdout teardown", f"teardown of {item.name}\\n"))
+    return report
+
+def pytest_terminal_summary(terminalreporter):
+    tr = terminalreporter
+    nodeids = [r.nodeid for r in tr.stats.get("failed", [])]
+    same = all(tr._get_teardown_reports(n) == type(tr)._get_teardown_reports(tr, n) for n in nodeids)
+    indexed = "_get_teardown_reports" in vars(tr)
+    tr.write_line(f"teardown lookup: indexed={indexed} same={same} checked={len(nodeids)}")
+"""
+    )
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*teardown lookup: indexed=True same=True checked=2*"])
+    failures = result.stdout.str().split("= FAILURES =")[1].split("short test summary")[0]
+    assert failures.count("Captured stdout teardown") == 2
+    assert "teardown of HumanEval/1" in failures and "teardown of HumanEval/3" in failures
+
+
 def test_min_pass_gate(pytester: pytest.Pytester) -> None:
     path = half_wrong(pytester)
     base = ["--humaneval-debug", f"--humaneval-completions={path}"]
