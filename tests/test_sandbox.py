@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -221,6 +222,48 @@ def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
         futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in ("    return x * 2\n",) * 3]
         assert [f.result()["status"] for f in futures] == ["passed"] * 3
         assert sb.restarts == 0
+
+
+def programs_of(group: int) -> tuple[int, list[int]]:
+    """(the supervisor, the pids of the programs it runs): its children outside its process group."""
+    members = runner_processes(group)
+    supervisor = next(pid for pid, parent in members.items() if parent not in members)
+    programs = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == supervisor and int(stat[2]) != group and stat[0] != "Z":
+                programs.append(int(entry.name))
+    return supervisor, programs
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@linux_only
+def test_programs_die_with_their_runner() -> None:
+    """The runner is PID 1 of its namespace, and each program PID 1 of one inside it: when the runner
+    dies, the kernel kills the programs, with no parent-death signal of their own."""
+    with sandbox_needing("pid_namespace", concurrency=2) as sb:
+        assert sb.proc is not None
+        sb.submit(Job(PROMPT + "    import time\n    time.sleep(60)\n", TEST, "double", 90.0))
+        deadline = time.monotonic() + 10
+        supervisor, programs = programs_of(sb.proc.pid)
+        while not programs and time.monotonic() < deadline:
+            time.sleep(0.02)
+            supervisor, programs = programs_of(sb.proc.pid)
+        assert len(programs) == 1
+        os.kill(supervisor, signal.SIGKILL)
+        while alive(programs[0]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not alive(programs[0]), "the program outlived its runner"
 
 
 def test_a_test_that_does_not_compile_is_an_error_not_a_crash(sandbox: SubprocessSandbox) -> None:

@@ -336,7 +336,8 @@ def isolate(opts, workbase):
     info["subreaper"] = bool(linux and prctl(PR_SET_CHILD_SUBREAPER, 1))
     # No PR_SET_PDEATHSIG here: it fires when the host *thread* that started us ends, and hosts start
     # replacement runners from short-lived threads. The host's death shows as end of file on stdin,
-    # which the event loop always watches; programs die with the runner (their own PDEATHSIG).
+    # which the event loop always watches. Programs die with the runner: as PID 1 of the namespace it
+    # enters below, or by their own PDEATHSIG where it has none.
     root = os.geteuid() == 0
     wanted = opts.get("isolate", True)
     cgroup = linux and root and wanted and opts.get("pids") and join_pids_cgroup(opts["pids"])
@@ -515,7 +516,8 @@ def program_main(spec, state, workdir, fds):
     """The forked child: never returns."""
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the supervisor, its parent
+        if not state["isolation"]["pid_namespace"]:  # else it dies with the runner, its namespace's init
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the supervisor, its parent
         child_main(spec, state, workdir, fds)
     except BaseException:
         os._exit(70)
