@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,6 @@ class Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        index_teardown_reports(self.config.pluginmanager.get_plugin("terminalreporter"))
         if self.settings.sandbox == "docker":  # also what a crashed xdist worker left behind
             from .sandbox.docker_sandbox import remove_containers
 
@@ -232,32 +230,6 @@ def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]
 def _workers(config: pytest.Config) -> int:
     n = getattr(config.option, "numprocesses", None)
     return n if isinstance(n, int) and n > 0 else 1
-
-
-def index_teardown_reports(reporter: Any) -> None:
-    """Give pytest's terminal summary (written next) an index for its teardown-report lookup.
-
-    For each failure (and each pass under ``-rA``) ``TerminalReporter._get_teardown_reports`` scans every
-    report of the run: quadratic, ~0.4 s at the end of a run with 741 failures of 1,640 programs, and
-    minutes at 16,400 (164 problems x 100 samples for pass@100). This gives the same reports from a dict
-    built once per change in the reporter's stats. Nothing happens with a pytest that lacks the method.
-    """
-    if reporter is None or not callable(getattr(reporter, "_get_teardown_reports", None)):
-        return
-    built: dict[str, Any] = {"key": None, "index": {}}
-
-    def teardown_reports(nodeid: str) -> list[Any]:
-        reports = reporter.stats.get("", [])
-        key = (id(reports), len(reports))
-        if built["key"] != key:
-            index: dict[str, list[Any]] = defaultdict(list)
-            for report in reporter.getreports(""):
-                if report.when == "teardown":
-                    index[report.nodeid].append(report)
-            built.update(key=key, index=index)
-        return list(built["index"].get(nodeid, ()))
-
-    reporter._get_teardown_reports = teardown_reports
 
 
 def junit_xml(config: pytest.Config) -> Any:

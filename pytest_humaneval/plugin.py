@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,10 +100,44 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SETTINGS_KEY in session.config.stash:
+        index_teardown_reports(session.config.pluginmanager.get_plugin("terminalreporter"))
+
+
 def _is_xdist_controller(config: pytest.Config) -> bool:
     """True in an xdist controller, which runs no tests itself."""
     n = getattr(config.option, "numprocesses", None)
     return bool(n) and getattr(config.option, "dist", "no") != "no"
+
+
+def index_teardown_reports(reporter: Any) -> None:
+    """Give pytest's terminal summary an index for its teardown-report lookup.
+
+    For each failure (and each pass under ``-rA``) ``TerminalReporter._get_teardown_reports`` scans every
+    report of the run: quadratic. With 7,410 failures of 16,400 programs (164 problems x 100 samples, for
+    pass@100; ``-n 2``) the summary took 131 s of a 184 s run; with this index, 1.5 s. xdist workers
+    write the same summary (to /dev/null) before they exit, and the run waits for them. This gives the
+    same reports from a dict built once per change in the reporter's stats. Nothing happens with a
+    pytest that lacks the method.
+    """
+    if reporter is None or not callable(getattr(reporter, "_get_teardown_reports", None)):
+        return
+    built: dict[str, Any] = {"key": None, "index": {}}
+
+    def teardown_reports(nodeid: str) -> list[Any]:
+        reports = reporter.stats.get("", [])
+        key = (id(reports), len(reports))
+        if built["key"] != key:
+            index: dict[str, list[Any]] = defaultdict(list)
+            for report in reporter.getreports(""):
+                if report.when == "teardown":
+                    index[report.nodeid].append(report)
+            built.update(key=key, index=index)
+        return list(built["index"].get(nodeid, ()))
+
+    reporter._get_teardown_reports = teardown_reports
 
 
 def _show_completions_in_junit(config: pytest.Config) -> None:

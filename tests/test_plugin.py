@@ -130,11 +130,12 @@ def test_last_failed_and_exitfirst(pytester: pytest.Pytester) -> None:
 
 
 def test_failure_summary_keeps_teardown_sections(pytester: pytest.Pytester) -> None:
-    """The controller's indexed teardown lookup answers as pytest's own scan, and the FAILURES section
-    still shows what a teardown printed."""
+    """The indexed teardown lookup (every process, xdist workers too) answers as pytest's own scan, and
+    the FAILURES section still shows what a teardown printed."""
     path = half_wrong(pytester)
     pytester.makeconftest(
         """
+import os
 import pytest
 
 @pytest.hookimpl(wrapper=True)
@@ -144,17 +145,22 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("Captured stdout teardown", f"teardown of {item.name}\\n"))
     return report
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
     tr = terminalreporter
     nodeids = [r.nodeid for r in tr.stats.get("failed", [])]
     same = all(tr._get_teardown_reports(n) == type(tr)._get_teardown_reports(tr, n) for n in nodeids)
     indexed = "_get_teardown_reports" in vars(tr)
-    tr.write_line(f"teardown lookup: indexed={indexed} same={same} checked={len(nodeids)}")
+    name = getattr(config, "workerinput", {}).get("workerid", "controller")
+    with open(os.path.join(str(config.rootpath), f"lookup-{name}.txt"), "w") as fh:
+        fh.write(f"indexed={indexed} same={same} failures={len(nodeids)}")
 """
     )
-    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}")
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "-n", "2")
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["*teardown lookup: indexed=True same=True checked=2*"])
+    lookups = {p.name: p.read_text() for p in pytester.path.glob("lookup-*.txt")}
+    assert sorted(lookups) == ["lookup-controller.txt", "lookup-gw0.txt", "lookup-gw1.txt"]
+    assert all(text.startswith("indexed=True same=True") for text in lookups.values()), lookups
+    assert lookups["lookup-controller.txt"].endswith("failures=2")
     failures = result.stdout.str().split("= FAILURES =")[1].split("short test summary")[0]
     assert failures.count("Captured stdout teardown") == 2
     assert "teardown of HumanEval/1" in failures and "teardown of HumanEval/3" in failures
