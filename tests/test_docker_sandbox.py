@@ -26,7 +26,7 @@ from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox import docker_sandbox as ds
-from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, ensure_image, remove_containers
+from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, connect, ensure_image, remove_containers
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("secret_in_environment")]
@@ -392,6 +392,15 @@ def test_stale_pool_is_swept_at_start(image: str, client: Any, tmp_path: Path) -
 
 
 # ---------------------------------------------------------------------------------------- errors
+
+
+def test_missing_docker_package_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "docker", None)  # import docker now raises ImportError
+    with pytest.raises(HumanEvalError) as e:
+        connect()
+    message = str(e.value)
+    assert message.startswith("--humaneval-sandbox=docker needs the docker Python package")
+    assert "pip install 'pytest-humaneval[docker]'" in message and "--humaneval-sandbox=subprocess" in message
 
 
 def test_no_daemon_is_one_clear_error(image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -342,14 +342,24 @@ def test_missing_image_that_cannot_be_pulled(settings: Settings, client: Any) ->
 # -- errors found before Docker is asked anything: no daemon needed --------------------------------------
 
 
+def test_missing_docker_package_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "docker", None)  # import docker now raises ImportError
+    with pytest.raises(HumanEvalError) as info:
+        start_server(make_settings(tmp_path, image=STANDIN_IMAGE))
+    message = str(info.value)
+    assert message.startswith("--humaneval-server=docker (the default) needs the docker Python package")
+    assert "pip install 'pytest-humaneval[generate]'" in message and "--humaneval-endpoint" in message
+
+
 def test_unreachable_daemon_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dead = f"unix://{tmp_path}/dead.sock"
     monkeypatch.setenv("DOCKER_HOST", dead)
     with pytest.raises(HumanEvalError) as info:
         start_server(make_settings(tmp_path, image=STANDIN_IMAGE))
     message = str(info.value)
-    assert message.startswith(f"Docker daemon not reachable at {dead} (")
-    assert "start it" in message and "DOCKER_HOST" in message and "--humaneval-endpoint" in message
+    assert message.startswith(f"cannot reach the Docker daemon at {dead} (")
+    assert "start the Docker daemon" in message and "DOCKER_HOST" in message
+    assert "--humaneval-server=process" in message and "--humaneval-endpoint" in message
 
 
 def test_missing_model_path_fails_before_docker_is_asked(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import HumanEvalError
+from ..errors import HumanEvalError, clip
 from ..options import Settings
 from .progress import Progress
 
@@ -188,7 +188,7 @@ async def check_endpoint(client: Any, base_url: str, model: str) -> list[str]:
         ) from None
     except openai.APIStatusError as e:
         raise HumanEvalError(
-            f"{base_url}/models answered {e.status_code}: {_short(e.message)}; check the server"
+            f"{base_url}/models answered {e.status_code}: {clip(e.message)}; check the server"
         ) from None
     if model not in served:
         listed = ", ".join(served) or "(none)"
@@ -306,10 +306,10 @@ class Generator:
                     continue
                 if isinstance(e, openai.UnprocessableEntityError):
                     raise Fatal(
-                        f"the server at {self.base_url} refused the request (422: {_short(e.message)}); "
+                        f"the server at {self.base_url} refused the request (422: {clip(e.message)}); "
                         "check --humaneval-extra-body and the sampling options"
                     ) from None
-                return Answer(attempts=attempt, error=f"400 from the server: {_short(e.message)}")
+                return Answer(attempts=attempt, error=f"400 from the server: {clip(e.message)}")
             except openai.AuthenticationError:
                 raise Fatal(
                     f"{self.base_url} refused the API key (401): give the right one with "
@@ -317,7 +317,7 @@ class Generator:
                 ) from None
             except openai.NotFoundError as e:
                 raise Fatal(
-                    f"{self.base_url} answered 404 to a chat completion ({_short(e.message)}); check "
+                    f"{self.base_url} answered 404 to a chat completion ({clip(e.message)}); check "
                     "--humaneval-endpoint (base URL ending in /v1) and --humaneval-model"
                 ) from None
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
@@ -336,9 +336,9 @@ class Generator:
                 await asyncio.sleep(self._backoff(attempt, e))
                 continue
             except openai.APIStatusError as e:
-                return Answer(attempts=attempt, error=f"{e.status_code} from the server: {_short(e.message)}")
+                return Answer(attempts=attempt, error=f"{e.status_code} from the server: {clip(e.message)}")
             except openai.OpenAIError as e:  # e.g. an answer that is not a chat completion
-                return Answer(attempts=attempt, error=f"unusable answer: {_short(str(e))}")
+                return Answer(attempts=attempt, error=f"unusable answer: {clip(str(e))}")
             return self._answer(response, attempt, time.monotonic() - started)
 
     def _answer(self, response: Any, attempts: int, latency: float) -> Answer:
@@ -372,7 +372,7 @@ class Generator:
         if explicit:
             raise Fatal(
                 f"the server at {self.base_url} does not accept {', '.join(explicit)} "
-                f"({error.status_code}: {_short(error.message)}); remove it from the options "
+                f"({error.status_code}: {clip(error.message)}); remove it from the options "
                 "(--humaneval-top-k, --humaneval-extra-body)"
             )
         for n in names:
@@ -398,7 +398,7 @@ def _retry_after(error: Any) -> float | None:
 def _describe(error: Any) -> str:
     status = getattr(error, "status_code", None)
     if status is not None:
-        return f"{status}: {_short(getattr(error, 'message', str(error)))}"
+        return f"{status}: {clip(getattr(error, 'message', str(error)))}"
     return _cause(error)
 
 
@@ -408,9 +408,4 @@ def _cause(error: BaseException) -> str:
     while inner.__cause__ is not None:
         inner = inner.__cause__
     text = str(inner) or type(inner).__name__
-    return _short(text if inner is error else f"{error}: {text}")
-
-
-def _short(text: Any, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(text if inner is error else f"{error}: {text}")

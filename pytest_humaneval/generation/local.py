@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..errors import HumanEvalError
+from ..errors import HumanEvalError, describe
 from ..options import Settings
 from .client import Answer, Fatal, Request, Sampling
 from .extract import THINK_CLOSE, THINK_OPEN
@@ -113,7 +113,7 @@ class LocalModel:
                 "download (HF_TOKEN for gated models)"
             )
             raise HumanEvalError(
-                f"cannot load {self.source} with transformers ({_short(e)}); {fix}"
+                f"cannot load {self.source} with transformers ({describe(e)}); {fix}"
             ) from None
         self.model.eval()
         self.load_s = time.monotonic() - started
@@ -170,7 +170,7 @@ class LocalModel:
         try:
             config.validate(strict=True)
         except ValueError as e:
-            raise HumanEvalError(f"invalid generation parameters for transformers: {_short(e)}") from None
+            raise HumanEvalError(f"invalid generation parameters for transformers: {describe(e)}") from None
         return config
 
     def describe(self) -> dict[str, Any]:
@@ -199,7 +199,7 @@ class LocalModel:
                 )
             except Exception as e:  # jinja2 errors raised by the template itself
                 raise HumanEvalError(
-                    f"the chat template of {self.source} failed on {request.task_id}: {_short(e)}"
+                    f"the chat template of {self.source} failed on {request.task_id}: {describe(e)}"
                 ) from None
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             found = self._prompts[key] = list(ids)
@@ -332,8 +332,3 @@ def _import() -> tuple[Any, Any]:
             f"{INSTALL}"
         ) from None
     return torch, transformers
-
-
-def _short(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ..dataset import Problem
-from ..errors import HumanEvalError
+from ..errors import HumanEvalError, clip
 
 #: Placeholders a template may use; ``{prompt}`` is required.
 PROMPT = "{prompt}"
@@ -83,7 +83,7 @@ def validate_messages(messages: Any, problem: Problem) -> Messages:
     )
     if not ok:
         raise HumanEvalError(
-            f"pytest_humaneval_messages returned {_short(messages)} for {problem.task_id}: return a "
+            f"pytest_humaneval_messages returned {clip(repr(messages), 80)} for {problem.task_id}: return a "
             "non-empty list of {'role': 'system'|'user'|'assistant', 'content': str} dicts, or None "
             "for the default prompt"
         )
@@ -94,8 +94,3 @@ def messages_digest(messages: Messages) -> str:
     """Hash of the exact messages: part of each cache key, so a new template or hook misses the cache."""
     data = json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

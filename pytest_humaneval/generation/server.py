@@ -36,7 +36,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from ..errors import HumanEvalError
+from .. import docker_daemon
+from ..errors import HumanEvalError, describe
 from ..options import Settings
 from ..report import write_json
 
@@ -63,6 +64,9 @@ NOTE_EVERY_S = 30.0
 TERM_GRACE_S = 10.0
 #: Present wherever the NVIDIA driver is loaded (the device every CUDA process opens first).
 NVIDIA_DEVICE = "/dev/nvidiactl"
+#: For the Docker messages: what needs Docker here, and how to serve without it.
+DOCKER_USER = "--humaneval-server=docker (the default)"
+WITHOUT_DOCKER = "serve without Docker: --humaneval-server=process or --humaneval-endpoint=URL"
 GPU_FIX = (
     "install the NVIDIA Container Toolkit, run `sudo nvidia-ctk runtime configure --runtime=docker` and "
     "restart Docker; or use a server that is already running (--humaneval-endpoint=URL), or "
@@ -372,8 +376,8 @@ class _DockerServer:
         s = self.settings
         model_path = _checked_model_path(s)  # before anything starts
         gpus = _parse_gpus(s.gpus, s.tp)
-        docker = _import_docker()
-        self.client = _connect(docker)
+        docker = docker_daemon.import_docker(DOCKER_USER, "generate", WITHOUT_DOCKER)
+        self.client = docker_daemon.connect(DOCKER_USER, "generate", WITHOUT_DOCKER)
         image_id = _ensure_image(self.client, s.image, self.notify, needs_gpu=gpus is not None)
 
         volumes, env = self._model_mounts(model_path)
@@ -548,7 +552,7 @@ class _DockerServer:
                     pass
                 except DockerException as e:
                     problem = HumanEvalError(
-                        f"could not remove the SGLang container {name} ({_explain(e)}): remove it with "
+                        f"could not remove the SGLang container {name} ({describe(e)}): remove it with "
                         f"`docker rm -f {name}`"
                     )
             self._stop_log(wait=True)
@@ -589,31 +593,6 @@ def _copy_stream(stream: Iterator[bytes], out: Any) -> None:
         out.close()
 
 
-def _import_docker() -> Any:
-    try:
-        import docker
-    except ImportError:
-        raise HumanEvalError(
-            "the docker Python package is missing: pip install 'pytest-humaneval[generate]' (or pip install "
-            "docker), or serve without Docker: --humaneval-server=process or --humaneval-endpoint=URL"
-        ) from None
-    return docker
-
-
-def _connect(docker: Any) -> Any:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as e:
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        raise HumanEvalError(
-            f"Docker daemon not reachable at {where} ({_explain(e)}): start it (e.g. `sudo systemctl start "
-            "docker`), check DOCKER_HOST and that your user may use Docker (the docker group); or serve "
-            "without Docker: --humaneval-server=process or --humaneval-endpoint=URL"
-        ) from None
-    return client
-
-
 def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False) -> str:
     """The image's id; pulled through the SDK when it is not present locally (not when the server would
     need a GPU this machine does not have: the pull is several GB, the start would fail after it)."""
@@ -624,7 +603,7 @@ def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False
     except ImageNotFound:
         pass
     except DockerException as e:
-        raise HumanEvalError(f"Docker could not inspect the image {ref} ({_explain(e)})") from None
+        raise HumanEvalError(f"Docker could not inspect the image {ref} ({describe(e)})") from None
     if needs_gpu and _local_daemon() and not os.path.exists(NVIDIA_DEVICE):
         raise HumanEvalError(
             f"this machine has no NVIDIA GPU ({NVIDIA_DEVICE} is missing), so the SGLang server cannot "
@@ -644,7 +623,7 @@ def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False
                 last_note = time.monotonic()
         return client.images.get(ref).id
     except DockerException as e:
-        raise HumanEvalError(_pull_error(ref, _explain(e))) from None
+        raise HumanEvalError(_pull_error(ref, describe(e))) from None
 
 
 def _local_daemon() -> bool:
@@ -661,7 +640,7 @@ def _pull_error(ref: str, why: str) -> str:
 
 
 def _start_error(e: Exception, s: Settings) -> HumanEvalError:
-    why = _explain(e)
+    why = describe(e, limit=1000)  # searched for the known causes below
     if "could not select device driver" in why:
         return HumanEvalError(
             f"Docker cannot give the SGLang container GPUs: the NVIDIA container runtime is missing (Docker "
@@ -670,13 +649,6 @@ def _start_error(e: Exception, s: Settings) -> HumanEvalError:
     if "port is already allocated" in why or "address already in use" in why:
         return HumanEvalError(_port_in_use(s.port))
     return HumanEvalError(f"Docker could not start the SGLang container {s.container_name}: {why}")
-
-
-def _explain(e: Exception) -> str:
-    text = getattr(e, "explanation", None) or str(e)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return str(text).strip()
 
 
 def _hf_home() -> Path:

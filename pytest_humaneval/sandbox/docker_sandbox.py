@@ -28,7 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import HumanEvalError
+from .. import docker_daemon
+from ..errors import HumanEvalError, describe
 from .base import DEFAULT_SANDBOX_IMAGE, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
 
 DEFAULT_IMAGE = DEFAULT_SANDBOX_IMAGE
@@ -61,11 +62,6 @@ CONTAINER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
-NO_DAEMON_FIX = (
-    "start the Docker daemon (dockerd, or Docker Desktop), check DOCKER_HOST and your access to its "
-    "socket, or use --humaneval-sandbox=subprocess"
-)
-
 _swept = False
 
 
@@ -73,29 +69,10 @@ _swept = False
 
 
 def connect(timeout: int = 60) -> Any:
-    """A ``docker.DockerClient`` that has answered a ping, or one clear error naming cause and fix."""
-    try:
-        import docker
-    except ImportError:
-        raise HumanEvalError(
-            "--humaneval-sandbox=docker needs the docker Python package, which is not installed: "
-            "pip install 'pytest-humaneval[docker]', or use --humaneval-sandbox=subprocess"
-        ) from None
-    where = os.environ.get("DOCKER_HOST") or "the default socket (unix:///var/run/docker.sock)"
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as e:
-        raise HumanEvalError(
-            f"cannot reach the Docker daemon at {where} ({_short(e)}): {NO_DAEMON_FIX}"
-        ) from None
-    return client
-
-
-def _short(e: BaseException, n: int = 300) -> str:
-    text = " ".join(str(getattr(e, "explanation", None) or e).split())
-    text = text if len(text) <= n else text[: n - 3] + "..."
-    return f"{type(e).__name__}: {text}"
+    """A client of the Docker daemon that has answered, or one clear error naming cause and fix."""
+    return docker_daemon.connect(
+        "--humaneval-sandbox=docker", "docker", "use --humaneval-sandbox=subprocess", timeout=timeout
+    )
 
 
 def _process_start(pid: int) -> str:
@@ -134,7 +111,7 @@ def _remove(container: Any) -> None:
         if "already in progress" not in str(e) and "No such container" not in str(e):
             name = getattr(container, "name", None) or container.id[:12]
             warnings.warn(
-                f"could not remove sandbox container {name} ({_short(e)}); remove it with "
+                f"could not remove sandbox container {name} ({describe(e, typed=True)}); remove it with "
                 f"`docker rm -f {name}`",
                 stacklevel=2,
             )
@@ -211,7 +188,9 @@ def _has_image(client: Any, image: str) -> bool:
     except ImageNotFound:
         return False
     except APIError as e:
-        raise HumanEvalError(f"the Docker daemon could not look up image {image} ({_short(e)})") from None
+        raise HumanEvalError(
+            f"the Docker daemon could not look up image {image} ({describe(e, typed=True)})"
+        ) from None
     return True
 
 
@@ -224,7 +203,7 @@ def _build(client: Any, image: str, context: Path) -> None:
         tail = _log_tail(e.build_log)
         cause = " ".join(str(e.msg).split())
     except (APIError, OSError) as e:
-        tail, cause = "", _short(e)
+        tail, cause = "", describe(e, typed=True)
     else:
         return
     raise HumanEvalError(
@@ -479,7 +458,8 @@ class DockerSandbox(Sandbox):
             ) from None
         except APIError as e:
             raise HumanEvalError(
-                f"the Docker daemon refused to create a sandbox container from {self.image} ({_short(e)}); "
+                f"the Docker daemon refused to create a sandbox container from {self.image} "
+                f"({describe(e, typed=True)}); "
                 f"check the daemon's log, or use --humaneval-sandbox=subprocess"
             ) from None
 
@@ -496,7 +476,7 @@ class DockerSandbox(Sandbox):
             if "python3" in text and ("not found" in text or "no such file" in text.lower()):
                 raise _no_python3(self.image, "executable file not found in $PATH") from None
             raise HumanEvalError(
-                f"the sandbox container of image {self.image} did not start ({_short(e)}); "
+                f"the sandbox container of image {self.image} did not start ({describe(e, typed=True)}); "
                 "check the image and the daemon's log, or use --humaneval-sandbox=subprocess"
             ) from None
         return stream
