@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from .errors import HumanEvalError
-from .sandbox.base import DEFAULT_SANDBOX_IMAGE
+
+#: The docker sandbox's image: built from the bundled Dockerfile on first use.
+DEFAULT_SANDBOX_IMAGE = "pytest-humaneval-sandbox:latest"
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,14 @@
-"""pytest entry point: options, activation and hook wiring. The work is done elsewhere:
+"""pytest entry point: hook specs, options, and activation. Only a run with --humaneval or
+--humaneval-debug imports the rest: ``activation.py`` (settings, dataset, the hooks of every process),
 ``controller.py`` (once per session) and ``items.py`` (in each process that runs tests)."""
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from collections.abc import Generator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from . import hookspecs
-from .controller import Controller, count_samples, junit_xml
-from .dataset import Dataset, load_dataset
-from .errors import HumanEvalError
 from .fixtures import humaneval_endpoint  # noqa: F401  (a plugin module's fixtures are its attributes)
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
-from .options import Settings, add_options, read_settings, requested
-
-SETTINGS_KEY = pytest.StashKey[Settings]()
-DATASET_KEY = pytest.StashKey[Dataset]()
+from .options import add_options, requested
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,113 +23,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not requested(config):
         return  # before reading any option: an ini typo must not break the repo's own test runs
-    try:
-        settings = read_settings(config)
-        dataset = load_dataset(settings.dataset)
-    except HumanEvalError as e:
-        raise pytest.UsageError(str(e)) from None
-    config.stash[SETTINGS_KEY] = settings
-    config.stash[DATASET_KEY] = dataset
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None:
-        config.stash[RUN_ID_KEY] = uuid.uuid4().hex[:12]
-        config.pluginmanager.register(Controller(config, settings, dataset), "humaneval-controller")
-    else:
-        config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
-        config.stash[RUN_ID_KEY] = workerinput["humaneval_run_id"]
-    if workerinput is not None or not _is_xdist_controller(config):
-        workers = int(workerinput["workercount"]) if workerinput else 1
-        config.stash[EVALUATOR_KEY] = Evaluator(config, settings, dataset, workers)
-    _show_completions_in_junit(config)
+    from .activation import activate
 
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    evaluator = config.stash.get(EVALUATOR_KEY, None)
-    if evaluator is not None:
-        evaluator.close()
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """With --humaneval and no paths on the command line, the repo's own tests stay out."""
-    if SETTINGS_KEY in config.stash and config.args_source != pytest.Config.ArgsSource.ARGS:
-        return True
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    if SETTINGS_KEY not in config.stash:
-        return
-    dataset = config.stash[DATASET_KEY]
-    try:
-        samples = count_samples(config, config.stash[SETTINGS_KEY], dataset)
-    except HumanEvalError as e:
-        raise pytest.UsageError(str(e)) from None
-    collector = HumanEvalCollector.from_parent(
-        session, name=dataset.name, nodeid=dataset.name, dataset=dataset, samples=samples
-    )
-    report = session.ihook.pytest_make_collect_report(collector=collector)
-    session.ihook.pytest_collectreport(report=report)
-    items.extend(x for x in report.result if isinstance(x, pytest.Item))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
-        data = item.result.to_dict()
-        for bulky in ("stdout", "stderr", "completion"):  # failures carry them in their report sections
-            data.pop(bulky)
-        report.humaneval = data  # type: ignore[attr-defined]  # travels to the xdist controller
-    return report
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if SETTINGS_KEY in session.config.stash:
-        index_teardown_reports(session.config.pluginmanager.get_plugin("terminalreporter"))
-
-
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    """True in an xdist controller, which runs no tests itself."""
-    n = getattr(config.option, "numprocesses", None)
-    return bool(n) and getattr(config.option, "dist", "no") != "no"
-
-
-def index_teardown_reports(reporter: Any) -> None:
-    """Give pytest's terminal summary an index for its teardown-report lookup.
-
-    For each failure (and each pass under ``-rA``) ``TerminalReporter._get_teardown_reports`` scans every
-    report of the run: quadratic. With 7,410 failures of 16,400 programs (164 problems x 100 samples, for
-    pass@100; ``-n 2``) the summary took 131 s of a 184 s run; with this index, 1.5 s. xdist workers
-    write the same summary (to /dev/null) before they exit, and the run waits for them. This gives the
-    same reports from a dict built once per change in the reporter's stats. Nothing happens with a
-    pytest that lacks the method.
-    """
-    if reporter is None or not callable(getattr(reporter, "_get_teardown_reports", None)):
-        return
-    built: dict[str, Any] = {"key": None, "index": {}}
-
-    def teardown_reports(nodeid: str) -> list[Any]:
-        reports = reporter.stats.get("", [])
-        key = (id(reports), len(reports))
-        if built["key"] != key:
-            index: dict[str, list[Any]] = defaultdict(list)
-            for report in reporter.getreports(""):
-                if report.when == "teardown":
-                    index[report.nodeid].append(report)
-            built.update(key=key, index=index)
-        return list(built["index"].get(nodeid, ()))
-
-    reporter._get_teardown_reports = teardown_reports
-
-
-def _show_completions_in_junit(config: pytest.Config) -> None:
-    """Put each program's completion and output in JUnit ``system-out`` unless the user chose otherwise."""
-    xml = junit_xml(config)
-    if xml is not None and getattr(xml, "logging", None) == "no":
-        xml.logging = "system-out"
+    activate(config)

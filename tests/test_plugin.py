@@ -44,6 +44,22 @@ def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / ".humaneval").exists()
 
 
+def test_a_plain_run_loads_none_of_the_evaluation_code(pytester: pytest.Pytester) -> None:
+    """Installed in a model repo, the plugin costs that repo's own test runs only its options."""
+    pytester.makepyfile(
+        test_own="""
+import sys
+
+def test_modules():
+    loaded = {m for m in sys.modules if m.startswith("pytest_humaneval")}
+    assert "pytest_humaneval.plugin" in loaded
+    heavy = {"activation", "controller", "items", "dataset", "completions", "sandbox", "report", "generation"}
+    assert not {m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in heavy}, sorted(loaded)
+"""
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+
+
 def test_a_bad_humaneval_setting_does_not_break_the_repos_own_tests(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nhumaneval_sandbox = nope\n")
     pytester.makepyfile(test_own="def test_ok():\n    assert True\n")

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 RUNNER_PATH = Path(__file__).with_name("runner.py")
-#: The docker sandbox's image: built from the bundled Dockerfile on first use.
-DEFAULT_SANDBOX_IMAGE = "pytest-humaneval-sandbox:latest"
 
 
 @dataclass(frozen=True)

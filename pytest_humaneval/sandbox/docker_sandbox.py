@@ -30,7 +30,8 @@ from typing import Any
 
 from .. import docker_daemon
 from ..errors import HumanEvalError, describe
-from .base import DEFAULT_SANDBOX_IMAGE, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
+from ..options import DEFAULT_SANDBOX_IMAGE
+from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
 
 DEFAULT_IMAGE = DEFAULT_SANDBOX_IMAGE
 LABEL_RUN = "pytest-humaneval.run-id"
