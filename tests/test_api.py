@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_plugin import problems, run, write_jsonl
+from plugin_support import problems, run, write_jsonl
 
 from pytest_humaneval.api import evaluate, pass_at_k
 from pytest_humaneval.errors import HumanEvalError

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_plugin import problems, run, write_jsonl
+from plugin_support import problems, run, write_jsonl
 
 
 def completions(pytester: pytest.Pytester, name: str, broken: set[str]) -> Path:

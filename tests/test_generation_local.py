@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_generation_tiny import RECORD_FIELDS  # one definition of a cache record
+from plugin_support import RECORD_FIELDS
 
 from pytest_humaneval.generation.cache import RunSpec
 from pytest_humaneval.generation.local import split_reasoning

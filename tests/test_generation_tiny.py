@@ -12,24 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_support import RECORD_FIELDS
 from tiny_server import ServerInfo
 
 pytestmark = pytest.mark.slow
-
-RECORD_FIELDS = {
-    "task_id",
-    "sample",
-    "completion",
-    "status",
-    "reason",
-    "raw",
-    "reasoning_content",
-    "finish_reason",
-    "usage",
-    "latency_s",
-    "attempts",
-    "key",
-}
 
 
 def answered(server: ServerInfo) -> int:

@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from hostile import CASES, leftovers, unique_mark, write_completions, write_dataset
-
-from pytest_humaneval.dataset import data_dir
-
-DATASETS = data_dir("datasets")
-
-
-def problems(name: str = "HumanEval.jsonl.gz") -> list[dict]:
-    path = DATASETS / name
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as fh:
-        return [json.loads(line) for line in fh]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
-    return json.loads((pytester.path / name).read_text())
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:randomly", "--humaneval-report=report.json", *args)
+from plugin_support import problems, report, run, write_jsonl
 
 
 def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:

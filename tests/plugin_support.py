@@ -1,0 +1,51 @@
+"""Helpers of the test modules that run the plugin through pytester: the bundled datasets' problems,
+completion files, the JSON report, and the fields of a completion-cache record."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_humaneval.dataset import data_dir
+
+DATASETS = data_dir("datasets")
+
+
+def problems(name: str = "HumanEval.jsonl.gz") -> list[dict]:
+    path = DATASETS / name
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
+    return json.loads((pytester.path / name).read_text())
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:randomly", "--humaneval-report=report.json", *args)
+
+
+#: The fields of one line of a completion cache (``.humaneval/completions/*.cache.jsonl``).
+RECORD_FIELDS = {
+    "task_id",
+    "sample",
+    "completion",
+    "status",
+    "reason",
+    "raw",
+    "reasoning_content",
+    "finish_reason",
+    "usage",
+    "latency_s",
+    "attempts",
+    "key",
+}
