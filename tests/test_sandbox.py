@@ -136,18 +136,22 @@ def test_fallback_reports_reduced_isolation() -> None:
         sb.close()
 
 
-def runner_processes(group: int) -> dict[int, int]:
-    """pid -> parent pid of the live processes in a runner's process group (supervisor and zygote)."""
-    found = {}
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/PID/stat after the command name) of every process that is not a zombie:
+    fields[1] is the parent pid, fields[2] the process group."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(stat[2]) == group and stat[0] != "Z":
-                found[int(entry.name)] = int(stat[1])
-    return found
+            if fields[0] != "Z":
+                yield int(entry.name), fields
+
+
+def runner_processes(group: int) -> dict[int, int]:
+    """pid -> parent pid of the live processes in a runner's process group (supervisor and zygote)."""
+    return {pid: int(fields[1]) for pid, fields in live_processes() if int(fields[2]) == group}
 
 
 def test_close_leaves_no_runner() -> None:
@@ -228,15 +232,9 @@ def programs_of(group: int) -> tuple[int, list[int]]:
     """(the supervisor, the pids of the programs it runs): its children outside its process group."""
     members = runner_processes(group)
     supervisor = next(pid for pid, parent in members.items() if parent not in members)
-    programs = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == supervisor and int(stat[2]) != group and stat[0] != "Z":
-                programs.append(int(entry.name))
+    programs = [
+        pid for pid, fields in live_processes() if int(fields[1]) == supervisor and int(fields[2]) != group
+    ]
     return supervisor, programs
 
 
