@@ -19,6 +19,7 @@ from server_support import default_settings
 
 import pytest_humaneval
 from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.generation.client import sampling_from
 from pytest_humaneval.provenance import build_provenance, header_lines, public_url
 
 VERSION_LINE = (
@@ -163,20 +164,13 @@ def test_endpoint_run_records_sampling_but_no_secrets(pytester: pytest.Pytester)
 
 def test_docker_server_and_sandbox_images(tmp_path: Path) -> None:
     """What the generation section records for an SGLang container (as in ``_from_model``) reaches both."""
-    s = default_settings(tmp_path, sandbox="docker", completions=None)
+    s = default_settings(tmp_path, sandbox="docker", completions=None, think=True)
     generation = {
         "model": "Qwen/Qwen3-0.6B",
         "source": "docker",
         "image": s.image,
-        "think": True,
-        "sampling": {
-            "temperature": 0.6,
-            "top_p": 0.95,
-            "top_k": 20,
-            "min_p": 0.0,
-            "max_tokens": 32768,
-            "seed": None,
-        },
+        "think": s.think,
+        "sampling": sampling_from(s).as_dict(),
         "extra_body": {},
         "dropped_params": [],
         "samples_per_problem": 1,
