@@ -36,8 +36,8 @@ import make_samples
 from pytest_humaneval.completions import read_completions
 from pytest_humaneval.dataset import load_dataset
 from pytest_humaneval.evaluation import judge, preload_for
+from pytest_humaneval.options import DEFAULT_SANDBOX_IMAGE
 from pytest_humaneval.sandbox import Limits, make_sandbox
-from pytest_humaneval.sandbox.docker_sandbox import DEFAULT_IMAGE
 
 SANDBOXES = ("subprocess", "docker")
 #: The plugin's time limit for HumanEval with 2 workers on 2 cores ('auto'); the same in both modes.
@@ -97,7 +97,7 @@ def differences(a: Statuses, b: Statuses) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", default=DEFAULT_IMAGE, help="the docker sandbox's image")
+    parser.add_argument("--image", default=DEFAULT_SANDBOX_IMAGE, help="the docker sandbox's image")
     parser.add_argument("--runs", type=int, default=3, help="runs per sandbox and mode (median reported)")
     parser.add_argument("--modes", default="plugin,direct", help="plugin, direct or both")
     parser.add_argument("--work", type=Path, help="working dir (default: a new temp dir, kept)")

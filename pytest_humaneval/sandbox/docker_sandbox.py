@@ -33,7 +33,6 @@ from ..errors import HumanEvalError, describe
 from ..options import DEFAULT_SANDBOX_IMAGE
 from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
 
-DEFAULT_IMAGE = DEFAULT_SANDBOX_IMAGE
 LABEL_RUN = "pytest-humaneval.run-id"
 LABEL_PID = "pytest-humaneval.owner-pid"
 LABEL_START = "pytest-humaneval.owner-start"
@@ -229,7 +228,7 @@ def _no_python3(image: str, detail: str) -> HumanEvalError:
     return HumanEvalError(
         f"image {image} has no python3 ({detail}): the docker sandbox runs its runner with python3 "
         "inside the image. Pass --humaneval-sandbox-image=NAME of an image with python3 on its PATH, "
-        f"or leave the option unset to use {DEFAULT_IMAGE} (built from the bundled Dockerfile)"
+        f"or leave the option unset to use {DEFAULT_SANDBOX_IMAGE} (built from the bundled Dockerfile)"
     )
 
 
@@ -369,7 +368,7 @@ class DockerSandbox(Sandbox):
     ) -> None:
         self.limits = limits
         self.preload = tuple(preload)
-        self.image = image or DEFAULT_IMAGE
+        self.image = image or DEFAULT_SANDBOX_IMAGE
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.build_context = build_context
         self.grace_s = grace_s
