@@ -101,26 +101,64 @@ def index_teardown_reports(reporter: Any) -> None:
     For each failure (and each pass under ``-rA``) ``TerminalReporter._get_teardown_reports`` scans every
     report of the run: quadratic. With 7,410 failures of 16,400 programs (164 problems x 100 samples, for
     pass@100; ``-n 2``) the summary took 131 s of a 184 s run; with this index, 1.5 s. xdist workers
-    write the same summary (to /dev/null) before they exit, and the run waits for them. This gives the
-    same reports from a dict built once per change in the reporter's stats. Nothing happens with a
-    pytest that lacks the method.
-    """
-    if reporter is None or not callable(getattr(reporter, "_get_teardown_reports", None)):
-        return
-    built: dict[str, Any] = {"key": None, "index": {}}
+    write the same summary (to /dev/null) before they exit, and the run waits for them.
 
-    def teardown_reports(nodeid: str) -> list[Any]:
+    The method is private and has changed: up to pytest 9.1 it takes a ``nodeid`` string and matches
+    ``report.nodeid``; from 9.2 a structured ``NodeId`` matched against ``report.id``. The index keys
+    reports by whichever of the two the argument is, and its first non-empty answer is checked against
+    pytest's own scan: on any difference (or a method of another shape) it steps aside for good and
+    pytest's method answers as before.
+    """
+    original = getattr(reporter, "_get_teardown_reports", None) if reporter is not None else None
+    if not callable(original) or not _takes_one_argument(original):
+        return
+    own = vars(reporter).get("_get_teardown_reports")  # set on the instance, not pytest's class method
+    built: dict[str, Any] = {"key": None, "index": {}, "verified": False}
+
+    def teardown_reports(node_id: Any) -> list[Any]:
+        if not built["verified"]:
+            expected = original(node_id)
+            found = _indexed(node_id)
+            if found != expected:  # not the lookup we index: leave pytest's method alone from now on
+                if own is None:
+                    del reporter._get_teardown_reports
+                else:
+                    reporter._get_teardown_reports = own
+                return expected
+            built["verified"] = bool(expected)
+            return found
+        return _indexed(node_id)
+
+    def _indexed(node_id: Any) -> list[Any]:
+        by_string = isinstance(node_id, str)
         reports = reporter.stats.get("", [])
-        key = (id(reports), len(reports))
+        key = (id(reports), len(reports), by_string)
         if built["key"] != key:
-            index: dict[str, list[Any]] = defaultdict(list)
+            index: dict[Any, list[Any]] = defaultdict(list)
             for report in reporter.getreports(""):
                 if report.when == "teardown":
-                    index[report.nodeid].append(report)
+                    index[report.nodeid if by_string else getattr(report, "id", None)].append(report)
             built.update(key=key, index=index)
-        return list(built["index"].get(nodeid, ()))
+        try:
+            return list(built["index"].get(node_id, ()))
+        except TypeError:  # an unhashable id: no index for it
+            return original(node_id)
 
     reporter._get_teardown_reports = teardown_reports
+
+
+def _takes_one_argument(method: Any) -> bool:
+    """Does the bound method take exactly one positional argument, as the one we index does?"""
+    import inspect
+
+    try:
+        params = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 1 and params[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
 
 
 def _show_completions_in_junit(config: pytest.Config) -> None:

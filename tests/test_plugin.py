@@ -138,7 +138,8 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter, config):
     tr = terminalreporter
-    nodeids = [r.nodeid for r in tr.stats.get("failed", [])]
+    # what pytest itself passes: the structured NodeId from pytest 9.2, the nodeid string before
+    nodeids = [r.id if hasattr(type(r), "id") else r.nodeid for r in tr.stats.get("failed", [])]
     same = all(tr._get_teardown_reports(n) == type(tr)._get_teardown_reports(tr, n) for n in nodeids)
     indexed = "_get_teardown_reports" in vars(tr)
     name = getattr(config, "workerinput", {}).get("workerid", "controller")
