@@ -14,6 +14,8 @@ from docker_support import docker_client, ensure_test_image, require_docker
 if TYPE_CHECKING:
     from tiny_server import ServerInfo
 
+    from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("docker"):
@@ -60,6 +62,18 @@ def tiny_endpoint(tiny_qwen3: Path, tmp_path_factory: pytest.TempPathFactory) ->
     log = tmp_path_factory.mktemp("tiny-serve") / "serve.log"
     with serve_tiny_model(tiny_qwen3, log_path=log) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def subprocess_sandbox() -> Iterator[SubprocessSandbox]:
+    """A started subprocess sandbox (1 GiB per program) for the module's programs."""
+    from pytest_humaneval.sandbox import Limits
+    from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+
+    sb = SubprocessSandbox(Limits(memory_mb=1024))
+    sb.start()
+    yield sb
+    sb.close()
 
 
 @pytest.fixture(scope="module")

