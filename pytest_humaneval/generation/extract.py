@@ -7,7 +7,8 @@ stay available. When the model wrote only a body, the completion is that body, i
 prompt's signature.
 
 Every step is one pass over the text (``str.find``, one regex per line with a bounded line length,
-one ``ast.parse`` per block), so a long answer with thousands of fences costs no more than its size.
+one ``ast.parse`` per block, at most ``MAX_CUTS`` more for the block that defines the entry point when it
+does not parse), so a long answer with thousands of fences costs no more than its size.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ..dataset import Problem
+from ..pysource import DEFINITIONS, compiles, kept_statements, names_bound_by, parse, segment
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -27,6 +29,8 @@ PYTHON_TAGS = frozenset({"", "python", "python3", "py", "py3", "pycon", "ipython
 
 #: Regexes only ever look at this many characters of a line, which keeps them linear overall.
 LINE_PREFIX = 240
+#: Tries at cutting a block that does not parse back to a prefix that does.
+MAX_CUTS = 8
 
 _FENCE_OPEN = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*")
 _FENCE_CLOSE = re.compile(r"[ \t]*(`{3,}|~{3,})[ \t]*")
@@ -45,6 +49,8 @@ _CODE_LINE = re.compile(
     |[A-Za-z_]\w*[ \t]*:[ \t]*[\w\[\]., ]+=)""",
     re.X,
 )
+# Column-0 lines that continue a statement rather than start one.
+_CONTINUES = re.compile(r"[\s#)\]}]|(?:else|elif|except|finally)\b")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 # Top-level lines that may bind a name: definitions, imports, assignments.
 _TOP_LEVEL_BINDING = re.compile(
@@ -98,12 +104,12 @@ def extract(
         if (reasoning_content or "").strip():
             return Extraction("", "no_code", "the model thought but gave no answer")
         return Extraction("", "no_code", "the answer is empty")
-    code = extract_code(problem, answer)
+    code = extract_code(problem, answer, cut=cut)
     if not code.strip():
         if cut:
             return Extraction("", "truncated", f"the answer was cut before any code; {TRUNCATED_HINT}")
         return Extraction("", "no_code", "no Python code in the answer")
-    if cut and not _compiles(problem.prompt + code):
+    if cut and not compiles(problem.prompt + code):
         return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
     return Extraction(code)
 
@@ -133,8 +139,9 @@ def strip_thinking(content: str) -> tuple[str, bool]:
         pos = end + len(THINK_CLOSE)
 
 
-def extract_code(problem: Problem, answer: str) -> str:
-    """The completion for ``answer`` (already without thinking), or "" when it holds no code."""
+def extract_code(problem: Problem, answer: str, *, cut: bool = False) -> str:
+    """The completion for ``answer`` (already without thinking), or "" when it holds no code; ``cut``:
+    the answer ended at the token limit (``finish_reason`` ``length``)."""
     blocks = fenced_blocks(answer)
     python = [b for b in blocks if b.lang in PYTHON_TAGS] or blocks
     if not python:
@@ -145,7 +152,7 @@ def extract_code(problem: Problem, answer: str) -> str:
     entry = _defines(problem.entry_point)
     defining = [b for b in python if entry.search(b.text)]
     if defining:
-        main = defining[-1]  # a later block is the model's corrected or final version
+        main = final_definition(defining, entry, cut)
         others = [b for b in python if b is not main]
         return after_prompt(problem, whole_program(main.text, others, entry))
     with_return = [b for b in python if "return" in b.text]
@@ -153,18 +160,42 @@ def extract_code(problem: Problem, answer: str) -> str:
 
 
 def fenced_blocks(text: str) -> list[Block]:
-    """Every fenced block (``` or ~~~, with or without a language tag) in one pass over the lines."""
+    """Every fenced block (``` or ~~~, with or without a language tag) in one pass over the lines.
+
+    A bare fence right after unfenced code, followed by anything but code, closes a block whose opening
+    fence is missing (it was in the prompt, or the model left it out): the code before it is a block.
+    """
     blocks: list[Block] = []
     fence = ""
     lang = ""
     lines: list[str] = []
-    for line in text.split("\n"):
+    outside: list[str] = []  # the lines since the last fence
+    stray: list[Block] = []  # the code before a bare fence that may close it rather than open a block
+    after = 0  # the index of the line after that fence
+    all_lines = text.split("\n")
+    i = 0
+    while i < len(all_lines):
+        line = all_lines[i]
+        i += 1
         head = line[:LINE_PREFIX]
         if not fence:
             m = _FENCE_OPEN.fullmatch(head) if "``" in head or "~~" in head else None
             if m:
                 fence, lang, lines = m.group(1), _language(m.group(2)), []
+                stray, after = ([] if m.group(2) else _trailing_code(outside)), i
+                outside = []
+            else:
+                outside.append(line)
             continue
+        # After a bare fence that followed code, the first line that is neither blank nor a comment (or a
+        # markdown heading) decides: code, and the fence opened a block; else it closed the code before it.
+        if stray and head.strip() and not head.startswith("#"):
+            if not _looks_like_code(head):
+                blocks.extend(stray)
+                stray, fence = [], ""
+                i = after  # read the lines after the fence again, outside any block
+                continue
+            stray = []
         m = _FENCE_CLOSE.fullmatch(head) if fence[0] in head else None
         if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
             blocks.append(Block("\n".join(lines) + "\n", lang))
@@ -177,9 +208,25 @@ def fenced_blocks(text: str) -> list[Block]:
             fence = ""
             continue
         lines.append(line)
-    if fence:  # unclosed: the answer was cut inside the block
+    if stray:  # nothing but blank lines after the fence that closed the code
+        blocks.extend(stray)
+    elif fence:  # unclosed: the answer was cut inside the block
         blocks.append(Block("\n".join(lines) + "\n", lang, closed=False))
     return blocks
+
+
+def _trailing_code(lines: list[str]) -> list[Block]:
+    """The code stretches of ``lines`` if they end in code (else none)."""
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    if not last or not _looks_like_code(last[:LINE_PREFIX]):
+        return []
+    return code_stretches("\n".join(lines))
+
+
+def _looks_like_code(head: str) -> bool:
+    """A line that could be code: indented, or a code line at column 0."""
+    stripped = head.lstrip()
+    return bool(stripped) and (len(stripped) < len(head) or _CODE_LINE.match(head) is not None)
 
 
 def code_stretches(text: str) -> list[Block]:
@@ -221,14 +268,13 @@ def whole_program(main: str, others: list[Block], entry: re.Pattern[str]) -> str
     does not define is looked up in the other blocks (the last definition wins), transitively; only
     blocks that may define such a name are parsed.
     """
-    main = _dedent_if_all_indented(main, entry)
-    tree = _parse(main)
+    main, tree, _ = parsed_definition(main, entry)
     if tree is None:
         return main  # evaluate as written: the sandbox reports the syntax error
     lines = main.split("\n")
-    nodes = [n for n in tree.body if isinstance(n, _KEPT) and not _is_main_guard(n)]
-    kept = "\n\n".join(_segment(lines, n).rstrip("\n") for n in nodes) + "\n"
-    defined = {name for node in nodes for name in _names_bound_by(node)}
+    nodes = kept_statements(tree)
+    kept = "\n\n".join(segment(lines, n).rstrip("\n") for n in nodes) + "\n"
+    defined = {name for node in nodes for name in names_bound_by(node)}
     todo = sorted(_free_names(nodes) - defined)
     if not todo or not others:
         return kept
@@ -265,39 +311,88 @@ def whole_program(main: str, others: list[Block], entry: re.Pattern[str]) -> str
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
+def final_definition(defining: list[Block], entry: re.Pattern[str], cut: bool) -> Block:
+    """Of the blocks that define the entry point, the one to evaluate: the last, the model's corrected or
+    final version, unless its fence never closed and it is incomplete; then the last one before it.
+
+    An unclosed last block is incomplete when it does not parse, even cut back to a prefix; in an answer
+    that hit the token limit (``cut``), also when nothing follows the entry point's definition in it:
+    the cut may have fallen at the end of any line of that definition.
+    """
+    last = defining[-1]
+    if last.closed or len(defining) == 1:
+        return last
+    code, tree, shortened = parsed_definition(last.text, entry)
+    if tree is not None and (not cut or shortened or _defined_before_the_end(code, tree, entry)):
+        return last
+    return defining[-2]  # only the last block can be unclosed
+
+
+def parsed_definition(code: str, entry: re.Pattern[str]) -> tuple[str, ast.Module | None, bool]:
+    """``(code, tree, cut)``: a block that defines the entry point, parsed; if it does not parse, cut
+    back to the longest prefix that does and still defines it (``cut``); else ``(code, None, False)``.
+
+    An answer cut by the token limit in its demo lines (``print(f(1, ``) keeps its complete function.
+    Cuts fall only before top-level lines, so a definition is kept whole or not at all; each cut goes
+    before the statement where parsing failed, at most ``MAX_CUTS`` times (linear time).
+    """
+    code = _dedent_if_all_indented(code, entry)
+    try:
+        return code, ast.parse(code), False
+    except (SyntaxError, ValueError) as e:
+        error = e
+    lines = code.split("\n")
+    end = len(lines)
+    for _ in range(MAX_CUTS):
+        if not isinstance(error, SyntaxError):
+            break
+        end = _statement_start(lines, min(error.lineno or end, end) - 1)
+        prefix = "\n".join(lines[:end]).rstrip() + "\n"
+        if not entry.search(prefix):
+            break
+        try:
+            return prefix, ast.parse(prefix), True
+        except (SyntaxError, ValueError) as e:
+            error = e
+    return code, None, False
+
+
+def _statement_start(lines: list[str], index: int) -> int:
+    """The index of the top-level line that starts the statement holding ``lines[index]`` (0 if none)."""
+    for i in range(index, -1, -1):
+        line = lines[i]
+        if line and not _CONTINUES.match(line):
+            return i
+    return 0
+
+
+def _defined_before_the_end(code: str, tree: ast.Module, entry: re.Pattern[str]) -> bool:
+    """Whether a top-level statement follows the one that defines the entry point (last definition)."""
+    *_, last = entry.finditer(code)
+    line = code.count("\n", 0, last.start()) + 1
+    end = tree.body[-1]
+    return line < min([end.lineno, *(d.lineno for d in getattr(end, "decorator_list", ()))])
+
+
 def after_prompt(problem: Problem, program: str) -> str:
     """A whole program as a completion: after a blank line, or after ``pass`` when the prompt's last
     function has no docstring (a bare signature needs a body before the next top-level line)."""
     completion = "\n" + program
-    if _compiles(problem.prompt + completion):
+    if compiles(problem.prompt + completion):
         return completion
     padded = "    pass\n\n" + program
-    return padded if _compiles(problem.prompt + padded) else completion
+    return padded if compiles(problem.prompt + padded) else completion
 
 
 def body(problem: Problem, code: str) -> str:
     """A block without the entry point's signature: a body to follow the prompt, indented if needed."""
     code = code.rstrip("\n") + "\n"
-    if _compiles(problem.prompt + code):
+    if compiles(problem.prompt + code):
         return code
     indented = "".join("    " + line if line.strip() else line for line in code.splitlines(keepends=True))
-    if _compiles(problem.prompt + indented):
+    if compiles(problem.prompt + indented):
         return indented
     return code
-
-
-_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-_KEPT = (
-    ast.Import,
-    ast.ImportFrom,
-    *_DEFINITIONS,
-    ast.Assign,
-    ast.AnnAssign,
-    ast.AugAssign,
-    ast.Try,
-    ast.If,
-    ast.With,
-)
 
 
 def _definitions_index(blocks: list[Block]) -> dict[str, list[int]]:
@@ -314,16 +409,16 @@ def _definitions_index(blocks: list[Block]) -> dict[str, list[int]]:
 
 def _providers(code: str) -> dict[str, tuple[str, bool, ast.stmt]]:
     """``{name: (source, is_import, node)}`` for what a block defines at the top level."""
-    tree = _parse(code)
+    tree = parse(code)
     if tree is None:
         return {}
     lines = code.split("\n")
     found: dict[str, tuple[str, bool, ast.stmt]] = {}
     for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, *_DEFINITIONS, ast.Assign, ast.AnnAssign)):
+        if isinstance(node, (ast.Import, ast.ImportFrom, *DEFINITIONS, ast.Assign, ast.AnnAssign)):
             is_import = isinstance(node, (ast.Import, ast.ImportFrom))
-            source = _segment(lines, node)
-            for name in _names_bound_by(node):
+            source = segment(lines, node)
+            for name in names_bound_by(node):
                 found[name] = (source, is_import, node)
     return found
 
@@ -338,39 +433,15 @@ def _free_names(nodes: list[ast.stmt]) -> set[str]:
                 (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
             elif isinstance(node, ast.arg):
                 bound.add(node.arg)
-            elif isinstance(node, _DEFINITIONS):
+            elif isinstance(node, DEFINITIONS):
                 bound.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                bound.update(_names_bound_by(node))
+                bound.update(names_bound_by(node))
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bound.add(node.name)
             elif isinstance(node, (ast.Global, ast.Nonlocal)):
                 bound.update(node.names)
     return loaded - bound - _BUILTINS
-
-
-def _segment(lines: list[str], node: ast.stmt) -> str:
-    start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-    end = node.end_lineno or node.lineno
-    return "\n".join(lines[start - 1 : end]) + "\n"
-
-
-def _is_main_guard(node: ast.stmt) -> bool:
-    return isinstance(node, ast.If) and "__name__" in {
-        n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)
-    }
-
-
-def _names_bound_by(node: ast.stmt) -> list[str]:
-    if isinstance(node, _DEFINITIONS):
-        return [node.name]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"]
-    if isinstance(node, ast.Assign):
-        return [t.id for t in node.targets if isinstance(t, ast.Name)]
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
-        return [node.target.id]
-    return []
 
 
 def _language(info: str) -> str:
@@ -395,18 +466,3 @@ def _dedent_if_all_indented(code: str, entry: re.Pattern[str]) -> str:
     if any(line.strip() and not line.startswith(indent) for line in lines):
         return code  # a method inside a class, or mixed: leave it
     return "\n".join(line[len(indent) :] for line in lines)
-
-
-def _parse(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):  # ValueError: NUL bytes in the source
-        return None
-
-
-def _compiles(code: str) -> bool:
-    try:
-        compile(code, "<completion>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    return True
