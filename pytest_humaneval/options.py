@@ -154,6 +154,14 @@ OPTIONS: list[Option] = [
         "path",
     ),
     Option("request_timeout", "seconds per request (thinking answers take minutes)", 1800.0, "float"),
+    # --- server resilience (issue 10: a server that drops connections or restarts)
+    Option(
+        "server_grace",
+        "seconds the model server may stay unreachable (connections refused or reset, /health and "
+        "/v1/models unanswered) before the run stops; requests wait meanwhile",
+        30.0,
+        "float",
+    ),
     # --- report
     Option("output", "directory for the report and the completion cache", ".humaneval", "path"),
     Option("report", "path of the JSON report (default: OUTPUT/report.json)", None, "path"),
@@ -209,6 +217,7 @@ class Settings:
     extra_body: str | None
     prompt_template: Path | None
     request_timeout: float
+    server_grace: float  # server resilience (issue 10)
     output: Path
     report: Path | None
     min_pass: float | None
@@ -325,6 +334,8 @@ def read_settings(config: pytest.Config) -> Settings:
         raise HumanEvalError(f"--humaneval-min-pass={values['min_pass']}: give a fraction between 0 and 1")
     if values["parallel"] is not None and values["parallel"] < 1:
         raise HumanEvalError("--humaneval-parallel must be at least 1")
+    if values["server_grace"] < 0:
+        raise HumanEvalError(f"--humaneval-server-grace={values['server_grace']:g}: give seconds >= 0")
     if values["samples"] is not None and values["samples"] < 1:
         raise HumanEvalError("--humaneval-samples must be at least 1")
     return Settings(**values)

@@ -141,8 +141,12 @@ def _from_model(
                 if handle is not None:
                     meta["server"] = {"startup_s": handle.startup_s, "reused": handle.reused}
                 gen_started = time.monotonic()
+                connection: dict[str, Any] = {}
+                meta["connection"] = connection
                 with _terminal(config) as out, Progress(len(missing), file=out) as progress:
-                    coroutine = _generate(settings, endpoint, sampling, missing, on_answer, progress)
+                    coroutine = _generate(
+                        settings, endpoint, sampling, missing, on_answer, progress, connection
+                    )
                     meta["dropped_params"] = asyncio.run(coroutine)
                 wall = time.monotonic() - gen_started
         except Fatal as e:
@@ -204,7 +208,10 @@ async def _generate(
     requests: list[Request],
     on_answer: Any,
     progress: Progress,
+    stats: dict[str, Any],
 ) -> list[str]:
+    """Generate ``requests``; return the optional fields the server refused. ``stats`` receives what the
+    connection met (:meth:`Generator.stats`), also when the run stops."""
     client = make_client(endpoint.base_url, endpoint.api_key, settings.request_timeout)
     try:
         await check_endpoint(client, endpoint.base_url, endpoint.model)
@@ -215,8 +222,13 @@ async def _generate(
             sampling=sampling,
             concurrency=settings.concurrency,
             timeout=settings.request_timeout,
+            grace=settings.server_grace,
+            notify=progress.note,
         )
-        await generator.run(requests, on_answer, progress)
+        try:
+            await generator.run(requests, on_answer, progress)
+        finally:
+            stats.update(generator.stats())
         return generator.dropped
     finally:
         await client.close()

@@ -1,11 +1,16 @@
 """Requests to an OpenAI-compatible server: bounded concurrency, bounded retries, one record per answer.
 
-Retry policy: connection errors, 429 and 5xx are retried at most ``MAX_ATTEMPTS`` times in all,
-after exponential backoff with full jitter (so 164 failures do not come back at the same instant)
-or the server's ``Retry-After``; retries across the whole run are capped by a budget. A sample
-that still fails becomes a ``generation_error`` record and the run goes on. When the server stops
-answering altogether, or refuses every request (401, 404, 422), the run stops with one message;
-the answers that arrived are already cached, so the next run resumes.
+Retry policy: 429 and 5xx are retried at most ``MAX_ATTEMPTS`` times in all, after exponential
+backoff with full jitter (so 164 failures do not come back at the same instant) or the server's
+``Retry-After``; those retries across the whole run are capped by a budget. A sample that still
+fails becomes a ``generation_error`` record and the run goes on.
+
+Connection errors (refused, reset, closed mid-answer) go through :mod:`.resilience`: a liveness
+check of the server decides. While it answers, the request is retried after a backoff (at most
+``CONNECTION_ATTEMPTS`` times for one request) and fewer requests are kept in flight for a while
+(AIMD); while it does not, nothing is sent until it answers again; after ``--humaneval-server-grace``
+seconds unreachable, the run stops with one message. The run also stops when the server refuses
+every request (401, 404, 422). The answers that arrived are already cached, so the next run resumes.
 
 Every request states ``chat_template_kwargs.enable_thinking``. ``top_k`` and ``min_p`` are not in
 the OpenAI API; servers that refuse them (e.g. ``transformers serve`` answers 422, OpenAI 400) get
@@ -25,8 +30,12 @@ from typing import Any
 from ..errors import HumanEvalError, clip
 from ..options import Settings
 from .progress import Progress
+from .resilience import Liveness, ServerGoneError, Window
 
 MAX_ATTEMPTS = 4
+#: Connection errors one request may meet while the server answers its liveness check (errors while
+#: it is unreachable do not count: the grace period bounds those).
+CONNECTION_ATTEMPTS = 8
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 60.0
@@ -211,6 +220,8 @@ class Generator:
         sampling: Sampling,
         concurrency: int,
         timeout: float,
+        grace: float = 30.0,
+        notify: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.openai = _openai()
         self.client = client
@@ -220,9 +231,25 @@ class Generator:
         self.concurrency = concurrency
         self.timeout = timeout
         self.dropped: list[str] = []  # optional fields this server refused
-        self.retries = 0
+        self.retries = 0  # after 429/5xx
         self.retry_budget = 0
+        self.connection_errors = 0
+        self.window = Window(concurrency)
+        api_key = getattr(client, "api_key", None) or "EMPTY"
+        self.liveness = Liveness(base_url, api_key, grace, notify)
         self._gone: Fatal | None = None
+
+    def stats(self) -> dict[str, Any]:
+        """What the run met on the way (for the report): connection errors, the window, outages."""
+        return {
+            "connection_errors": self.connection_errors,
+            "retries": self.retries,
+            "window_min": self.window.smallest,
+            "window_cuts": self.window.cuts,
+            "probes": self.liveness.probes,
+            "outages": self.liveness.outages,
+            "outage_s": round(self.liveness.outage_s, 3),
+        }
 
     def body(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
@@ -257,20 +284,18 @@ class Generator:
     ) -> None:
         """Answer every request, calling ``on_answer`` as each arrives; raise ``Fatal`` to stop the run."""
         self.retry_budget = 10 + len(requests) // 10
-        semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(request: Request) -> None:
-            async with semaphore:
-                if self._gone is not None:
-                    return
-                progress.sent()
-                try:
-                    answer = await self.request(request)
-                except BaseException:
-                    progress.abandoned()
-                    raise
-                on_answer(request, answer)
-                progress.finished(int(answer.usage.get("completion_tokens") or 0), answer.error is not None)
+            if self._gone is not None:
+                return
+            progress.sent()
+            try:
+                answer = await self.request(request)
+            except BaseException:
+                progress.abandoned()
+                raise
+            on_answer(request, answer)
+            progress.finished(int(answer.usage.get("completion_tokens") or 0), answer.error is not None)
 
         tasks = [asyncio.ensure_future(one(r)) for r in requests]
         try:
@@ -279,67 +304,101 @@ class Generator:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.liveness.close()
         if self._gone is not None:
             raise self._gone
 
     async def request(self, request: Request) -> Answer:
         """One sample, with retries; raises ``Fatal`` for errors no other request would escape."""
-        openai = self.openai
         attempt = 0
+        lost = 0  # connection errors while the server answered its liveness check
         while True:
-            attempt += 1
-            kwargs = self.body(request)
-            started = time.monotonic()
-            try:
-                response = await self.client.chat.completions.create(**kwargs)
-            except openai.APITimeoutError:
-                return Answer(
-                    attempts=attempt,
-                    latency_s=time.monotonic() - started,
-                    error=f"no answer within {self.timeout:g} s; raise --humaneval-request-timeout",
-                )
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
-                refused = self._refused_optional(e, kwargs)
-                if refused:
-                    self._drop(refused, e)
-                    attempt -= 1  # the server's limitation, not this request's failure
-                    continue
-                if isinstance(e, openai.UnprocessableEntityError):
-                    raise Fatal(
-                        f"the server at {self.base_url} refused the request (422: {clip(e.message)}); "
-                        "check --humaneval-extra-body and the sampling options"
-                    ) from None
-                return Answer(attempts=attempt, error=f"400 from the server: {clip(e.message)}")
-            except openai.AuthenticationError:
-                raise Fatal(
-                    f"{self.base_url} refused the API key (401): give the right one with "
-                    "--humaneval-api-key or OPENAI_API_KEY"
-                ) from None
-            except openai.NotFoundError as e:
-                raise Fatal(
-                    f"{self.base_url} answered 404 to a chat completion ({clip(e.message)}); check "
-                    "--humaneval-endpoint (base URL ending in /v1) and --humaneval-model"
-                ) from None
-            except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
-                reason = _describe(e)
-                if self._gone is not None:
-                    raise self._gone from None
-                if attempt >= MAX_ATTEMPTS or self.retries >= self.retry_budget:
-                    if isinstance(e, openai.APIConnectionError):
-                        self._gone = ServerGone(
-                            f"the model server at {self.base_url} stopped answering ({reason}) after "
-                            f"{attempt} attempts"
-                        )
-                        raise self._gone from None
-                    return Answer(attempts=attempt, error=f"{reason} (after {attempt} attempts)")
-                self.retries += 1
-                await asyncio.sleep(self._backoff(attempt, e))
+            async with self.window.slot():
+                try:
+                    await self.liveness.ready()  # nothing is sent while the server is unreachable
+                except ServerGoneError as e:
+                    raise self._server_gone(e) from None
+                sent_at = time.monotonic()
+                attempt += 1
+                outcome = await self._attempt(request, attempt)
+            if isinstance(outcome, Answer):
+                if outcome.error is None:
+                    self.liveness.heard()
+                    self.window.answered()
+                return outcome
+            if outcome is None:  # the server's limitation (a dropped field), not this request's failure
+                attempt -= 1
                 continue
-            except openai.APIStatusError as e:
-                return Answer(attempts=attempt, error=f"{e.status_code} from the server: {clip(e.message)}")
-            except openai.OpenAIError as e:  # e.g. an answer that is not a chat completion
-                return Answer(attempts=attempt, error=f"unusable answer: {clip(str(e))}")
-            return self._answer(response, attempt, time.monotonic() - started)
+            error, reason = outcome
+            if isinstance(error, self.openai.APIConnectionError):
+                self.connection_errors += 1
+                self.window.congested(sent_at)
+                try:
+                    outage = await self.liveness.check(since=time.monotonic())
+                except ServerGoneError as e:
+                    raise self._server_gone(e) from None
+                lost += not outage
+                if lost >= CONNECTION_ATTEMPTS:
+                    return Answer(
+                        attempts=attempt,
+                        error=f"connection lost {lost} times while the server answered ({reason})",
+                    )
+                await asyncio.sleep(self._backoff(max(1, lost), None))
+                continue
+            if getattr(error, "status_code", None) in (429, 503):
+                self.window.congested(sent_at)  # "too busy": fewer in flight for a while
+            if attempt >= MAX_ATTEMPTS or self.retries >= self.retry_budget:
+                return Answer(attempts=attempt, error=f"{reason} (after {attempt} attempts)")
+            self.retries += 1
+            await asyncio.sleep(self._backoff(attempt, error))
+
+    def _server_gone(self, error: ServerGoneError) -> Fatal:
+        if self._gone is None:
+            self._gone = ServerGone(str(error))
+        return self._gone
+
+    async def _attempt(self, request: Request, attempt: int) -> Answer | tuple[Exception, str] | None:
+        """Send ``request`` once: its answer (or the error that ends it), a retryable error with its
+        description, or None when a refused optional field was dropped (send it again at once)."""
+        openai = self.openai
+        kwargs = self.body(request)
+        started = time.monotonic()
+        try:
+            response = await self.client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError:
+            return Answer(
+                attempts=attempt,
+                latency_s=time.monotonic() - started,
+                error=f"no answer within {self.timeout:g} s; raise --humaneval-request-timeout",
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+            refused = self._refused_optional(e, kwargs)
+            if refused:
+                self._drop(refused, e)
+                return None
+            if isinstance(e, openai.UnprocessableEntityError):
+                raise Fatal(
+                    f"the server at {self.base_url} refused the request (422: {clip(e.message)}); "
+                    "check --humaneval-extra-body and the sampling options"
+                ) from None
+            return Answer(attempts=attempt, error=f"400 from the server: {clip(e.message)}")
+        except openai.AuthenticationError:
+            raise Fatal(
+                f"{self.base_url} refused the API key (401): give the right one with "
+                "--humaneval-api-key or OPENAI_API_KEY"
+            ) from None
+        except openai.NotFoundError as e:
+            raise Fatal(
+                f"{self.base_url} answered 404 to a chat completion ({clip(e.message)}); check "
+                "--humaneval-endpoint (base URL ending in /v1) and --humaneval-model"
+            ) from None
+        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as e:
+            return e, _describe(e)
+        except openai.APIStatusError as e:
+            return Answer(attempts=attempt, error=f"{e.status_code} from the server: {clip(e.message)}")
+        except openai.OpenAIError as e:  # e.g. an answer that is not a chat completion
+            return Answer(attempts=attempt, error=f"unusable answer: {clip(str(e))}")
+        return self._answer(response, attempt, time.monotonic() - started)
 
     def _answer(self, response: Any, attempts: int, latency: float) -> Answer:
         choices = getattr(response, "choices", None) or []

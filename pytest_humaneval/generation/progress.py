@@ -63,6 +63,13 @@ class Progress:
         self.in_flight = max(0, self.in_flight - 1)
         self._refresh()
 
+    def note(self, line: str) -> None:
+        """A line about the run (e.g. the server stopped answering), above the live display if any."""
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.file, flush=True)
+
     # -- numbers --------------------------------------------------------------------------------
 
     @property
