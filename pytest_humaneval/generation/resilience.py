@@ -5,8 +5,8 @@ backlog overflows under a burst of connections resets some of them while it work
 server that restarts refuses them for a while. So a connection error leads to a **liveness check**
 (:class:`Liveness`): ``GET /health``, else ``GET /v1/models``, one probe at a time for the whole
 run. While the server answers, the request is retried after a backoff and the **window**
-(:class:`Window`, requests in flight) is halved; every answer widens it again (additive increase),
-up to ``--humaneval-concurrency``. While the server does not answer, no request is sent and the
+(:class:`Window`, requests in flight) is halved; every answer widens it by one again, up to
+``--humaneval-concurrency``. While the server does not answer, no request is sent and the
 probe repeats; only when it stayed unreachable for the **grace period**
 (``--humaneval-server-grace``) is the server declared gone.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -35,11 +36,14 @@ class ServerGoneError(Exception):
 
 
 class Window:
-    """AIMD limit on requests in flight: halved on a congestion signal, +1 per ``size`` answers.
+    """AIMD limit on requests in flight: halved on a congestion signal, one more per answer.
 
     A cut halves what was really in flight (with 164 requests under a ceiling of 256, 82, not 128). A
     burst of failures cuts once: a failure counts only if its request was sent after the last cut (as
-    TCP counts one loss per window). The window never drops below 1 nor grows above ``ceiling``.
+    TCP counts one loss per window). Each answer widens the window by one, so a cut is made good in
+    as many answers as it took places: a server that resets a burst of connections, or restarts,
+    costs a few retries, not the rest of the run's throughput. The window never drops below 1 nor
+    grows above ``ceiling``.
     """
 
     def __init__(self, ceiling: int) -> None:
@@ -77,9 +81,9 @@ class Window:
             self._release()
 
     def answered(self) -> None:
-        """Additive increase: one more in flight after a full window of answers."""
+        """Additive increase: one more in flight per answer."""
         if self.size < self.ceiling:
-            self.size = min(float(self.ceiling), self.size + 1.0 / self.size)
+            self.size = min(float(self.ceiling), self.size + 1.0)
             self._wake()
 
     def congested(self, sent_at: float) -> None:
@@ -208,7 +212,7 @@ class Liveness:
                     cause = f"{url} answered {response.status}"
             except urllib.error.HTTPError as e:
                 cause = f"{url} answered {e.code}"
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, http.client.HTTPException) as e:
                 reason = getattr(e, "reason", None) or e  # URLError wraps the socket's error
                 text = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
                 cause = clip(text or type(reason).__name__)
