@@ -13,7 +13,8 @@ of its own, answering every problem with its reference solution and logging ever
    backlog of 1024 for comparison.
 2. Restart: the server answers in 0.5 s each, 16 in flight; it is killed (SIGKILL) after 40 answers
    and started again on the same port ``--restart-after`` seconds later. Printed: generation wall,
-   the outage the plugin saw, answers cached (each once?), answers the server sent in all.
+   the outage the plugin saw, answers cached (each once?), answers the server sent in all; and the
+   same run without the kill, for comparison.
 """
 
 from __future__ import annotations
@@ -85,21 +86,23 @@ def small_backlog(backlog: int) -> dict[str, Any]:
         }
 
 
-def restart(after_s: float) -> dict[str, Any]:
+def restart(after_s: float | None) -> dict[str, Any]:
+    """The restart run; ``after_s`` None: the same run, the server never killed."""
     with tempfile.TemporaryDirectory(prefix="bench-resilience-") as tmp:
         work, log, port = Path(tmp), Path(tmp) / "served.jsonl", free_port()
         args = ("--canonical", "--latency=0.5", f"--port={port}", f"--log={log}")
         server, url = spawn_stub(*args)
         proc = pytest_run(work, url, "--humaneval-concurrency=16")
         try:
-            while sum(sent(log).values()) < 40:
+            while after_s is not None and sum(sent(log).values()) < 40:
                 if proc.poll() is not None:
                     raise SystemExit(f"pytest ended early:\n{proc.communicate()}")
                 time.sleep(0.02)
-            server.send_signal(signal.SIGKILL)
-            server.wait()
-            time.sleep(after_s)
-            server, _ = spawn_stub(*args)
+            if after_s is not None:
+                server.send_signal(signal.SIGKILL)
+                server.wait()
+                time.sleep(after_s)
+                server, _ = spawn_stub(*args)
             report = finish(proc, work)
         finally:
             server.kill()
@@ -119,6 +122,7 @@ def restart(after_s: float) -> dict[str, Any]:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # each line as it comes
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -141,12 +145,14 @@ def main() -> None:
             f"backlog {backlog}: median generation {statistics.median(walls):.2f} s, "
             f"connection errors {min(errors)}-{max(errors)} over {args.runs} runs"
         )
-    r = restart(args.restart_after)
-    print(
-        f"restart after {args.restart_after:g} s: generation {r['wall_s']:.2f} s, {r['outages']} outage of "
-        f"{r['outage_s']:.1f} s, {r['connection_errors']} connection errors, {r['cached']} answers cached "
-        f"({r['distinct']} problems), {r['server_answers']} sent by the server, pass@1 {r['pass_at_1']:.3f}"
-    )
+    for after in (None, args.restart_after):
+        r = restart(after)
+        label = "no restart" if after is None else f"restart after {after:g} s"
+        print(
+            f"{label}: generation {r['wall_s']:.2f} s, {r['outages']} outage(s) of {r['outage_s']:.1f} s, "
+            f"{r['connection_errors']} connection errors, {r['cached']} answers cached ({r['distinct']} "
+            f"problems), {r['server_answers']} sent by the server, pass@1 {r['pass_at_1']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -288,11 +288,18 @@ class Generator:
         async def one(request: Request) -> None:
             if self._gone is not None:
                 return
-            progress.sent()
+            sent = False
+
+            def on_sent() -> None:
+                nonlocal sent
+                sent = True
+                progress.sent()
+
             try:
-                answer = await self.request(request)
+                answer = await self.request(request, on_sent)
             except BaseException:
-                progress.abandoned()
+                if sent:  # in flight (or waiting to be sent again) when the run stopped
+                    progress.abandoned()
                 raise
             on_answer(request, answer)
             progress.finished(int(answer.usage.get("completion_tokens") or 0), answer.error is not None)
@@ -308,9 +315,12 @@ class Generator:
         if self._gone is not None:
             raise self._gone
 
-    async def request(self, request: Request) -> Answer:
-        """One sample, with retries; raises ``Fatal`` for errors no other request would escape."""
+    async def request(self, request: Request, on_sent: Callable[[], None] = lambda: None) -> Answer:
+        """One sample, with retries; raises ``Fatal`` for errors no other request would escape.
+
+        ``on_sent`` is called when it is first sent (it counts as in flight from then until it returns)."""
         attempt = 0
+        refused = 0  # 429/5xx answers
         lost = 0  # connection errors while the server answered its liveness check
         while True:
             async with self.window.slot():
@@ -320,6 +330,8 @@ class Generator:
                     raise self._server_gone(e) from None
                 sent_at = time.monotonic()
                 attempt += 1
+                if attempt == 1:
+                    on_sent()
                 outcome = await self._attempt(request, attempt)
             if isinstance(outcome, Answer):
                 if outcome.error is None:
@@ -347,10 +359,11 @@ class Generator:
                 continue
             if getattr(error, "status_code", None) in (429, 503):
                 self.window.congested(sent_at)  # "too busy": fewer in flight for a while
-            if attempt >= MAX_ATTEMPTS or self.retries >= self.retry_budget:
+            refused += 1
+            if refused >= MAX_ATTEMPTS or self.retries >= self.retry_budget:
                 return Answer(attempts=attempt, error=f"{reason} (after {attempt} attempts)")
             self.retries += 1
-            await asyncio.sleep(self._backoff(attempt, error))
+            await asyncio.sleep(self._backoff(refused, error))
 
     def _server_gone(self, error: ServerGoneError) -> Fatal:
         if self._gone is None:
