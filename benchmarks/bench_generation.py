@@ -63,7 +63,7 @@ def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
 def settings(output: Path, concurrency: int) -> Settings:
     values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
     values.update(output=output, model="stub-model", concurrency=concurrency)
-    return Settings(enabled=True, debug=False, rootdir=output, **values)
+    return Settings(**values)
 
 
 async def pipeline(url: str, samples: int, concurrency: int, work: Path) -> dict[str, Any]:
