@@ -17,6 +17,7 @@ from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
 from .options import Settings, read_settings
+from .report_html.pytest_html import add_pytest_html_extras
 
 
 def activate(config: pytest.Config) -> None:
@@ -74,9 +75,14 @@ class ActiveRun:
         report = yield
         if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
             data = item.result.to_dict()
-            for bulky in ("stdout", "stderr", "completion"):  # failures carry them in their report sections
-                data.pop(bulky)
+            # Reports stay small across xdist: the controller reads completions from the completions file,
+            # and failures carry their output in a report section; a passing program's output travels
+            # here, and only when it printed something.
+            del data["completion"]
+            if not item.result.passed or not item.result.output:
+                del data["stdout"], data["stderr"]
             report.humaneval = data  # type: ignore[attr-defined]  # travels to the xdist controller
+            add_pytest_html_extras(item, report, item.result)
         return report
 
     @pytest.hookimpl(tryfirst=True)

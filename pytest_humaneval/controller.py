@@ -31,6 +31,7 @@ from .report import (
     summarize,
     write_json,
 )
+from .report_html.programs import ProgramOutputs, add_generation_fields, load_programs
 from .sandbox import Limits, describe_isolation, make_sandbox
 from .verdict import Result
 
@@ -57,6 +58,8 @@ class Controller:
         self.report: dict[str, Any] | None = None
         self.baseline: dict[str, Any] | None = None
         self.generation: dict[str, Any] | None = None
+        self.outputs = ProgramOutputs()  # for the HTML report
+        self.html_error: str | None = None
 
     # -- before any worker exists ------------------------------------------------------------------
 
@@ -121,7 +124,9 @@ class Controller:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "humaneval", None)
         if data is not None:
-            self.results.append(Result.from_dict(data))
+            result = Result.from_dict(data)
+            self.results.append(result)
+            self.outputs.collect(report, result)
         elif report.failed:
             self.other_failures += 1
 
@@ -157,6 +162,9 @@ class Controller:
         )
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
+        source = self.config.stash[COMPLETIONS_KEY]
+        programs, missing = load_programs(source, self.dataset)
+        add_generation_fields(self.report, programs)
         write_json(self.settings.report_path, self.report)
         xml = junit_xml(self.config)
         if xml is not None:
@@ -169,6 +177,11 @@ class Controller:
                 fh.write(markdown_summary(self.report))
         self.config.hook.pytest_humaneval_report(config=self.config, report=self.report)
         gates = self.gates()
+        from .report_html.page import write_html_report
+
+        self.html_error = write_html_report(
+            self.settings.html_path, self.report, self.dataset, programs, self.outputs, gates, missing, source
+        )
         if gates and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             ok = all(passed for _, passed in gates) and self.other_failures == 0
             session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
@@ -205,6 +218,10 @@ class Controller:
         for line in format_summary(self.report):
             tr.write_line(line)
         tr.write_line(f"wall {self.report['wall_s']:.1f} s; report: {self.settings.report_path}")
+        if self.html_error:
+            tr.write_line(f"humaneval: HTML report not written: {self.html_error}", red=True, bold=True)
+        else:
+            tr.write_line(f"HTML report: {self.settings.html_path}")
         summary, missing = describe_isolation(self.settings.sandbox, self.isolation)
         if missing:  # also here, not only in the header, which -q does not print
             tr.write_line("humaneval: " + summary, yellow=True, bold=True)

@@ -168,6 +168,24 @@ def sandbox_options(settings: Settings, run_id: str, concurrency: int = 1) -> di
     return {"concurrency": concurrency}
 
 
+#: The report section of a failing item: ``--- completion ---``, the completion, then the program's output.
+SECTION_NAME = "Captured stdout call"
+SECTION_HEAD = "--- completion ---\n"
+_OUTPUT_HEAD = "\n--- program output ---\n"
+
+
+def program_section(completion: str, output: str) -> str:
+    """The text of a failing item's report section (JUnit system-out, pytest's failure sections)."""
+    return f"{SECTION_HEAD}{completion}{_OUTPUT_HEAD}{output}"
+
+
+def output_from_section(text: str, completion: str) -> str | None:
+    """The program output in a section made by :func:`program_section` for ``completion`` (None if it
+    is not one): exact, whatever the completion or the output contain."""
+    head = program_section(completion, "")
+    return text[len(head) :] if text.startswith(head) else None
+
+
 class HumanEvalCollector(pytest.Collector):
     """The dataset as a collector; its items are named by task id (and sample)."""
 
@@ -209,10 +227,7 @@ class HumanEvalItem(pytest.Item):
         if not result.passed:
             # Only failures carry the completion and output (JUnit system-out, pytest's failure
             # sections): passing reports stay small, which matters across xdist for 1,640 items.
-            output = result.stdout + (("\n[stderr]\n" + result.stderr) if result.stderr else "")
-            self.add_report_section(
-                "call", "stdout", f"--- completion ---\n{result.completion}\n--- program output ---\n{output}"
-            )
+            self.add_report_section("call", "stdout", program_section(result.completion, result.output))
             raise ProgramFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

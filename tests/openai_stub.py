@@ -41,7 +41,7 @@ class StubConfig:
     retry_after: str | None = None  # Retry-After header sent with the failures
     #: Body fields answered with 422 "Unexpected fields", as ``transformers serve`` does.
     reject_fields: frozenset[str] = frozenset()
-    completion_tokens: int = 100
+    completion_tokens: int | Callable[[dict[str, Any]], int] = 100  # or per request body
     #: The listen backlog: Python's http.server default is 5; the stub's own default takes a whole run.
     backlog: int = 1024
     port: int = 0  # 0: a free port
@@ -122,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
         if reasoning is not None:
             message["reasoning_content"] = reasoning
         prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
+        tokens = config.completion_tokens
+        completion_tokens = tokens(body) if callable(tokens) else tokens
         self._send(
             200,
             {
@@ -132,8 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
-                    "completion_tokens": config.completion_tokens,
-                    "total_tokens": prompt_tokens + config.completion_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
                 },
             },
         )
