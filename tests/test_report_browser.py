@@ -167,7 +167,10 @@ def test_filter_search_sort_and_open_a_program(run: tuple[Path, dict[str, Any]])
         assert {r["task"] for r in _visible(browser)} == {"HumanEval/0"}
         search.clear()
         search.send_keys("HumanEval/16")  # a task id (and HumanEval/160..163)
-        assert {r["task"] for r in _visible(browser)} == {"HumanEval/16", *(f"HumanEval/16{i}" for i in range(4))}
+        assert {r["task"] for r in _visible(browser)} == {
+            "HumanEval/16",
+            *(f"HumanEval/16{i}" for i in range(4)),
+        }
         search.clear()
         browser.execute_script("arguments[0].dispatchEvent(new Event('input'))", search)
 

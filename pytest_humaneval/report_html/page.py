@@ -268,6 +268,12 @@ def _efficiency(eff: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def reasoning_limit(programs_with_reasoning: int) -> int:
+    """Characters of reasoning shown per program: the budget shared, within bounds."""
+    low, high = REASONING_PER_PROGRAM
+    return max(low, min(high, REASONING_BUDGET // max(1, programs_with_reasoning)))
+
+
 def _clip(text: str, limit: int, where: str) -> str:
     """``text`` with its middle left out beyond ``limit`` characters."""
     if len(text) <= limit:
@@ -285,9 +291,7 @@ def _rows(
     outputs: ProgramOutputs | None,
     completions_path: str | None,
 ) -> Iterable[dict[str, Any]]:
-    with_reasoning = sum(1 for p in programs.values() if p.reasoning) or 1
-    low, high = REASONING_PER_PROGRAM
-    reasoning_limit = max(low, min(high, REASONING_BUDGET // with_reasoning))
+    limit = reasoning_limit(sum(1 for p in programs.values() if p.reasoning))
     where = f"the whole text is in {completions_path}" if completions_path else "see the completions file"
     multi = any(r["sample"] for r in results)
     for r in results:
@@ -322,7 +326,7 @@ def _rows(
             "facts": facts,
             "completion": None if completion is None else highlight(completion),
             "full_program": bool(program and program.full_program),
-            "reasoning": _clip(reasoning, reasoning_limit, where),
+            "reasoning": _clip(reasoning, limit, where),
             "reasoning_chars": f"{len(reasoning):,}",
             "output": outputs.output(key, completion or "") if outputs else "",
             "diagnosis": r.get("diagnosis"),
