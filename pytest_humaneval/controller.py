@@ -59,7 +59,7 @@ class Controller:
         self.baseline: dict[str, Any] | None = None
         self.generation: dict[str, Any] | None = None
         self.outputs = ProgramOutputs()  # for the HTML report
-        self.html_error: str | None = None
+        self.html_written: tuple[bool, str] | None = None
 
     # -- before any worker exists ------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ class Controller:
         gates = self.gates()
         from .report_html.page import write_html_report
 
-        self.html_error = write_html_report(
+        self.html_written = write_html_report(
             self.settings.html_path, self.report, self.dataset, programs, self.outputs, gates, missing, source
         )
         if gates and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -218,10 +218,9 @@ class Controller:
         for line in format_summary(self.report):
             tr.write_line(line)
         tr.write_line(f"wall {self.report['wall_s']:.1f} s; report: {self.settings.report_path}")
-        if self.html_error:
-            tr.write_line(f"humaneval: HTML report not written: {self.html_error}", red=True, bold=True)
-        else:
-            tr.write_line(f"HTML report: {self.settings.html_path}")
+        if self.html_written is not None:
+            written, line = self.html_written
+            tr.write_line(line, red=not written, bold=not written)
         summary, missing = describe_isolation(self.settings.sandbox, self.isolation)
         if missing:  # also here, not only in the header, which -q does not print
             tr.write_line("humaneval: " + summary, yellow=True, bold=True)

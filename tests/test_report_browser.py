@@ -91,11 +91,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[s
 
 
 def _visible(browser: Any) -> list[dict[str, str]]:
-    """The program rows a person can see (not hidden by a filter), in page order."""
+    """The program rows a person can see (not hidden by a filter), top to bottom."""
     return browser.execute_script(
         """return Array.from(document.querySelectorAll('#programs details.prog'))
              .filter(r => r.offsetParent !== null)
-             .map(r => ({task: r.querySelector('summary .mono').textContent, status: r.dataset.status,
+             .sort((a, b) => a.offsetTop - b.offsetTop)
+             .map(r => ({task: r.querySelector('summary > span').textContent, status: r.dataset.status,
                          dur: r.dataset.dur}));"""
     )
 
@@ -192,12 +193,12 @@ def test_filter_search_sort_and_open_a_program(run: tuple[Path, dict[str, Any]])
         )
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
         row.find_element(By.TAG_NAME, "summary").click()
+        assert raising["reason"] in row.find_element(By.TAG_NAME, "summary").text
         body = row.find_element(By.CLASS_NAME, "body")
-        assert raising["reason"] in body.find_element(By.CLASS_NAME, "reason-full").text
         code = body.find_element(By.CSS_SELECTOR, "pre.completion")
         assert "raise ValueError('nope')" in code.text and code.find_elements(By.CSS_SELECTOR, "span.k")
         assert "looking at" in body.text  # the program's output
-        prompt_fold = body.find_element(By.CSS_SELECTOR, "details.fold")
+        prompt_fold = body.find_element(By.CSS_SELECTOR, "details.fold.prompt")
         prompt_fold.find_element(By.TAG_NAME, "summary").click()
         entry = HUMANEVAL[raising["task_id"]].entry_point
         assert f"def {entry}" in prompt_fold.text  # the problem's prompt, shown in the row
@@ -221,6 +222,6 @@ def test_readable_without_javascript(run: tuple[Path, dict[str, Any]]) -> None:
         first = browser.find_element(By.CSS_SELECTOR, "details.prog")
         first.find_element(By.TAG_NAME, "summary").click()  # <details> opens without script
         assert "def " in first.find_element(By.CSS_SELECTOR, "pre.completion").text
-        link = first.find_element(By.CSS_SELECTOR, ".prompt-slot a")
+        link = first.find_element(By.CSS_SELECTOR, ".facts a")
         assert link.get_attribute("href").endswith("#problem-HumanEval/0")
         browser.save_screenshot(str(ARTIFACTS / "report-no-js.png"))

@@ -105,7 +105,7 @@ def test_every_run_writes_the_report_next_to_the_json(pytester: pytest.Pytester)
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
     result.assert_outcomes(passed=4)
     page = (pytester.path / "report.html").read_text()  # report.json's path with .html
-    result.stdout.fnmatch_lines([f"HTML report: {pytester.path / 'report.html'}"])
+    result.stdout.fnmatch_lines([f"HTML report: {pytester.path / 'report.html'} (0.* MB, *.* s)"])
     data = report(pytester)
     assert f"{data['pass_at_k']['1']:.4f}" in page and "4/4" in page
     for problem in DEBUG:

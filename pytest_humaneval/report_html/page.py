@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,21 +54,24 @@ def write_html_report(
     gates: Sequence[tuple[str, bool]],
     unreadable: str | None,
     source: str,
-) -> str | None:
-    """Render the run's report and write it atomically (a reader never sees half a page); on failure
-    (a full disk, an unwritable path) say why, rather than fail the run at its very end.
+) -> tuple[bool, str]:
+    """Render the run's report and write it atomically (a reader never sees half a page). Returns whether
+    it was written and the terminal's line about it: its path, size and time, or why it could not be
+    written (a full disk, an unwritable path), rather than fail the run at its very end.
 
     ``source`` is where the completions came from ('canonical' or the file), ``unreadable`` why that
     file could not be read back.
     """
+    started = time.perf_counter()
     notes = [f"completions not shown: {unreadable}"] if unreadable else []
     completions = None if source == "canonical" else source
     page = render_html(report, dataset, programs, outputs, gates, notes, completions_path=completions)
     try:
         write_atomically(path, page)
     except OSError as e:
-        return f"{path}: {e.strerror or e}; check --humaneval-html"
-    return None
+        return False, f"HTML report not written: {path}: {e.strerror or e}; check --humaneval-html"
+    size = len(page.encode()) / 1e6
+    return True, f"HTML report: {path} ({size:.1f} MB, {time.perf_counter() - started:.1f} s)"
 
 
 def render_html(

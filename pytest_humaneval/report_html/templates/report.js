@@ -7,7 +7,6 @@
   var list = document.getElementById("programs");
   if (!list) return;
   var rows = Array.prototype.slice.call(list.querySelectorAll("details.prog"));
-  var original = rows.slice();
   var statusSel = document.getElementById("status-filter");
   var modeSel = document.getElementById("mode-filter");
   var search = document.getElementById("search");
@@ -15,6 +14,10 @@
   var sortBtn = document.getElementById("sort-duration");
   var taskBtn = document.getElementById("sort-task");
   var sort = "task";
+  var entries = {}; // task id -> entry point, from the problems below (kept once per problem)
+  document.querySelectorAll("#problems details.problem").forEach(function (p) {
+    entries[p.id.slice("problem-".length)] = (p.dataset.entry || "").toLowerCase();
+  });
 
   function readHash() {
     var h = location.hash.replace(/^#/, "");
@@ -51,7 +54,7 @@
       var r = rows[i], ds = r.dataset;
       var ok = status === "all" || (status === "not-passed" ? ds.status !== "passed" : ds.status === status);
       if (ok && mode !== "all") ok = ds.mode === mode;
-      if (ok && q) ok = ds.task.toLowerCase().indexOf(q) >= 0 || ds.entry.toLowerCase().indexOf(q) >= 0;
+      if (ok && q) ok = ds.task.toLowerCase().indexOf(q) >= 0 || (entries[ds.task] || "").indexOf(q) >= 0;
       if (r.hidden === ok) r.hidden = !ok;
       if (ok) n++;
     }
@@ -59,27 +62,35 @@
     list.setAttribute("data-shown", String(n));
   }
 
+  // Sorting sets each row's CSS order (the list is a flex column): no row moves in the document, which
+  // for 16,400 rows costs far more than a style change.
   function order() {
-    var sorted = original.slice();
     if (sort === "duration-desc" || sort === "duration-asc") {
       var sign = sort === "duration-desc" ? -1 : 1;
-      sorted.sort(function (a, b) { return sign * (parseFloat(a.dataset.dur) - parseFloat(b.dataset.dur)); });
+      var keyed = rows.map(function (r, i) { return [parseFloat(r.dataset.dur), i]; });
+      keyed.sort(function (a, b) { return sign * (a[0] - b[0]) || a[1] - b[1]; });
+      for (var i = 0; i < keyed.length; i++) rows[keyed[i][1]].style.order = String(i);
+    } else {
+      for (var j = 0; j < rows.length; j++) rows[j].style.order = "";
     }
-    var frag = document.createDocumentFragment();
-    sorted.forEach(function (r) { frag.appendChild(r); });
-    list.appendChild(frag);
     sortBtn.textContent = "duration" + (sort === "duration-desc" ? " ▼" : sort === "duration-asc" ? " ▲" : "");
   }
 
-  // A row's prompt is kept once per problem (in "Problems"); show it in the row when the row opens.
+  // A row's prompt is kept once per problem (in "Problems"); a row that opens gets a folded copy.
   list.addEventListener("toggle", function (e) {
     var row = e.target;
-    if (!row.open || !row.classList || !row.classList.contains("prog")) return;
-    var slot = row.querySelector(".prompt-slot");
-    if (!slot || slot.dataset.filled) return;
+    if (!row.open || !row.classList || !row.classList.contains("prog") || row.dataset.prompt) return;
+    row.dataset.prompt = "1";
     var src = document.getElementById("prompt-" + row.dataset.task);
-    if (src) { slot.replaceChildren(src.cloneNode(true)); slot.firstChild.removeAttribute("id"); }
-    slot.dataset.filled = "1";
+    if (!src) return;
+    var fold = document.createElement("details");
+    fold.className = "fold prompt";
+    fold.innerHTML = "<summary>prompt</summary>";
+    var pre = src.cloneNode(true);
+    pre.removeAttribute("id");
+    fold.appendChild(pre);
+    var body = row.querySelector(".body");
+    body.insertBefore(fold, body.querySelector(".facts").nextSibling);
   }, true);
 
   statusSel.addEventListener("change", function () { apply(); writeHash(); });
