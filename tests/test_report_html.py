@@ -76,7 +76,10 @@ def mixed_completions(path: Path) -> Path:
         path,
         [
             {"task_id": "HumanEval/0", "completion": "    print('zero says hi')\n    return False\n"},
-            {"task_id": "HumanEval/1", "completion": "    return ['--- program output ---']\n"},
+            {
+                "task_id": "HumanEval/1",
+                "completion": "    return ['--- program output ---', '</noscript><script>x()</script>']\n",
+            },
             {
                 "task_id": "HumanEval/2",
                 "completion": "    print('two <b>prints</b>')\n    return number % 1.0\n",
@@ -149,6 +152,7 @@ def test_completions_and_outputs_reach_the_report(pytester: pytest.Pytester, wor
     zero, one, two = row(page, "HumanEval/0"), row(page, "HumanEval/1"), row(page, "HumanEval/2")
     assert "zero says hi" in zero and "assert" in zero  # a failure: output and reason
     assert "--- program output ---" in one and "<h4>program output</h4>" not in one  # it printed nothing
+    assert "</noscript><script>x()" not in page and "&lt;/noscript&gt;&lt;script&gt;x()" in one
     assert html.escape("two <b>prints</b>") in two and "<b>prints</b>" not in two  # a pass that printed
     assert '<span class="k">return</span>' in two  # highlighted
     data = report(pytester)

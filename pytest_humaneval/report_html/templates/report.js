@@ -76,21 +76,28 @@
     sortBtn.textContent = "duration" + (sort === "duration-desc" ? " ▼" : sort === "duration-asc" ? " ▲" : "");
   }
 
-  // A row's prompt is kept once per problem (in "Problems"); a row that opens gets a folded copy.
-  list.addEventListener("toggle", function (e) {
-    var row = e.target;
-    if (!row.open || !row.classList || !row.classList.contains("prog") || row.dataset.prompt) return;
-    row.dataset.prompt = "1";
-    var src = document.getElementById("prompt-" + row.dataset.task);
+  // A row's body comes as the text of its <noscript> (see the template); it becomes HTML when the row
+  // opens, with a folded copy of the problem's prompt (kept once per problem, in "Problems").
+  function hydrate(row) {
+    var src = row.querySelector(":scope > noscript");
     if (!src) return;
+    var holder = document.createElement("div");
+    holder.innerHTML = src.textContent;
+    var body = holder.firstElementChild;
+    row.replaceChild(body, src);
+    var prompt = document.getElementById("prompt-" + row.dataset.task);
+    if (!prompt || !body) return;
     var fold = document.createElement("details");
     fold.className = "fold prompt";
     fold.innerHTML = "<summary>prompt</summary>";
-    var pre = src.cloneNode(true);
+    var pre = prompt.cloneNode(true);
     pre.removeAttribute("id");
     fold.appendChild(pre);
-    var body = row.querySelector(".body");
     body.insertBefore(fold, body.querySelector(".facts").nextSibling);
+  }
+  list.addEventListener("toggle", function (e) {
+    var row = e.target;
+    if (row.open && row.classList && row.classList.contains("prog")) hydrate(row);
   }, true);
 
   statusSel.addEventListener("change", function () { apply(); writeHash(); });
