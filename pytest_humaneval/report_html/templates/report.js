@@ -102,7 +102,12 @@
 
   statusSel.addEventListener("change", function () { apply(); writeHash(); });
   if (modeSel) modeSel.addEventListener("change", function () { apply(); writeHash(); });
-  search.addEventListener("input", function () { apply(); writeHash(); });
+  var typing = null; // a large table is filtered once typing pauses, not on every key
+  search.addEventListener("input", function () {
+    clearTimeout(typing);
+    if (rows.length <= 2000) { apply(); writeHash(); return; }
+    typing = setTimeout(function () { apply(); writeHash(); }, 150);
+  });
   sortBtn.addEventListener("click", function () {
     sort = sort === "duration-desc" ? "duration-asc" : "duration-desc";
     order(); writeHash();
