@@ -2,7 +2,7 @@
 equals the JSON report, every program is in the table, filtering, search and sorting work, nothing is
 fetched from anywhere, and the page reads without JavaScript. Screenshots are kept in ``.artifacts/``
 (``HUMANEVAL_TEST_ARTIFACTS``); with ``HUMANEVAL_UPDATE_SCREENSHOT=1`` the top of the page also
-replaces the README's ``docs/report.png``.
+replaces the README's ``docs/report.png`` (and an open row, ``docs/report-row.png``).
 """
 
 from __future__ import annotations
@@ -90,6 +90,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[s
     yield where / ".humaneval" / "report.html", report
 
 
+def keep_screenshot(browser: Any, name: str, readme: str | None = None) -> None:
+    """Save what the browser shows in the artifacts; with HUMANEVAL_UPDATE_SCREENSHOT=1 also as the
+    README's ``docs/<readme>``."""
+    path = ARTIFACTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(path))
+    if readme and os.environ.get("HUMANEVAL_UPDATE_SCREENSHOT") == "1":
+        (REPO_ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(path, REPO_ROOT / "docs" / readme)
+
+
 def _visible(browser: Any) -> list[dict[str, str]]:
     """The program rows a person can see (not hidden by a filter), top to bottom."""
     return browser.execute_script(
@@ -135,12 +146,8 @@ def test_what_a_person_sees_matches_the_json_report(run: tuple[Path, dict[str, A
         # Nothing was fetched: the page, and no other resource.
         assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
         browser.set_window_size(1280, 1500)
-        top = ARTIFACTS / "report-top.png"
-        top.parent.mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(top))
+        keep_screenshot(browser, "report-top.png", readme="report.png")
         full_page_screenshot(browser, ARTIFACTS / "report-full.png")
-    if os.environ.get("HUMANEVAL_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(top, REPO_ROOT / "docs" / "report.png")
 
 
 def test_filter_search_sort_and_open_a_program(run: tuple[Path, dict[str, Any]]) -> None:
@@ -206,7 +213,7 @@ def test_filter_search_sort_and_open_a_program(run: tuple[Path, dict[str, Any]])
         assert reasoning.get_attribute("open") is None  # folded
         reasoning.find_element(By.TAG_NAME, "summary").click()
         assert "edge cases" in reasoning.text
-        browser.save_screenshot(str(ARTIFACTS / "report-open-row.png"))
+        keep_screenshot(browser, "report-open-row.png", readme="report-row.png")
 
 
 def test_readable_without_javascript(run: tuple[Path, dict[str, Any]]) -> None:
@@ -224,4 +231,4 @@ def test_readable_without_javascript(run: tuple[Path, dict[str, Any]]) -> None:
         assert "def " in first.find_element(By.CSS_SELECTOR, "pre.completion").text
         link = first.find_element(By.CSS_SELECTOR, ".facts a")
         assert link.get_attribute("href").endswith("#problem-HumanEval/0")
-        browser.save_screenshot(str(ARTIFACTS / "report-no-js.png"))
+        keep_screenshot(browser, "report-no-js.png")
