@@ -111,6 +111,7 @@ def test_own_tests_run_untouched(venv: Path, model_repo: Path) -> None:
     assert "1 passed" in result.stdout
     assert "humaneval:" not in result.stdout and "pass@" not in result.stdout
     assert not (model_repo / "humaneval-report.json").exists()
+    assert not (model_repo / "humaneval-report.html").exists()
 
 
 def test_hook_scores_canonical_164(venv: Path, model_repo: Path) -> None:
@@ -119,6 +120,8 @@ def test_hook_scores_canonical_164(venv: Path, model_repo: Path) -> None:
     assert "164 passed" in result.stdout
     report = json.loads((model_repo / "humaneval-report.json").read_text())
     assert report["pass_at_k"]["1"] == 1.0 and report["total"] == 164
+    page = (model_repo / "humaneval-report.html").read_text()  # the template and its assets are in the wheel
+    assert "HumanEval report" in page and page.count('<details class="prog"') == 164
     assert "test_tokenizer_roundtrip" not in result.stdout  # --humaneval alone leaves the repo's tests out
 
 
