@@ -407,3 +407,18 @@ def test_reasoning_is_clipped_to_the_report_budget() -> None:
     assert reasoning_limit(1) == 64_000  # a small run shows long reasoning whole
     assert reasoning_limit(16_400) == 2_000  # a pass@100 thinking run: head and tail of each
     assert reasoning_limit(1_000) * 1_000 <= REASONING_BUDGET
+
+
+def test_pass_at_k_curve_matches_the_reports_estimator() -> None:
+    from pytest_humaneval.report import pass_at_ks, per_task
+    from pytest_humaneval.report_html.charts import pass_at_k_curve
+    from pytest_humaneval.verdict import Result
+
+    results = [
+        Result(f"T/{t}", s, "passed" if (t * s) % 4 == 1 else "failed") for t in range(6) for s in range(12)
+    ]
+    ks, values = pass_at_k_curve(per_task(results))
+    assert ks == [1, 2, 3, 5, 10, 12]
+    expected = pass_at_ks(results, ks=ks)
+    assert values == pytest.approx([expected[str(k)] for k in ks])
+    assert values == sorted(values)  # more samples, never less likely to solve
