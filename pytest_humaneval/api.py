@@ -16,7 +16,7 @@ from typing import Any
 from . import __version__
 from .completions import canonical, parse_completions, pick, read_completions, samples_per_problem
 from .dataset import Dataset, load_dataset
-from .evaluation import conclude, preload_for, prepare
+from .evaluation import add_timing, conclude, preload_for, prepare, timing_job
 from .options import dataset_time_limit
 from .report import pass_at_k, pass_at_ks, summarize
 from .sandbox import Limits, describe_isolation, make_sandbox
@@ -33,11 +33,14 @@ def evaluate(
     timeout: float | None = None,
     memory_mb: int = 2048,
     workers: int | None = None,
+    efficiency: bool = False,
 ) -> dict[str, Any]:
     """Evaluate completions and return the same report the plugin writes as JSON.
 
     ``completions`` is a completions file, ``"canonical"``, or an iterable of dicts with ``task_id``
     and ``completion``. ``workers`` programs run at once (default: twice the CPU cores).
+    ``efficiency`` times each passing program against the canonical solution
+    (``--humaneval-efficiency``).
     """
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if completions == "canonical":
@@ -67,10 +70,19 @@ def evaluate(
             conclude(ds, problem, sample, outcome if isinstance(outcome, Result) else outcome.result())
             for problem, sample, outcome in pending
         ]
+        if efficiency:
+            timing = [
+                (result, box.submit(job))
+                for (problem, sample, _), result in zip(pending, results, strict=True)
+                if (job := timing_job(problem, sample, result, limit)) is not None
+            ]
+            for result, future in timing:
+                add_timing(result, future.result())
     finally:
         box.close()
     return summarize(
         results,
+        efficiency=efficiency,
         dataset=ds.name,
         dataset_path=str(ds.path),
         dataset_sha=ds.digest,

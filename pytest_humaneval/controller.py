@@ -24,6 +24,7 @@ from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, samples_from, san
 from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
+    analysis_properties,
     compare_to_baseline,
     format_summary,
     markdown_summary,
@@ -144,6 +145,7 @@ class Controller:
         timeout = self.settings.program_timeout(self.dataset.name, _workers(self.config))
         self.report = summarize(
             self.results,
+            efficiency=self.settings.efficiency,
             dataset=self.dataset.name,
             dataset_path=str(self.dataset.path),
             dataset_sha=self.dataset.digest,
@@ -171,6 +173,8 @@ class Controller:
             for k, v in self.report["pass_at_k"].items():
                 xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
             xml.add_global_property("humaneval_passed", f"{self.report['passed']}/{self.report['total']}")
+            for name, value in analysis_properties(self.report):
+                xml.add_global_property(name, value)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             with open(step_summary, "a", encoding="utf-8") as fh:

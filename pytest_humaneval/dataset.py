@@ -33,6 +33,12 @@ KNOWN_DEFECTS = {
 }
 
 
+def task_key(task_id: str) -> tuple[str, int, str]:
+    """Sort key of a task id: ``HumanEval/2`` before ``HumanEval/10``."""
+    prefix, _, num = task_id.rpartition("/")
+    return (prefix, int(num), "") if num.isdigit() else (task_id, 0, task_id)
+
+
 def data_dir(kind: str) -> Path:
     """Where bundled files of ``kind`` ('datasets' or 'sandbox') live.
 

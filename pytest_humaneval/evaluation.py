@@ -44,6 +44,27 @@ def conclude(dataset: Dataset, problem: Problem, sample: Sample, outcome: dict[s
     return result
 
 
+def timing_job(problem: Problem, sample: Sample, result: Result, timeout: float) -> Job | None:
+    """``--humaneval-efficiency``: the job that times a passing program against the canonical solution
+    (its answer goes to :func:`add_timing`), or None (not passing, or not timeable: the reason is set)."""
+    if not result.passed:
+        return None
+    from .analysis.efficiency import efficiency_job
+
+    job = efficiency_job(problem, sample.program(problem), timeout)
+    if isinstance(job, str):
+        result.efficiency = {"error": job}
+        return None
+    return job
+
+
+def add_timing(result: Result, outcome: dict[str, Any]) -> Result:
+    from .analysis.efficiency import read_measurement
+
+    result.efficiency = read_measurement(outcome)
+    return result
+
+
 def judge(dataset: Dataset, problem: Problem, sample: Sample, sandbox: Sandbox, timeout: float) -> Result:
     """The verdict on ``sample``, run now."""
     job = prepare(dataset, problem, sample, timeout)

@@ -17,7 +17,7 @@ import pytest
 
 from .completions import Sample, canonical, pick, read_completions
 from .dataset import Dataset, Problem
-from .evaluation import conclude, preload_for, prepare
+from .evaluation import add_timing, conclude, preload_for, prepare, timing_job
 from .options import Settings
 from .sandbox import Limits, Sandbox, make_sandbox
 from .verdict import Result
@@ -103,17 +103,28 @@ class Evaluator:
         its time limit then overlaps with the rest of the run, not just with the next few items."""
         self.start(problem, index)
         sample, pending = self._started[(problem.task_id, index)]
+        outcome = pending if isinstance(pending, Result) else self._wait(pending, ahead)
+        del self._started[(problem.task_id, index)]
+        result = conclude(self.dataset, problem, sample, outcome)
+        if self.settings.efficiency:
+            job = timing_job(problem, sample, result, self.timeout)
+            if job is not None:
+                add_timing(result, self._wait(self.sandbox.submit(job), ahead))
+        return result
+
+    def _wait(
+        self, pending: Future[dict[str, Any]], ahead: Callable[[int], Sequence[HumanEvalItem]]
+    ) -> dict[str, Any]:
+        """The runner's answer; meanwhile programs of the next items start, further ahead the longer it
+        takes."""
         window = 2 * self.sandbox.concurrency if self.sandbox.concurrency > 1 else 0
-        outcome = pending if isinstance(pending, Result) else None
-        while outcome is None:
+        while True:
             for item in ahead(window) if window else ():
                 self.start(item.problem, item.sample)
             try:
-                outcome = pending.result(timeout=LOOK_FURTHER_AFTER_S if window else None)  # type: ignore[union-attr]
+                return pending.result(timeout=LOOK_FURTHER_AFTER_S if window else None)
             except FutureTimeout:
                 window = min(2 * window, MAX_LOOK_AHEAD)
-        del self._started[(problem.task_id, index)]
-        return conclude(self.dataset, problem, sample, outcome)
 
     def close(self) -> None:
         self._started.clear()
@@ -224,6 +235,11 @@ class HumanEvalItem(pytest.Item):
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
         )
+        if result.efficiency and "ratio" in result.efficiency:
+            ratio, (low, high) = result.efficiency["ratio"], result.efficiency["ci95"]
+            self.user_properties.append(("efficiency_ratio", f"{ratio:.3f} [{low:.3f}, {high:.3f}]"))
+        if result.diagnosis:
+            self.user_properties.extend(("diagnosis_" + k, str(v)) for k, v in result.diagnosis.items())
         if not result.passed:
             # Only failures carry the completion and output (JUnit system-out, pytest's failure
             # sections): passing reports stay small, which matters across xdist for 1,640 items.

@@ -185,6 +185,14 @@ OPTIONS: list[Option] = [
         0,
         "int",
     ),
+    # --- analysis (issue 12): efficiency of passing programs, diagnosis of failing ones
+    Option(
+        "efficiency",
+        "time each passing program against the canonical solution (CPU time of check(), interleaved, "
+        "repeated until stable) and report the ratio",
+        False,
+        "bool",
+    ),
 ]
 
 
@@ -231,6 +239,8 @@ class Settings:
     min_pass: float | None
     baseline: Path | None
     baseline_tolerance: int
+    # analysis (issue 12)
+    efficiency: bool
 
     @property
     def report_path(self) -> Path:

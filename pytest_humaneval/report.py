@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .dataset import task_key
 from .verdict import STATUSES, Result
 
 KS = (1, 10, 100)
@@ -59,12 +60,13 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def summarize(results: Sequence[Result], **meta: Any) -> dict[str, Any]:
-    """The JSON report: metadata, pass@k, counts, and one entry per program."""
-    results = sorted(results, key=lambda r: (_task_key(r.task_id), r.sample))
+def summarize(results: Sequence[Result], *, efficiency: bool = False, **meta: Any) -> dict[str, Any]:
+    """The JSON report: metadata, pass@k, counts, and one entry per program; with ``efficiency`` (or any
+    result timed) the ``efficiency`` section, with any failure diagnosed the ``diagnosis_counts``."""
+    results = sorted(results, key=lambda r: (task_key(r.task_id), r.sample))
     passed = sum(r.passed for r in results)
     status_counts = Counter(r.status for r in results)
-    return {
+    report = {
         **meta,
         "samples_per_problem": meta.get("samples_per_problem")
         or max((r.sample + 1 for r in results), default=0),
@@ -74,7 +76,7 @@ def summarize(results: Sequence[Result], **meta: Any) -> dict[str, Any]:
         "passed": passed,
         "total": len(results),
         "status_counts": {s: status_counts[s] for s in STATUSES if status_counts[s]},
-        "known_defects": sorted({r.task_id for r in results if r.known_defect}, key=_task_key),
+        "known_defects": sorted({r.task_id for r in results if r.known_defect}, key=task_key),
         "results": [
             {
                 "task_id": r.task_id,
@@ -85,15 +87,36 @@ def summarize(results: Sequence[Result], **meta: Any) -> dict[str, Any]:
                 "duration_s": round(r.duration_s, 4),
                 **({"exc_type": r.exc_type} if r.exc_type else {}),
                 **({"known_defect": r.known_defect} if r.known_defect else {}),
+                **_analysis_fields(r),
             }
             for r in results
         ],
     }
+    if efficiency or any(r.efficiency for r in results):
+        from .analysis.efficiency import summarize_efficiency
+
+        report["efficiency"] = summarize_efficiency(report["results"])
+    if any(r.diagnosis for r in results):
+        from .analysis.diagnosis import count_diagnoses
+
+        report["diagnosis_counts"] = count_diagnoses(report["results"])
+    return report
 
 
-def _task_key(task_id: str) -> tuple[str, int, str]:
-    prefix, _, num = task_id.rpartition("/")
-    return (prefix, int(num), "") if num.isdigit() else (task_id, 0, task_id)
+def _analysis_fields(r: Result) -> dict[str, Any]:
+    """A result entry's ``efficiency_ratio``/``efficiency_ci95`` (``efficiency_runs``, or
+    ``efficiency_error`` when it could not be timed) and ``diagnosis``, where measured."""
+    out: dict[str, Any] = {}
+    if r.efficiency:
+        if "error" in r.efficiency:
+            out["efficiency_error"] = r.efficiency["error"]
+        else:
+            out["efficiency_ratio"] = r.efficiency["ratio"]
+            out["efficiency_ci95"] = r.efficiency["ci95"]
+            out["efficiency_runs"] = r.efficiency["runs"]
+    if r.diagnosis:
+        out["diagnosis"] = r.diagnosis
+    return out
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -136,6 +159,8 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     for task in report.get("known_defects", []):
         why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
         lines.append(f"known dataset defect {task}: {why}")
+    lines += format_efficiency(report)
+    lines += format_diagnosis(report)
     slow = sorted(report["results"], key=lambda r: -r["duration_s"])[:slowest]
     if slow:
         lines.append(
@@ -145,6 +170,53 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
             )
         )
     return lines
+
+
+def format_efficiency(report: dict[str, Any]) -> list[str]:
+    """``--humaneval-efficiency``: the geometric mean and the slowest problems against the canonical."""
+    eff = report.get("efficiency")
+    if not eff:
+        return []
+    if not eff["problems"]:
+        return [f"efficiency: no passing program could be timed ({eff['unmeasured']} not measured)"]
+    lines = [
+        f"efficiency (CPU time of check(), candidate / canonical): geometric mean "
+        f"{eff['geomean_ratio']:.2f}x over {eff['problems']} problems; "
+        f"{len(eff['slower_2x'])} more than 2x slower, {len(eff['faster_2x'])} more than 2x faster"
+        + (f", {eff['unmeasured']} passing program(s) not timed" if eff["unmeasured"] else "")
+    ]
+    if eff["slowest"]:
+        lines.append(
+            "efficiency, slowest: " + ", ".join(f"{s['task_id']} {s['ratio']:.2f}x" for s in eff["slowest"])
+        )
+    return lines
+
+
+def format_diagnosis(report: dict[str, Any]) -> list[str]:
+    """``--humaneval-diagnose``: failures by category and their mean similarity to the canonical."""
+    counts = report.get("diagnosis_counts")
+    if not counts:
+        return []
+    sims = [r["diagnosis"]["similarity"] for r in report["results"] if r.get("diagnosis")]
+    sims = [s for s in sims if s is not None]
+    mean = f"; mean similarity to the canonical {sum(sims) / len(sims):.2f}" if sims else ""
+    return [
+        f"diagnosis of {sum(counts.values())} failures: "
+        + ", ".join(f"{c} {n}" for c, n in counts.items())
+        + mean
+    ]
+
+
+def analysis_properties(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """JUnit suite properties for the analysis sections present in the report."""
+    props = []
+    eff = report.get("efficiency")
+    if eff and eff["geomean_ratio"] is not None:
+        props.append(("humaneval_efficiency_geomean_ratio", f"{eff['geomean_ratio']:.4f}"))
+        props.append(("humaneval_efficiency_slower_2x", " ".join(eff["slower_2x"])))
+    for category, n in (report.get("diagnosis_counts") or {}).items():
+        props.append((f"humaneval_diagnosis_{category}", str(n)))
+    return props
 
 
 def solved(report: dict[str, Any]) -> dict[str, bool]:
@@ -159,7 +231,7 @@ def solved(report: dict[str, Any]) -> dict[str, bool]:
 def compare_to_baseline(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """Problems that newly fail or newly pass against an earlier report of the same dataset."""
     now, before = solved(report), solved(baseline)
-    common = sorted(set(now) & set(before), key=_task_key)
+    common = sorted(set(now) & set(before), key=task_key)
     return {
         "baseline_pass_at_1": baseline.get("pass_at_k", {}).get("1"),
         "newly_failing": [t for t in common if before[t] and not now[t]],
@@ -202,6 +274,16 @@ def markdown_summary(report: dict[str, Any]) -> str:
     ]
     lines += ["", "| status | programs |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in report["status_counts"].items()]
+    eff = report.get("efficiency")
+    if eff and eff["problems"]:
+        lines += [
+            "",
+            f"Efficiency (CPU time, candidate / canonical): geometric mean {eff['geomean_ratio']:.2f}x over "
+            f"{eff['problems']} problems; more than 2x slower: {', '.join(eff['slower_2x']) or 'none'}",
+        ]
+    if report.get("diagnosis_counts"):
+        lines += ["", "| failure diagnosis | programs |", "| --- | --- |"]
+        lines += [f"| {c} | {n} |" for c, n in report["diagnosis_counts"].items()]
     base = report.get("baseline")
     if base:
         lines += ["", f"Against the baseline (pass@1 {base['baseline_pass_at_1'] or 0:.4f}):"]

@@ -34,6 +34,10 @@ class Result:
     stdout: str = ""
     stderr: str = ""
     completion: str = ""
+    #: --humaneval-efficiency, passing programs: ratio, ci95, runs, ... or error (analysis.efficiency)
+    efficiency: dict[str, Any] | None = None
+    #: --humaneval-diagnose, failing programs: similarity, and the judge's answer (analysis.diagnosis)
+    diagnosis: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
