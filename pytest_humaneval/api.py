@@ -16,7 +16,8 @@ from typing import Any
 from . import __version__
 from .completions import canonical, parse_completions, pick, read_completions, samples_per_problem
 from .dataset import Dataset, load_dataset
-from .evaluation import add_timing, conclude, preload_for, prepare, timing_job
+from .errors import HumanEvalError
+from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .options import dataset_time_limit
 from .report import pass_at_k, pass_at_ks, summarize
 from .sandbox import Limits, describe_isolation, make_sandbox
@@ -34,14 +35,24 @@ def evaluate(
     memory_mb: int = 2048,
     workers: int | None = None,
     efficiency: bool = False,
+    diagnose: bool = False,
+    judge_endpoint: str | None = None,
+    judge_model: str | None = None,
+    judge_api_key: str | None = None,
+    output: str | Path = ".humaneval",
 ) -> dict[str, Any]:
     """Evaluate completions and return the same report the plugin writes as JSON.
 
     ``completions`` is a completions file, ``"canonical"``, or an iterable of dicts with ``task_id``
     and ``completion``. ``workers`` programs run at once (default: twice the CPU cores).
     ``efficiency`` times each passing program against the canonical solution
-    (``--humaneval-efficiency``).
+    (``--humaneval-efficiency``); ``diagnose`` scores each failing one's similarity to it, and with
+    ``judge_endpoint`` and ``judge_model`` asks that OpenAI-compatible server why it failed
+    (``--humaneval-diagnose``, ``--humaneval-judge-*``; answers cached under ``output``/judge).
     """
+    if judge_endpoint and not judge_model:
+        raise HumanEvalError("evaluate(judge_endpoint=...) needs judge_model= (the judge's model name)")
+    diagnose = diagnose or bool(judge_endpoint)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if completions == "canonical":
         samples = canonical(ds)
@@ -78,10 +89,26 @@ def evaluate(
             ]
             for result, future in timing:
                 add_timing(result, future.result())
+        if diagnose:
+            for (problem, sample, _), result in zip(pending, results, strict=True):
+                add_diagnosis(problem, sample, result)
     finally:
         box.close()
+    judge = None
+    if judge_endpoint and judge_model:
+        from .analysis.judge import JudgeConfig, judge_failures
+
+        failures = [r for r in results if r.diagnosis is not None]
+        config = JudgeConfig(
+            endpoint=judge_endpoint.rstrip("/"),
+            model=judge_model,
+            api_key=judge_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            output=Path(output),
+        )
+        judge = judge_failures(config, ds.problems, failures) if failures else None
     return summarize(
         results,
+        **({"judge": judge} if judge else {}),
         efficiency=efficiency,
         dataset=ds.name,
         dataset_path=str(ds.path),

@@ -73,6 +73,10 @@ class Controller:
             # Known before any item runs (for the header) and fails early: no Docker daemon, an image
             # without python3, a runner that cannot start.
             self.isolation = probe_isolation(self.config, self.settings)
+            if self.settings.judge_endpoint:  # an unreachable judge fails now, not after every item ran
+                from .analysis.judge import check_judge
+
+                check_judge(judge_config(self.settings))
         except HumanEvalError as e:
             raise pytest.UsageError(str(e)) from None
 
@@ -141,6 +145,7 @@ class Controller:
             remove_containers(self.config.stash[RUN_ID_KEY])
         if not self.results:
             return
+        judge = self.run_judge()
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
         timeout = self.settings.program_timeout(self.dataset.name, _workers(self.config))
         self.report = summarize(
@@ -157,6 +162,7 @@ class Controller:
             wall_s=round(time.monotonic() - self.started, 3),
             plugin_version=__version__,
             **({"generation": self.generation} if self.generation else {}),
+            **({"judge": judge} if judge else {}),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             provenance=build_provenance(
                 self.settings, self.dataset, self.generation, timeout_s=timeout, isolation=summary
@@ -189,6 +195,18 @@ class Controller:
         if gates and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             ok = all(passed for _, passed in gates) and self.other_failures == 0
             session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
+
+    def run_judge(self) -> dict[str, Any] | None:
+        """``--humaneval-judge-endpoint``: the judge's answers for the diagnosed failures (cached; an
+        unusable answer is recorded on its failure), and what the report says about the judge."""
+        if not self.settings.judge_endpoint:
+            return None
+        from .analysis.judge import judge_failures
+
+        failures = [r for r in self.results if r.diagnosis is not None]
+        if not failures:
+            return None
+        return judge_failures(judge_config(self.settings), self.dataset.problems, failures)
 
     def gates(self) -> list[tuple[str, bool]]:
         """The CI gates set for this run and whether each holds. With any gate set, they decide the exit
@@ -231,6 +249,19 @@ class Controller:
         for text, passed in self.gates():
             verdict = "PASSED" if passed else "FAILED"
             tr.write_line(f"gate {text} -> {verdict}", green=passed, red=not passed, bold=True)
+
+
+def judge_config(settings: Settings) -> Any:
+    from .analysis.judge import JudgeConfig
+
+    assert settings.judge_endpoint and settings.judge_model
+    return JudgeConfig(
+        endpoint=settings.judge_endpoint.rstrip("/"),
+        model=settings.judge_model,
+        api_key=settings.judge_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+        output=settings.output,
+        max_tokens=settings.judge_max_tokens,
+    )
 
 
 def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:

@@ -65,6 +65,15 @@ def add_timing(result: Result, outcome: dict[str, Any]) -> Result:
     return result
 
 
+def add_diagnosis(problem: Problem, sample: Sample, result: Result) -> Result:
+    """``--humaneval-diagnose``: the offline diagnosis of a failing program (similarity to the canonical)."""
+    if not result.passed:
+        from .analysis.diagnosis import diagnose
+
+        result.diagnosis = diagnose(problem, sample.completion, sample.full_program, result.status)
+    return result
+
+
 def judge(dataset: Dataset, problem: Problem, sample: Sample, sandbox: Sandbox, timeout: float) -> Result:
     """The verdict on ``sample``, run now."""
     job = prepare(dataset, problem, sample, timeout)

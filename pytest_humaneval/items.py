@@ -17,7 +17,7 @@ import pytest
 
 from .completions import Sample, canonical, pick, read_completions
 from .dataset import Dataset, Problem
-from .evaluation import add_timing, conclude, preload_for, prepare, timing_job
+from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .options import Settings
 from .sandbox import Limits, Sandbox, make_sandbox
 from .verdict import Result
@@ -110,6 +110,8 @@ class Evaluator:
             job = timing_job(problem, sample, result, self.timeout)
             if job is not None:
                 add_timing(result, self._wait(self.sandbox.submit(job), ahead))
+        if self.settings.diagnose:
+            add_diagnosis(problem, sample, result)
         return result
 
     def _wait(

@@ -193,6 +193,21 @@ OPTIONS: list[Option] = [
         False,
         "bool",
     ),
+    Option(
+        "diagnose",
+        "for each failing program: its similarity to the canonical solution, and with "
+        "--humaneval-judge-endpoint an LLM judge's category and explanation",
+        False,
+        "bool",
+    ),
+    Option(
+        "judge_endpoint",
+        "an OpenAI-compatible server (base URL ending in /v1) whose model diagnoses failures "
+        "(implies --humaneval-diagnose)",
+    ),
+    Option("judge_model", "the judge's model name at --humaneval-judge-endpoint", None),
+    Option("judge_api_key", "API key for --humaneval-judge-endpoint (default: $OPENAI_API_KEY)"),
+    Option("judge_max_tokens", "token limit per judge answer", 1024, "int"),
 ]
 
 
@@ -241,6 +256,11 @@ class Settings:
     baseline_tolerance: int
     # analysis (issue 12)
     efficiency: bool
+    diagnose: bool
+    judge_endpoint: str | None
+    judge_model: str | None
+    judge_api_key: str | None
+    judge_max_tokens: int
 
     @property
     def report_path(self) -> Path:
@@ -360,4 +380,10 @@ def read_settings(config: pytest.Config) -> Settings:
         raise HumanEvalError(f"--humaneval-server-grace={values['server_grace']:g}: give seconds >= 0")
     if values["samples"] is not None and values["samples"] < 1:
         raise HumanEvalError("--humaneval-samples must be at least 1")
+    if values["judge_endpoint"]:
+        if not values["judge_model"]:
+            raise HumanEvalError(
+                "--humaneval-judge-endpoint needs --humaneval-judge-model=NAME (the judge's model name)"
+            )
+        values["diagnose"] = True
     return Settings(**values)

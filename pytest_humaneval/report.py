@@ -156,6 +156,8 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
             f"baseline (pass@1 {base['baseline_pass_at_1'] or 0:.4f}): "
             f"{len(failing)} newly failing {failing or ''}, {len(passing)} newly passing {passing or ''}"
         )
+        if "mcnemar_p" in base:
+            lines.append("baseline: " + significance(base["pass_at_1_delta"], base["mcnemar_p"]))
     for task in report.get("known_defects", []):
         why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
         lines.append(f"known dataset defect {task}: {why}")
@@ -170,6 +172,12 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
             )
         )
     return lines
+
+
+def significance(delta: float, p: float) -> str:
+    """One phrase for a paired change in pass@1 and its exact McNemar p-value."""
+    verdict = "significant" if p < 0.05 else "not significant"
+    return f"pass@1 change {delta:+.4f} on first samples, McNemar p = {p:.3g} ({verdict} at 0.05)"
 
 
 def format_efficiency(report: dict[str, Any]) -> list[str]:
@@ -200,11 +208,18 @@ def format_diagnosis(report: dict[str, Any]) -> list[str]:
     sims = [r["diagnosis"]["similarity"] for r in report["results"] if r.get("diagnosis")]
     sims = [s for s in sims if s is not None]
     mean = f"; mean similarity to the canonical {sum(sims) / len(sims):.2f}" if sims else ""
-    return [
+    lines = [
         f"diagnosis of {sum(counts.values())} failures: "
         + ", ".join(f"{c} {n}" for c, n in counts.items())
         + mean
     ]
+    judge = report.get("judge")
+    if judge:
+        lines.append(
+            f"judge {judge['model']} at {judge['endpoint']}: {judge['cached']} answers from the cache, "
+            f"{judge['asked']} asked, {judge['unusable']} unusable; cache {judge['cache']}"
+        )
+    return lines
 
 
 def analysis_properties(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -230,13 +245,20 @@ def solved(report: dict[str, Any]) -> dict[str, bool]:
 
 def compare_to_baseline(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """Problems that newly fail or newly pass against an earlier report of the same dataset."""
+    from .analysis.stats import first_samples, paired
+
     now, before = solved(report), solved(baseline)
     common = sorted(set(now) & set(before), key=task_key)
+    test = paired(first_samples(report["results"]), first_samples(baseline["results"]))
     return {
         "baseline_pass_at_1": baseline.get("pass_at_k", {}).get("1"),
         "newly_failing": [t for t in common if before[t] and not now[t]],
         "newly_passing": [t for t in common if now[t] and not before[t]],
         "compared": len(common),
+        # the paired test on the first sample of each problem: is the change in pass@1 significant?
+        "pass_at_1_delta": test["delta"],
+        "delta_ci95": test["delta_ci95"],
+        "mcnemar_p": test["mcnemar_p"],
     }
 
 
@@ -293,4 +315,6 @@ def markdown_summary(report: dict[str, Any]) -> str:
         lines.append(
             f"- newly passing ({len(base['newly_passing'])}): {', '.join(base['newly_passing']) or 'none'}"
         )
+        if "mcnemar_p" in base:
+            lines.append("- " + significance(base["pass_at_1_delta"], base["mcnemar_p"]))
     return "\n".join(lines) + "\n"

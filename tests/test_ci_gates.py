@@ -39,6 +39,12 @@ def test_baseline_names_regressions_and_gates(pytester: pytest.Pytester) -> None
     assert "gate --humaneval-baseline: 3 newly failing, tolerance 0 -> FAILED" in out
     data = json.loads((pytester.path / "report.json").read_text())
     assert data["baseline"]["newly_failing"] == ["HumanEval/1", "HumanEval/2", "HumanEval/3"]
+    # the paired test: 1 problem only the new run solves, 3 only the baseline: p = 2 * P(Bin(4, 1/2) <= 1)
+    assert data["baseline"]["mcnemar_p"] == 0.625
+    assert data["baseline"]["pass_at_1_delta"] == pytest.approx(-2 / 164, abs=1e-6)
+    assert (
+        "baseline: pass@1 change -0.0122 on first samples, McNemar p = 0.625 (not significant at 0.05)" in out
+    )
     result = run(
         pytester,
         "--humaneval",
