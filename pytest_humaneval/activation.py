@@ -15,7 +15,15 @@ import pytest
 from .controller import Controller, count_samples, junit_xml
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, Evaluator, HumanEvalCollector, HumanEvalItem
+from .items import (
+    COMPLETIONS_KEY,
+    EVALUATOR_KEY,
+    MODES_KEY,
+    RUN_ID_KEY,
+    Evaluator,
+    HumanEvalCollector,
+    HumanEvalItem,
+)
 from .options import Settings, read_settings
 from .report_html.pytest_html import add_pytest_html_extras
 
@@ -34,6 +42,7 @@ def activate(config: pytest.Config) -> None:
         config.pluginmanager.register(Controller(config, settings, dataset), "humaneval-controller")
     else:
         config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
+        config.stash[MODES_KEY] = workerinput.get("humaneval_modes") or {}
         config.stash[RUN_ID_KEY] = workerinput["humaneval_run_id"]
     if workerinput is not None or not _is_xdist_controller(config):
         workers = int(workerinput["workercount"]) if workerinput else 1
@@ -62,7 +71,12 @@ class ActiveRun:
         except HumanEvalError as e:
             raise pytest.UsageError(str(e)) from None
         collector = HumanEvalCollector.from_parent(
-            session, name=self.dataset.name, nodeid=self.dataset.name, dataset=self.dataset, samples=samples
+            session,
+            name=self.dataset.name,
+            nodeid=self.dataset.name,
+            dataset=self.dataset,
+            samples=samples,
+            modes=self.settings.modes,
         )
         report = session.ihook.pytest_make_collect_report(collector=collector)
         session.ihook.pytest_collectreport(report=report)

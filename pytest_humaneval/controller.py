@@ -7,6 +7,7 @@ suite property and the exit status.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from .completions import samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, RUN_ID_KEY, samples_from, sandbox_options
+from .items import COMPLETIONS_KEY, EVALUATOR_KEY, MODES_KEY, RUN_ID_KEY, samples_from, sandbox_options
 from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
@@ -61,6 +62,8 @@ class Controller:
         self.generation: dict[str, Any] | None = None
         self.outputs = ProgramOutputs()  # for the HTML report
         self.html_written: tuple[bool, str] | None = None
+        #: Per mode ("" with one mode): what generation recorded (--think=both has two).
+        self.generations: dict[str, dict[str, Any]] = {}
 
     # -- before any worker exists ------------------------------------------------------------------
 
@@ -83,6 +86,11 @@ class Controller:
     def obtain_completions(self) -> str:
         """Return 'canonical' or the path of a completions file the workers will read."""
         source = self.settings.completions
+        if source and self.settings.think_both:
+            raise HumanEvalError(
+                "--think=both generates both modes: it cannot be used with --humaneval-completions "
+                "(evaluate each mode's completions file in its own run)"
+            )
         if source == "canonical":
             return source
         if source:
@@ -91,16 +99,24 @@ class Controller:
             return source
         from .generation import GENERATION_KEY, generate_completions
 
-        path = generate_completions(
-            self.config, self.settings, self.dataset, count_samples(self.config, self.settings, self.dataset)
-        )
-        self.generation = self.config.stash[GENERATION_KEY]
+        samples = count_samples(self.config, self.settings, self.dataset)
+        paths: dict[str, str] = {}
+        for mode in self.settings.modes:  # --think=both: each mode generated (and cached) as one run is
+            settings = self.settings
+            if mode is not None:
+                settings = dataclasses.replace(settings, think=mode == "think", think_both=False)
+            paths[mode or ""] = str(generate_completions(self.config, settings, self.dataset, samples))
+            self.generations[mode or ""] = self.config.stash[GENERATION_KEY]
+        self.generation = next(iter(self.generations.values()))
         self.model = self.generation["model"]
-        return str(path)
+        if self.settings.think_both:
+            self.config.stash[MODES_KEY] = paths
+        return next(iter(paths.values()))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
+        node.workerinput["humaneval_modes"] = self.config.stash.get(MODES_KEY, {})
         node.workerinput["humaneval_run_id"] = self.config.stash[RUN_ID_KEY]
         node.workerinput[WORKERINPUT] = endpoint_for_workers(self.config)
 
@@ -151,6 +167,7 @@ class Controller:
         self.report = summarize(
             self.results,
             efficiency=self.settings.efficiency,
+            mode_generation=self.mode_generation(),
             dataset=self.dataset.name,
             dataset_path=str(self.dataset.path),
             dataset_sha=self.dataset.digest,
@@ -195,6 +212,20 @@ class Controller:
         if gates and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             ok = all(passed for _, passed in gates) and self.other_failures == 0
             session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
+
+    def mode_generation(self) -> dict[str, dict[str, Any]] | None:
+        """``--think=both``: per mode, the completion tokens of each answer and the generation time."""
+        if not self.settings.think_both:
+            return None
+        from .analysis.modes import completion_tokens
+
+        return {
+            mode: {
+                "tokens": completion_tokens(meta["completions"]),
+                "generation_wall_s": meta.get("generation_wall_s"),
+            }
+            for mode, meta in self.generations.items()
+        }
 
     def run_judge(self) -> dict[str, Any] | None:
         """``--humaneval-judge-endpoint``: the judge's answers for the diagnosed failures (cached; an

@@ -24,6 +24,8 @@ from .verdict import Result
 
 #: Set on each process: where the completions come from ('canonical' or a file path).
 COMPLETIONS_KEY = pytest.StashKey[str]()
+#: --think=both: each mode's completions file ({"think": path, "no-think": path}); absent with one mode.
+MODES_KEY = pytest.StashKey[dict[str, str]]()
 EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
 #: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
 RUN_ID_KEY = pytest.StashKey[str]()
@@ -69,11 +71,11 @@ class Evaluator:
         self.timeout = settings.program_timeout(dataset.name, workers)
         self.parallel = settings.parallel_per_process(workers)
         self._sandbox: Sandbox | None = None
-        self._started: dict[tuple[str, int], tuple[Sample, Future[dict[str, Any]] | Result]] = {}
+        self._started: dict[tuple[str, int, str | None], tuple[Sample, Future[dict[str, Any]] | Result]] = {}
 
-    @property
-    def samples(self) -> dict[str, list[Sample]]:
-        return samples_from(self.config, self.config.stash[COMPLETIONS_KEY], self.dataset)
+    def samples(self, mode: str | None = None) -> dict[str, list[Sample]]:
+        source = self.config.stash.get(MODES_KEY, {}).get(mode) if mode else None
+        return samples_from(self.config, source or self.config.stash[COMPLETIONS_KEY], self.dataset)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -87,25 +89,30 @@ class Evaluator:
             )
         return self._sandbox
 
-    def start(self, problem: Problem, index: int) -> None:
-        """Start the program of (problem, sample) unless it already is."""
-        key = (problem.task_id, index)
+    def start(self, problem: Problem, index: int, mode: str | None = None) -> None:
+        """Start the program of (problem, sample, mode) unless it already is."""
+        key = (problem.task_id, index, mode)
         if key not in self._started:
-            sample = pick(self.samples, problem.task_id, index)
+            sample = pick(self.samples(mode), problem.task_id, index)
             job = prepare(self.dataset, problem, sample, self.timeout)
             self._started[key] = (sample, job if isinstance(job, Result) else self.sandbox.submit(job))
 
     def evaluate(
-        self, problem: Problem, index: int, ahead: Callable[[int], Sequence[HumanEvalItem]] = lambda n: ()
+        self,
+        problem: Problem,
+        index: int,
+        ahead: Callable[[int], Sequence[HumanEvalItem]] = lambda n: (),
+        mode: str | None = None,
     ) -> Result:
         """The verdict of (problem, sample). While its program runs, programs of the next items start
         (``ahead(n)`` gives up to n of them), further ahead the longer it takes: a program looping until
         its time limit then overlaps with the rest of the run, not just with the next few items."""
-        self.start(problem, index)
-        sample, pending = self._started[(problem.task_id, index)]
+        self.start(problem, index, mode)
+        sample, pending = self._started[(problem.task_id, index, mode)]
         outcome = pending if isinstance(pending, Result) else self._wait(pending, ahead)
-        del self._started[(problem.task_id, index)]
+        del self._started[(problem.task_id, index, mode)]
         result = conclude(self.dataset, problem, sample, outcome)
+        result.mode = mode
         if self.settings.efficiency:
             job = timing_job(problem, sample, result, self.timeout)
             if job is not None:
@@ -122,7 +129,7 @@ class Evaluator:
         window = 2 * self.sandbox.concurrency if self.sandbox.concurrency > 1 else 0
         while True:
             for item in ahead(window) if window else ():
-                self.start(item.problem, item.sample)
+                self.start(item.problem, item.sample, item.mode)
             try:
                 return pending.result(timeout=LOOK_FURTHER_AFTER_S if window else None)
             except FutureTimeout:
@@ -202,41 +209,59 @@ def output_from_section(text: str, completion: str) -> str | None:
 class HumanEvalCollector(pytest.Collector):
     """The dataset as a collector; its items are named by task id (and sample)."""
 
-    def __init__(self, *, dataset: Dataset, samples: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, dataset: Dataset, samples: int, modes: Sequence[str | None] = (None,), **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.dataset = dataset
         self.samples = samples
+        self.modes = tuple(modes)
 
     def collect(self) -> list[pytest.Item]:
+        """Problem by problem, then mode, then sample: the same order in every process."""
         items: list[pytest.Item] = []
         for problem in self.dataset:
-            for index in range(self.samples):
-                name = problem.task_id if self.samples == 1 else f"{problem.task_id}[s{index}]"
-                item = HumanEvalItem.from_parent(self, name=name, problem=problem, sample=index)
-                defect = self.dataset.known_defect(problem.task_id)
-                if defect:
-                    item.add_marker(pytest.mark.xfail(reason=defect, strict=False))
-                items.append(item)
+            defect = self.dataset.known_defect(problem.task_id)
+            for mode in self.modes:
+                for index in range(self.samples):
+                    name = item_name(problem.task_id, index, self.samples, mode)
+                    item = HumanEvalItem.from_parent(
+                        self, name=name, problem=problem, sample=index, mode=mode
+                    )
+                    if defect:
+                        item.add_marker(pytest.mark.xfail(reason=defect, strict=False))
+                    items.append(item)
         return items
+
+
+def item_name(task_id: str, index: int, samples: int, mode: str | None) -> str:
+    """``HumanEval/0``, ``HumanEval/0[s3]``, ``HumanEval/0[think]``, ``HumanEval/0[no-think-s3]``."""
+    parts = [mode] if mode else []
+    if samples > 1:
+        parts.append(f"s{index}")
+    return f"{task_id}[{'-'.join(parts)}]" if parts else task_id
 
 
 class HumanEvalItem(pytest.Item):
     """One program: a problem's prompt + one completion + the problem's test."""
 
-    def __init__(self, *, problem: Problem, sample: int, **kwargs: Any) -> None:
+    def __init__(self, *, problem: Problem, sample: int, mode: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.problem = problem
         self.sample = sample
+        self.mode = mode
         self.result: Result | None = None
         self.extra_keyword_matches.add(problem.entry_point)
 
     def runtest(self) -> None:
         evaluator = self.config.stash[EVALUATOR_KEY]
-        result = evaluator.evaluate(self.problem, self.sample, lambda n: items_ahead(self, n))
+        result = evaluator.evaluate(self.problem, self.sample, lambda n: items_ahead(self, n), self.mode)
         self.result = result
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
         )
+        if self.mode:
+            self.user_properties.append(("mode", self.mode))
         if result.efficiency and "ratio" in result.efficiency:
             ratio, (low, high) = result.efficiency["ratio"], result.efficiency["ci95"]
             self.user_properties.append(("efficiency_ratio", f"{ratio:.3f} [{low:.3f}, {high:.3f}]"))
@@ -251,8 +276,10 @@ class HumanEvalItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ProgramFailed):
             r = excinfo.value.result
-            return f"{r.task_id} [s{r.sample}] {r.status}: {r.reason}"
+            mode = f" [{r.mode}]" if r.mode else ""
+            return f"{r.task_id}{mode} [s{r.sample}] {r.status}: {r.reason}"
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.problem.task_id} sample {self.sample}"
+        mode = f" ({self.mode})" if self.mode else ""
+        return self.path, None, f"{self.problem.task_id} sample {self.sample}{mode}"

@@ -25,7 +25,7 @@ class Option:
     name: str  # settings attribute; flag is --humaneval-<name with dashes>, ini key humaneval_<name>
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | float | bool | path
+    kind: str = "str"  # str | int | float | bool | path | think (a flag that may take =both)
     choices: tuple[str, ...] | None = None
     flag: str | None = None  # override the flag name
 
@@ -132,9 +132,11 @@ OPTIONS: list[Option] = [
     # --- requests
     Option(
         "think",
-        "thinking mode: chat_template_kwargs.enable_thinking=true in every request (default false)",
+        "thinking mode: chat_template_kwargs.enable_thinking=true in every request (default false); "
+        "--think=both generates and evaluates both modes in one run (items HumanEval/0[think], "
+        "HumanEval/0[no-think]) and compares them",
         False,
-        "bool",
+        "think",
         flag="--think",
     ),
     Option("concurrency", "requests in flight at once", 256, "int"),
@@ -211,6 +213,10 @@ OPTIONS: list[Option] = [
 ]
 
 
+#: --think=both: the two modes, by the names items and the report use (thinking first).
+MODES = ("think", "no-think")
+
+
 @dataclass
 class Settings:
     """Resolved options (see ``OPTIONS`` for their meaning)."""
@@ -261,6 +267,13 @@ class Settings:
     judge_model: str | None
     judge_api_key: str | None
     judge_max_tokens: int
+    # thinking against not thinking in one run (issue 12): --think=both
+    think_both: bool = False
+
+    @property
+    def modes(self) -> tuple[str | None, ...]:
+        """The modes items are collected for: (None,) for one mode, else ("think", "no-think")."""
+        return MODES if self.think_both else (None,)
 
     @property
     def report_path(self) -> Path:
@@ -314,10 +327,20 @@ def add_options(parser: pytest.Parser) -> None:
         kwargs: dict[str, Any] = {"dest": "humaneval_" + opt.name, "default": None, "help": opt.help}
         if opt.kind == "bool":
             kwargs["action"] = "store_true"
+        elif opt.kind == "think":  # --think alone is on; --think=both (or =on/=off) takes a value
+            kwargs.update(nargs="?", const="on", metavar="{on,off,both}")
         else:  # choices are checked in _value, for the command line and the ini file alike
             kwargs["metavar"] = "{" + ",".join(opt.choices) + "}" if opt.choices else METAVARS[opt.kind]
         group.addoption(opt.cli, **kwargs)
         parser.addini(opt.ini, opt.help, type="bool" if opt.kind == "bool" else "string", default=None)
+
+
+#: --think values: a bool, or both modes (thinking first).
+THINK_VALUES = {
+    "both": "both",
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
 
 
 def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
@@ -334,6 +357,12 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
         raw = opt.default
         if raw is None:
             return None, base
+    if opt.kind == "think":
+        value = THINK_VALUES.get(str(raw).strip().lower()) if not isinstance(raw, bool) else raw
+        if value is None:
+            where = f"{opt.cli}={raw!r}" if from_cli else f"{opt.ini} = {raw!r}"
+            raise HumanEvalError(f"{where}: give on, off or both")
+        return value, base
     if opt.kind == "bool":
         if isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on"), base
@@ -386,4 +415,7 @@ def read_settings(config: pytest.Config) -> Settings:
                 "--humaneval-judge-endpoint needs --humaneval-judge-model=NAME (the judge's model name)"
             )
         values["diagnose"] = True
+    values["think_both"] = values["think"] == "both"
+    if values["think_both"]:
+        values["think"] = True  # what provenance and a single generation read; each mode sets its own
     return Settings(**values)

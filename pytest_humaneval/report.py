@@ -60,10 +60,18 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def summarize(results: Sequence[Result], *, efficiency: bool = False, **meta: Any) -> dict[str, Any]:
+def summarize(
+    results: Sequence[Result],
+    *,
+    efficiency: bool = False,
+    mode_generation: dict[str, dict[str, Any]] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """The JSON report: metadata, pass@k, counts, and one entry per program; with ``efficiency`` (or any
-    result timed) the ``efficiency`` section, with any failure diagnosed the ``diagnosis_counts``."""
-    results = sorted(results, key=lambda r: (task_key(r.task_id), r.sample))
+    result timed) the ``efficiency`` section, with any failure diagnosed the ``diagnosis_counts``, with
+    results of two modes (``--think=both``; pass@k and counts above then pool both) the ``modes``
+    section, fed by ``mode_generation`` (per mode: ``tokens``, ``generation_wall_s``)."""
+    results = sorted(results, key=lambda r: (task_key(r.task_id), r.mode or "", r.sample))
     passed = sum(r.passed for r in results)
     status_counts = Counter(r.status for r in results)
     report = {
@@ -81,6 +89,7 @@ def summarize(results: Sequence[Result], *, efficiency: bool = False, **meta: An
             {
                 "task_id": r.task_id,
                 "sample": r.sample,
+                **({"mode": r.mode} if r.mode else {}),
                 "passed": r.passed,
                 "status": r.status,
                 "reason": r.reason,
@@ -96,11 +105,21 @@ def summarize(results: Sequence[Result], *, efficiency: bool = False, **meta: An
         from .analysis.efficiency import summarize_efficiency
 
         report["efficiency"] = summarize_efficiency(report["results"])
+    if any(r.mode for r in results):
+        from .analysis.modes import summarize_modes
+
+        report["modes"] = summarize_modes(
+            report["results"], lambda rows: pass_at_ks(_as_results(rows)), mode_generation or {}
+        )
     if any(r.diagnosis for r in results):
         from .analysis.diagnosis import count_diagnoses
 
         report["diagnosis_counts"] = count_diagnoses(report["results"])
     return report
+
+
+def _as_results(rows: Sequence[dict[str, Any]]) -> list[Result]:
+    return [Result(r["task_id"], r["sample"], r["status"]) for r in rows]
 
 
 def _analysis_fields(r: Result) -> dict[str, Any]:
@@ -161,6 +180,10 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     for task in report.get("known_defects", []):
         why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
         lines.append(f"known dataset defect {task}: {why}")
+    if report.get("modes"):
+        from .analysis.modes import format_modes
+
+        lines += format_modes(report["modes"])
     lines += format_efficiency(report)
     lines += format_diagnosis(report)
     slow = sorted(report["results"], key=lambda r: -r["duration_s"])[:slowest]
@@ -168,7 +191,9 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
         lines.append(
             "slowest: "
             + ", ".join(
-                f"{r['task_id']}[s{r['sample']}] {r['duration_s']:.2f}s ({r['status']})" for r in slow
+                f"{r['task_id']}[{r['mode'] + '-' if r.get('mode') else ''}s{r['sample']}] "
+                f"{r['duration_s']:.2f}s ({r['status']})"
+                for r in slow
             )
         )
     return lines
@@ -225,6 +250,13 @@ def format_diagnosis(report: dict[str, Any]) -> list[str]:
 def analysis_properties(report: dict[str, Any]) -> list[tuple[str, str]]:
     """JUnit suite properties for the analysis sections present in the report."""
     props = []
+    for mode, m in (report.get("modes") or {}).items():
+        if mode == "comparison":
+            props.append(("humaneval_think_pass@1_delta", f"{m['pass_at_1_delta']:+.6f}"))
+            props.append(("humaneval_think_mcnemar_p", f"{m['mcnemar_p']:.6g}"))
+            continue
+        props += [(f"humaneval_{mode}_pass@{k}", f"{v:.6f}") for k, v in m["pass_at_k"].items()]
+        props.append((f"humaneval_{mode}_passed", f"{m['passed']}/{m['total']}"))
     eff = report.get("efficiency")
     if eff and eff["geomean_ratio"] is not None:
         props.append(("humaneval_efficiency_geomean_ratio", f"{eff['geomean_ratio']:.4f}"))
@@ -296,6 +328,10 @@ def markdown_summary(report: dict[str, Any]) -> str:
     ]
     lines += ["", "| status | programs |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in report["status_counts"].items()]
+    if report.get("modes"):
+        from .analysis.modes import markdown_modes
+
+        lines += markdown_modes(report["modes"])
     eff = report.get("efficiency")
     if eff and eff["problems"]:
         lines += [

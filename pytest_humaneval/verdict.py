@@ -38,6 +38,8 @@ class Result:
     efficiency: dict[str, Any] | None = None
     #: --humaneval-diagnose, failing programs: similarity, and the judge's answer (analysis.diagnosis)
     diagnosis: dict[str, Any] | None = None
+    #: --think=both: "think" or "no-think"; None with one mode
+    mode: str | None = None
 
     @property
     def passed(self) -> bool:

@@ -308,6 +308,8 @@ def _open_endpoint(config: pytest.Config, settings: Settings) -> Endpoint:
     """The given endpoint, or a server started now (stopped by :func:`stop_server`)."""
     if settings.endpoint:
         return _endpoint_from_options(config, settings)
+    if config.stash.get(SERVER_KEY, None) is not None:  # --think=both: the second mode, same server
+        return config.stash[ENDPOINT_KEY]
     from .server import start_server
 
     handle = start_server(settings, notify=lambda line: _say(config, f"humaneval: {line}"))
@@ -361,7 +363,8 @@ def _from_hook(
                     "raw": texts[index] if index < len(texts) else None,
                 }
             )
-    path = write_resolved(settings.output / "completions" / f"hook.{dataset.name}.jsonl", records)
+    name = f"hook{'-think' if settings.think else ''}.{dataset.name}.jsonl"  # one per mode (--think=both)
+    path = write_resolved(settings.output / "completions" / name, records)
     config.stash[GENERATION_KEY] = {
         "model": "pytest_humaneval_generate",
         "source": "hook",
