@@ -138,6 +138,9 @@ class Controller:
         ]
         summary, _ = describe_isolation(s.sandbox, self.isolation)
         lines.append("humaneval: " + summary)
+        if len(self.generations) > 1:  # --think=both: the model and sampling of each mode
+            generated = [header_lines(g) for g in self.generations.values()]
+            return lines + generated[0] + [line for g in generated[1:] for line in g[1:]]
         return lines + header_lines(self.generation)
 
     # -- while items run ------------------------------------------------------------------------
@@ -223,6 +226,7 @@ class Controller:
             mode: {
                 "tokens": completion_tokens(meta["completions"]),
                 "generation_wall_s": meta.get("generation_wall_s"),
+                "sampling": meta.get("sampling"),
             }
             for mode, meta in self.generations.items()
         }

@@ -164,6 +164,8 @@ def test_both_modes_from_a_server_are_cached_per_mode(pytester: pytest.Pytester)
         assert flags == [False] * 4 + [True] * 4
         modes = report(pytester)["modes"]
         assert modes["think"]["tokens"] == {"median": 50, "p90": 50}
+        assert modes["think"]["sampling"]["temperature"] == 0.6  # each mode's own sampling defaults
+        assert modes["no-think"]["sampling"]["temperature"] == 0.7
         assert modes["no-think"]["generation_wall_s"] > 0
         caches = sorted(p.name for p in (pytester.path / ".humaneval" / "completions").glob("*.cache.jsonl"))
         assert len(caches) == 2 and sum("-think-" in name for name in caches) == 1

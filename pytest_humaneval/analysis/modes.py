@@ -56,6 +56,8 @@ def summarize_modes(
             "truncated_rate": round(counts["truncated"] / len(rows), 6) if rows else 0.0,
             "generation_wall_s": generation.get(mode, {}).get("generation_wall_s"),
         }
+        if generation.get(mode, {}).get("sampling"):
+            out[mode]["sampling"] = generation[mode]["sampling"]
     first, second = modes
     out["comparison"] = compare(by_mode.get(first, []), by_mode.get(second, []))
     out["comparison"]["modes"] = [first, second]
