@@ -191,7 +191,7 @@ class Controller:
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
         source = self.config.stash[COMPLETIONS_KEY]
-        programs, missing = load_programs(source, self.dataset)
+        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
         add_generation_fields(self.report, programs)
         write_json(self.settings.report_path, self.report)
         xml = junit_xml(self.config)

@@ -105,6 +105,14 @@ def test_both_modes_in_one_run_items_report_junit_and_terminal(
     assert "think - no-think: pass@1 +0.5000" in summary
     names = {c.get("name") for c in root.iter("testcase")}
     assert {"HumanEval/0[think]", "HumanEval/0[no-think]"} <= names
+    # The HTML report shows each mode's own answer (its completions file), not one mode's for both.
+    page = (pytester.path / "report.html").read_text()
+    rows: dict[str, str] = {}
+    for chunk in page.split('<details class="prog" ')[1:]:
+        if 'data-task="HumanEval/1"' in chunk:
+            rows[chunk.split('data-mode="')[1].split('"')[0]] = chunk
+    assert set(rows) == {"think", "no-think"}
+    assert "current_depth" in rows["think"] and "current_depth" not in rows["no-think"]
 
 
 def test_mode_names_collection_and_selection(pytester: pytest.Pytester) -> None:

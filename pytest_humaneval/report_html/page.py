@@ -299,7 +299,7 @@ def _rows(
     where = f"the whole text is in {completions_path}" if completions_path else "see the completions file"
     multi = any(r["sample"] for r in results)
     for r in results:
-        key = (r["task_id"], r["sample"])
+        key = (r["task_id"], r["sample"], r.get("mode"))
         problem = dataset.problems.get(r["task_id"])
         program = programs.get(key)
         completion = program.completion if program else None

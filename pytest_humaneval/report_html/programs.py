@@ -20,7 +20,8 @@ from ..errors import HumanEvalError
 from ..items import SECTION_HEAD, SECTION_NAME, output_from_section
 from ..verdict import Result
 
-Key = tuple[str, int]
+#: (task id, sample, mode): the mode is "think" or "no-think" with --think=both, else None.
+Key = tuple[str, int, str | None]
 
 
 @dataclass
@@ -36,11 +37,27 @@ class Program:
     finish_reason: str | None = None
 
 
-def load_programs(source: str, dataset: Dataset) -> tuple[dict[Key, Program], str | None]:
-    """The answers of a run's completions ('canonical' or the file the workers read), and why there are
-    none (a file removed since the run started) instead of an error at the very end of a run."""
+def load_programs(
+    source: str, dataset: Dataset, modes: dict[str, str] | None = None
+) -> tuple[dict[Key, Program], str | None]:
+    """The answers of a run's completions ('canonical' or the file the workers read; with --think=both,
+    each mode's file), and why there are none (a file removed since the run started) instead of an error
+    at the very end of a run."""
+    if modes:
+        programs: dict[Key, Program] = {}
+        problems = []
+        for mode, path in modes.items():
+            found, missing = _load_programs(path, dataset, mode)
+            programs.update(found)
+            if missing:
+                problems.append(missing)
+        return programs, "; ".join(problems) or None
+    return _load_programs(source, dataset, None)
+
+
+def _load_programs(source: str, dataset: Dataset, mode: str | None) -> tuple[dict[Key, Program], str | None]:
     if source == "canonical":
-        return {(p.task_id, 0): Program(p.canonical_solution) for p in dataset}, None
+        return {(p.task_id, 0, mode): Program(p.canonical_solution) for p in dataset}, None
     programs: dict[Key, Program] = {}
     seen: Counter[str] = Counter()
     try:
@@ -50,7 +67,7 @@ def load_programs(source: str, dataset: Dataset) -> tuple[dict[Key, Program], st
                 continue
             index = obj.get("sample", seen[task_id])  # as completions.parse_completions numbers them
             seen[task_id] += 1
-            programs[(task_id, index)] = _program(obj)
+            programs[(task_id, index, mode)] = _program(obj)
     except HumanEvalError as e:
         return programs, str(e)
     return programs, None
@@ -75,7 +92,7 @@ def add_generation_fields(report: dict[str, Any], programs: dict[Key, Program]) 
     """Give each result of the JSON report its sample's latency, completion tokens and finish reason,
     where generation recorded them."""
     for r in report["results"]:
-        p = programs.get((r["task_id"], r["sample"]))
+        p = programs.get((r["task_id"], r["sample"], r.get("mode")))
         if p is None:
             continue
         if p.latency_s is not None:
@@ -94,7 +111,7 @@ class ProgramOutputs:
         self._passing: dict[Key, str] = {}
 
     def collect(self, report: pytest.TestReport, result: Result) -> None:
-        key = (result.task_id, result.sample)
+        key = (result.task_id, result.sample, result.mode)
         if result.output:  # a passing program that printed: its output came on the report itself
             self._passing[key] = result.output
         elif not result.passed:
