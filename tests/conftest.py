@@ -1,5 +1,6 @@
 """Shared test set-up: Docker-marked tests need a reachable engine (skip locally, fail under CI); the
-tiny Qwen3 model and its ``transformers serve`` are built and started once per session."""
+tiny Qwen3 model and its ``transformers serve`` are built and started once per session, as are a
+virtual environment of the Debian system Python and a copy of the plugin any user can read."""
 
 from __future__ import annotations
 
@@ -85,3 +86,29 @@ def listener() -> Iterator[socket.socket]:
     sock.setblocking(False)
     yield sock
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def readable_plugin_tree() -> Iterator[Path]:
+    """A copy of the plugin's source any user can read (for PYTHONPATH), wherever this checkout lives."""
+    import shutil
+
+    from venv_support import open_dir, readable_plugin
+
+    tree = open_dir("humaneval-plugin-")
+    yield readable_plugin(tree)
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def debian_venv() -> Iterator[Path]:
+    """A plain venv of the Debian system Python (``/usr/bin/python3``) that any user can read, with pytest,
+    pytest-xdist and filelock (to run the plugin) and numpy (which HumanEval+ tests import) installed in it
+    alone; its interpreter."""
+    import shutil
+
+    from venv_support import PLUGIN_REQUIREMENTS, SYSTEM_PYTHON, make_venv, open_dir
+
+    root = open_dir("humaneval-debian-venv-")
+    yield make_venv(SYSTEM_PYTHON, root / "venv", packages=(*PLUGIN_REQUIREMENTS, "numpy"))
+    shutil.rmtree(root, ignore_errors=True)

@@ -88,7 +88,7 @@ CASES = [
         "writes_outside",
         "    open(OUTSIDE, 'w').write('pwned')\n    return x * 2\n",
         "error",
-        "Read-only file system",
+        "Errno",  # read-only (EROFS), or out of an unprivileged uid's reach first (EACCES)
         needs_namespaces=True,
     ),
     Case("writes_inside", "    open('scratch.txt', 'w').write('ok')\n    return x * 2\n", "passed"),
@@ -128,10 +128,122 @@ CASES = [
 ]
 
 
-def body_for(case: Case, port: int, outside: Path, mark: str = LEFTOVER_MARK) -> str:
+#: Prelude of the privileged cases: ``denied(rc)`` raises the errno of a failed libc call, so the
+#: verdict is an error naming it; a call that succeeds lets the program go on to ``return x * 2``
+#: (a pass, which the tests refuse).
+LIBC = (
+    "    import ctypes, os\n"
+    "    libc = ctypes.CDLL(None, use_errno=True)\n"
+    "    def denied(rc):\n"
+    "        if rc != 0:\n"
+    "            e = ctypes.get_errno()\n"
+    "            raise OSError(e, os.strerror(e))\n"
+)
+#: Every other process a program can see in /proc (the runner, its zygote, programs beside it).
+OTHERS = "    me = os.readlink('/proc/self')\n    others = [p for p in os.listdir('/proc') if p.isdigit() and p != me]\n"
+
+#: "Programs running with the runner's privileges": each tries to leave the sandbox or change the host
+#: through a privilege the runner has; each must fail (an error verdict), change nothing on the host,
+#: and leave the run going. Host-side checks: ``host_state`` before and after.
+PRIVILEGED_CASES = [
+    Case(
+        "remounts_read_only_mount",
+        LIBC
+        + "    denied(libc.mount(None, b'/', None, 32 | 4096, None))  # MS_REMOUNT | MS_BIND: read-write\n"
+        "    open(OUTSIDE, 'w').write('pwned')\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    Case(
+        "mounts_over_a_path",
+        LIBC + "    denied(libc.mount(b'tmpfs', os.path.dirname(OUTSIDE).encode(), b'tmpfs', 0, None))\n"
+        "    open(OUTSIDE, 'w').write('pwned')\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    Case(
+        "makes_a_device_node",
+        "    import os, stat\n    os.mknod('null', stat.S_IFCHR | 0o666, os.makedev(1, 3))\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    Case(
+        "renames_the_host",
+        LIBC + "    try:\n        open('/proc/sys/kernel/hostname', 'w').write('pwned-host')\n"
+        "    except OSError:\n        denied(libc.sethostname(b'pwned-host', 10))\n"
+        "    open('/proc/sys/kernel/domainname', 'w').write('pwned-domain')\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    Case(
+        "reads_another_process_environment",
+        LIBC + OTHERS + "    for p in others:\n        try:\n"
+        "            if open('/proc/%s/environ' % p, 'rb').read():\n                return x * 2\n"
+        "        except OSError:\n            pass\n    raise PermissionError('no environment readable')\n",
+        "error",
+        "PermissionError",
+        needs_namespaces=True,
+    ),
+    Case(
+        "ptraces_the_runner",
+        LIBC + OTHERS + "    for p in others:\n        try:\n"
+        "            open('/proc/%s/mem' % p, 'rb').close()\n            return x * 2\n"
+        "        except OSError:\n            pass\n"
+        "        if libc.ptrace(16, int(p), None, None) == 0:  # PTRACE_ATTACH\n            return x * 2\n"
+        "    denied(libc.ptrace(16, os.getppid() or 1, None, None))\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    Case(
+        "setns_back_out",
+        LIBC
+        + OTHERS
+        + "    for p in others + ['1']:\n        for ns in ('mnt', 'net', 'uts', 'pid', 'user'):\n"
+        "            try:\n                fd = os.open('/proc/%s/ns/%s' % (p, ns), os.O_RDONLY)\n"
+        "            except OSError:\n                continue\n"
+        "            if libc.setns(fd, 0) == 0:\n                return x * 2\n"
+        "    raise PermissionError('no namespace to enter')\n",
+        "error",
+        "PermissionError",
+        needs_namespaces=True,
+    ),
+    Case(
+        "unshares_its_own_namespaces",
+        LIBC + "    for flag in (0x10000000, 0x00020000, 0x04000000, 0x40000000):  # user, mount, UTS, net\n"
+        "        if libc.unshare(flag) == 0:\n            return x * 2\n"
+        "    denied(libc.unshare(0x10000000 | 0x00020000))\n    return x * 2\n",
+        "error",
+        "Errno",
+        needs_namespaces=True,
+    ),
+    *(c for c in CASES if c.name == "kills_everything"),
+]
+
+#: A program that reads secrets by absolute path (SECRET_FILE: a mode-0600 canary in the invoking user's
+#: home; /etc/shadow) and prints them, then fails: a failing program's output goes into the terminal, the
+#: JSON report and the JUnit file, where the secrets must not be (``denied PATH`` must).
+SECRETS_CASE = Case(
+    "prints_secret_files",
+    "    for path in (SECRET_FILE, '/etc/shadow', '/etc/gshadow'):\n        try:\n"
+    "            print(open(path).read())\n        except OSError as e:\n            print('denied', path, e.errno)\n"
+    "    return x\n",
+    "failed",
+    "assert",
+)
+
+
+def body_for(
+    case: Case, port: int, outside: Path, mark: str = LEFTOVER_MARK, secret: Path | None = None
+) -> str:
     return (
         case.body.replace("PORT", str(port))
         .replace("OUTSIDE", repr(str(outside)))
+        .replace("SECRET_FILE", repr(str(secret or "/nonexistent")))
         .replace(LEFTOVER_MARK, mark)
     )
 
@@ -161,17 +273,30 @@ def write_dataset(path: Path, cases: list[Case]) -> Path:
 
 
 def write_completions(
-    path: Path, cases: list[Case], port: int, outside: Path, mark: str = LEFTOVER_MARK
+    path: Path,
+    cases: list[Case],
+    port: int,
+    outside: Path,
+    mark: str = LEFTOVER_MARK,
+    secret: Path | None = None,
 ) -> Path:
     with path.open("w") as fh:
         for case in cases:
-            fh.write(
-                json.dumps(
-                    {"task_id": f"Hostile/{case.name}", "completion": body_for(case, port, outside, mark)}
-                )
-            )
+            body = body_for(case, port, outside, mark, secret)
+            fh.write(json.dumps({"task_id": f"Hostile/{case.name}", "completion": body}))
             fh.write("\n")
     return path
+
+
+def host_state() -> dict[str, object]:
+    """What a hostile program must not change on the host: names, mounts (of this process's namespace)."""
+    import socket
+
+    return {
+        "hostname": socket.gethostname(),
+        "domainname": Path("/proc/sys/kernel/domainname").read_text(),
+        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+    }
 
 
 def leftovers(mark: str) -> list[int]:

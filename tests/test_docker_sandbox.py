@@ -18,7 +18,17 @@ from typing import Any
 
 import pytest
 from docker_support import docker_client, ensure_test_image
-from hostile import CASES, LEFTOVER_MARK, PROMPT, TEST, Case, body_for, write_completions, write_dataset
+from hostile import (
+    CASES,
+    LEFTOVER_MARK,
+    PRIVILEGED_CASES,
+    PROMPT,
+    TEST,
+    Case,
+    body_for,
+    write_completions,
+    write_dataset,
+)
 
 from pytest_humaneval.completions import Sample
 from pytest_humaneval.dataset import load_dataset
@@ -87,7 +97,11 @@ def ours(client: Any, run_id: str) -> list[Any]:
 # ------------------------------------------------------------------------------ hostile programs
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+#: The hostile table and the family of programs that use the runner's privileges (in a container: none).
+ALL_CASES = CASES + [c for c in PRIVILEGED_CASES if c not in CASES]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
 def test_hostile_case(sandbox: DockerSandbox, case: Case, listener: socket.socket) -> None:
     status, reason_has, _why = CONTAINER_EXPECTED.get(case.name, (case.status, case.reason_has, ""))
     container = sandbox.container.name
@@ -523,9 +537,9 @@ def test_plugin_under_xdist_leaves_no_container(pytester: pytest.Pytester, image
 
 def test_hostile_programs_through_the_plugin(pytester: pytest.Pytester, image: str, client: Any) -> None:
     started = time.time() - 1
-    dataset = write_dataset(pytester.path / "hostile.jsonl", CASES)
+    dataset = write_dataset(pytester.path / "hostile.jsonl", ALL_CASES)
     completions = write_completions(
-        pytester.path / "hostile_completions.jsonl", CASES, 9, OUTSIDE_IN_CONTAINER
+        pytester.path / "hostile_completions.jsonl", ALL_CASES, 9, OUTSIDE_IN_CONTAINER
     )
     pytester.runpytest_subprocess(
         "-p",
@@ -542,7 +556,7 @@ def test_hostile_programs_through_the_plugin(pytester: pytest.Pytester, image: s
     )
     report = json.loads((pytester.path / "report.json").read_text())
     statuses = {r["task_id"].split("/")[1]: r["status"] for r in report["results"]}
-    expected = {c.name: CONTAINER_EXPECTED.get(c.name, (c.status,))[0] for c in CASES}
+    expected = {c.name: CONTAINER_EXPECTED.get(c.name, (c.status,))[0] for c in ALL_CASES}
     wrong = [
         r
         for r in report["results"]

@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hostile import CASES, PROMPT, TEST, Case, body_for, leftovers, unique_mark
+from hostile import (
+    CASES,
+    PRIVILEGED_CASES,
+    PROMPT,
+    TEST,
+    Case,
+    body_for,
+    host_state,
+    leftovers,
+    unique_mark,
+)
 
 from pytest_humaneval.sandbox import Job, Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
@@ -76,6 +86,44 @@ def test_hostile_case(
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
     assert run(sandbox, "    return x * 2\n")["status"] == "passed", "the sandbox is unusable after this case"
+
+
+@linux_only
+@pytest.mark.parametrize("case", PRIVILEGED_CASES, ids=lambda c: c.name)
+def test_program_with_the_runners_privileges(case: Case, tmp_path: Path) -> None:
+    """Whoever runs the sandbox, a program holds no capability: it cannot undo the sandbox's mounts, make
+    devices, rename the host, read or trace other processes, or step out of its namespaces."""
+    with sandbox_needing("pid_namespace", concurrency=2) as sb:
+        if case.name == "renames_the_host" and not sb.isolation.get("uts_namespace"):
+            pytest.skip("no UTS namespace: the attempt would rename this machine")
+        outside = tmp_path / "outside.txt"
+        before = host_state()
+        beside = sb.submit(
+            Job(PROMPT + "    import time\n    time.sleep(1)\n    return x * 2\n", TEST, "double", 5)
+        )
+        verdict = run(sb, body_for(case, 9, outside), timeout=5)
+        assert verdict["status"] == case.status, verdict
+        assert case.reason_has in verdict["reason"], verdict
+        assert host_state() == before, "the program changed the host"
+        assert not outside.exists(), "the program wrote outside its directory"
+        assert beside.result()["status"] == "passed", "a program running beside it was disturbed"
+        assert run(sb, "    return x * 2\n")["status"] == "passed", "the sandbox is unusable after this case"
+
+
+@linux_only
+def test_programs_hold_no_capability_and_see_no_home() -> None:
+    with sandbox_needing("pid_namespace", concurrency=1) as sb:
+        assert sb.isolation["capabilities"] is False and sb.isolation["no_new_privs"] is True
+        assert sb.isolation["uts_namespace"] is True
+        body = (
+            "    status = open('/proc/self/status').read()\n"
+            "    caps = [l.split()[1] for l in status.splitlines() if l.startswith('Cap')]\n"
+            "    assert set(caps) == {'0000000000000000'}, status\n"
+            "    import os\n    assert os.listdir('/home') == [], os.listdir('/home')\n"
+            "    return x * 2\n"
+        )
+        verdict = run(sb, body)
+        assert verdict["status"] == "passed", verdict
 
 
 def test_output_is_captured_with_a_cap(sandbox: SubprocessSandbox) -> None:
@@ -180,10 +228,11 @@ def test_programs_run_concurrently_and_time_out_together() -> None:
 
 
 def test_runner_killer_alone_is_crashed_the_others_are_retried() -> None:
-    """Without namespaces a program can kill the runner; jobs running beside it are run again."""
+    """Without namespaces a program running as the runner's uid can kill the runner; jobs running beside
+    it are run again."""
     os.environ[NO_NAMESPACES_ENV] = "1"
     try:
-        sb = SubprocessSandbox(Limits(), concurrency=4)
+        sb = SubprocessSandbox(Limits(), concurrency=4, uid=None)
     finally:
         os.environ.pop(NO_NAMESPACES_ENV)
     try:

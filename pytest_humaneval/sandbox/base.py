@@ -89,11 +89,24 @@ def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]
         return summary, missing
     wanted = {  # key: (what holds, what is missing)
         "network": ("no network", "network isolation"),
-        "read_only_fs": ("read-only file system", "read-only file system"),
+        "read_only_fs": ("read-only file system", "read-only file system and hidden home directories"),
         "pid_namespace": ("PID namespace", "PID namespace (leftover processes are killed by process group)"),
+        "uts_namespace": ("own host name", "UTS namespace"),
     }
     have = [held for key, (held, _) in wanted.items() if info.get(key)]
     missing = [lack for key, (_, lack) in wanted.items() if not info.get(key)]
+    if info.get("read_only_fs") and info.get("hidden"):
+        have.append("home directories hidden")
+    if info.get("capabilities"):
+        missing.append("dropped capabilities (programs hold the runner's capabilities)")
+    elif "capabilities" in info:
+        have.append("no capabilities")
+    if info.get("root"):
+        missing.append("an unprivileged uid (programs run as root)")
+    if info.get("unreadable"):
+        missing.append(f"{info['unreadable']} (programs may fail to import)")
+    if info.get("user_namespace"):
+        have.append("own user namespace")
     if info.get("uid") is not None:
         have.append(f"uid {info['uid']}")
     if info.get("pids_cgroup"):

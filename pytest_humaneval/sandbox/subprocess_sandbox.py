@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pwd
 import select
 import shutil
 import signal
+import site
 import struct
 import subprocess
 import sys
@@ -37,6 +39,26 @@ GRACE_S = 10.0
 #: a CPU beyond its fair share, up to MAX_STRETCH times the limit.
 PARK_AFTER_S = 0.25
 MAX_STRETCH = 3.0
+
+
+def site_dirs() -> list[str]:
+    """The site-packages directories of the Python that runs pytest, for the runner (which starts with
+    ``-I -S``, and in a virtual environment would otherwise find the base interpreter's): a venv's own,
+    the base's too with ``--system-site-packages``, the distribution's for a system Python. No user
+    site-packages: it lives in the home directory, which programs do not see."""
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
+
+
+def home_dirs() -> list[str]:
+    """Directories hidden from programs: every home directory, wherever the invoking user's (or, under
+    sudo, the calling user's) lives. What the interpreter needs under them stays reachable."""
+    homes = {"/root", "/home", os.path.expanduser("~")}
+    for name in (None, os.environ.get("SUDO_USER")):
+        try:
+            homes.add(pwd.getpwnam(name).pw_dir if name else pwd.getpwuid(os.getuid()).pw_dir)
+        except (KeyError, OSError):
+            pass
+    return sorted(h for h in homes if h and os.path.isabs(h))
 
 
 def program_env(workbase: str) -> dict[str, str]:
@@ -126,6 +148,8 @@ class SubprocessSandbox(Sandbox):
                 "pids": self.limits.processes * 2 * self.concurrency + 8,  # parked programs too
                 "isolate": self.namespaces,
                 "max_stretch": MAX_STRETCH,
+                "site_dirs": site_dirs(),
+                "hide": home_dirs(),
             },
         )
         try:
