@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -65,9 +66,28 @@ def plugin_run(sandbox: str, samples: Path, image: str, run_dir: Path) -> tuple[
     return wall, {(r["task_id"], r["sample"]): r["status"] for r in data["results"]}
 
 
-def direct_run(sandbox: str, samples: Path, image: str) -> tuple[float, float, float, Statuses]:
+def runner_cpu(sb: Any) -> float | None:
+    """CPU seconds the subprocess sandbox's runner has used, with the programs it has reaped (its process
+    group's utime, stime, cutime and cstime from /proc); None for other sandboxes or without /proc. Unlike
+    wall time, it hardly moves when other work loads the machine."""
+    proc = getattr(sb, "proc", None)
+    if proc is None or not os.path.isdir("/proc"):
+        return None
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == proc.pid:  # the runner's process group: supervisor and zygote
+                ticks += sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def direct_run(sandbox: str, samples: Path, image: str) -> tuple[float, float, float, float | None, Statuses]:
     """Every program through the sandbox API in this process: (start-up s, programs' wall s, wall of the
-    programs that did not time out, statuses)."""
+    programs that did not time out, the runner's CPU s for those (subprocess sandbox only), statuses)."""
     dataset = load_dataset("humaneval")
     completions = read_completions(samples, dataset)
     options: dict[str, Any] = {}
@@ -77,20 +97,23 @@ def direct_run(sandbox: str, samples: Path, image: str) -> tuple[float, float, f
     sb = make_sandbox(sandbox, Limits(), preload=preload_for(dataset), **options)
     statuses: Statuses = {}
     finished = 0.0
+    cpu: float | None = 0.0
     try:
         sb.start()
         t1 = time.monotonic()
         for problem in dataset:
             for sample in completions[problem.task_id]:
-                t = time.monotonic()
+                t, c = time.monotonic(), runner_cpu(sb)
                 result = judge(dataset, problem, sample, sb, TIMEOUT_S)
                 if result.status != "timeout":
                     finished += time.monotonic() - t
+                    after = runner_cpu(sb)
+                    cpu = None if cpu is None or c is None or after is None else cpu + max(0.0, after - c)
                 statuses[(result.task_id, result.sample)] = result.status
         t2 = time.monotonic()
     finally:
         sb.close()
-    return t1 - t0, t2 - t1, finished, statuses
+    return t1 - t0, t2 - t1, finished, cpu, statuses
 
 
 def differences(a: Statuses, b: Statuses) -> list[str]:
@@ -117,15 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         walls: dict[str, list[float]] = {s: [] for s in sandboxes}
         starts: dict[str, list[float]] = {s: [] for s in sandboxes}
         finished: dict[str, list[float]] = {s: [] for s in sandboxes}
+        cpus: dict[str, list[float]] = {s: [] for s in sandboxes}
         verdicts: dict[str, Statuses] = {}
         for i in range(args.runs):
             for sb in sandboxes:  # interleaved, so drift on the machine hits both alike
                 if mode == "plugin":
                     wall, statuses = plugin_run(sb, samples, args.image, work / f"{mode}-{sb}-{i}")
                 else:
-                    start, wall, done, statuses = direct_run(sb, samples, args.image)
+                    start, wall, done, cpu, statuses = direct_run(sb, samples, args.image)
                     starts[sb].append(start)
                     finished[sb].append(done)
+                    if cpu is not None:
+                        cpus[sb].append(cpu)
                 walls[sb].append(wall)
                 if sb in verdicts and verdicts[sb] != statuses:
                     drift = differences(verdicts[sb], statuses)
@@ -144,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                 done = statistics.median(finished[s])
                 each = done / k * 1000
                 print(f"  {s}: the {k} programs that did not time out took {done:.2f} s ({each:.2f} ms each)")
+                if cpus[s]:
+                    cpu = statistics.median(cpus[s])
+                    print(f"  {s}: runner CPU for them {cpu:.2f} s ({cpu / k * 1000:.2f} ms each)")
         if len(sandboxes) < 2:
             continue
         sub, dock = (statistics.median(walls[s]) for s in SANDBOXES)

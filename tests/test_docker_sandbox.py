@@ -245,18 +245,29 @@ def test_runner_killed_between_programs_is_replaced(fresh: DockerSandbox) -> Non
 
 
 def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
+    """The runner made the OOM killer's choice from outside: a program cannot write the runner's /proc
+    files (the runner is not dumpable), which the first program shows."""
     old = fresh.container.name
-    hog = (
-        "    open('/proc/1/oom_score_adj', 'w').write('1000')  # the runner is the OOM killer's choice\n"
+    denied = run(fresh, "    open('/proc/1/oom_score_adj', 'w').write('1000')\n    return x * 2\n")
+    assert denied["status"] == "error" and "PermissionError" in denied["reason"], denied
+    hog = (  # waits until the runner's score is raised (after its own fork, so it keeps the default)
         "    import os, time\n"
+        "    time.sleep(5)\n"
         "    for _ in range(4):\n"
         "        if os.fork() == 0:\n"
         "            b = bytearray(500 << 20)\n"
         "            time.sleep(30)\n"
         "    time.sleep(30)\n"
     )
-    verdict = run(fresh, hog, timeout=20)
-    assert verdict["status"] == "crashed"
+    verdicts: list[dict[str, Any]] = []
+    running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=20)))
+    running.start()
+    time.sleep(1.5)
+    code, out = fresh.container.exec_run(["sh", "-c", "echo 1000 > /proc/1/oom_score_adj"], user="root")
+    assert code == 0, out
+    running.join()
+    verdict = verdicts[0]
+    assert verdict["status"] == "crashed", verdict
     assert "out of memory" in verdict["reason"] and "fresh container" in verdict["reason"]
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name != old

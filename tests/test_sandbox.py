@@ -24,7 +24,7 @@ from hostile import (
     unique_mark,
 )
 
-from pytest_humaneval.sandbox import Job, Limits
+from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
 
 TIMEOUT = 1.5
@@ -124,6 +124,54 @@ def test_programs_hold_no_capability_and_see_no_home() -> None:
         )
         verdict = run(sb, body)
         assert verdict["status"] == "passed", verdict
+
+
+@linux_only
+def test_without_namespaces_root_programs_still_drop_privileges() -> None:
+    """No namespaces (as in an unprivileged container): a root runner's programs switch to uid 65534 where
+    that uid can read the interpreter, else stay root, and the summary says so; never with capabilities."""
+    if os.geteuid() != 0:
+        pytest.skip("about a root runner")
+    sb = make_sandbox(namespaces=False)
+    try:
+        body = (
+            "    import os\n    status = open('/proc/self/status').read()\n"
+            "    caps = {l.split()[1] for l in status.splitlines() if l.startswith(('CapEff', 'CapPrm'))}\n"
+            "    assert caps == {'0000000000000000'}, status\n    print(os.getuid())\n    return x * 2\n"
+        )
+        verdict = run(sb, body)
+        assert verdict["status"] == "passed", verdict
+        _, missing = describe_isolation("subprocess", sb.isolation)
+        if sb.isolation["root"]:
+            assert set(verdict["stdout"].split()) == {"0"}  # check() calls it twice
+            assert "an unprivileged uid (programs run as root)" in missing
+        else:
+            assert set(verdict["stdout"].split()) == {"65534"}
+    finally:
+        sb.close()
+
+
+def test_reduced_isolation_names_each_missing_guarantee() -> None:
+    held = {"network": True, "read_only_fs": True, "pid_namespace": True, "uts_namespace": True}
+    summary, missing = describe_isolation(
+        "subprocess",
+        {**held, "capabilities": True, "root": True, "unreadable": "uid 65534 cannot read /opt/py"},
+    )
+    assert missing == [
+        "dropped capabilities (programs hold the runner's capabilities)",
+        "an unprivileged uid (programs run as root)",
+        "uid 65534 cannot read /opt/py (programs may fail to import)",
+    ]
+    assert summary.startswith(
+        "subprocess sandbox: no network, read-only file system, PID namespace, own host name"
+    )
+    assert "REDUCED ISOLATION, missing: dropped capabilities" in summary
+    summary, missing = describe_isolation(
+        "subprocess",
+        {**held, "capabilities": False, "hidden": ["/root"], "user_namespace": True, "uid": 65534},
+    )
+    assert missing == []
+    assert "home directories hidden, no capabilities, own user namespace, uid 65534" in summary
 
 
 def test_output_is_captured_with_a_cap(sandbox: SubprocessSandbox) -> None:
