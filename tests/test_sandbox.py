@@ -127,6 +127,32 @@ def test_programs_hold_no_capability_and_see_no_home() -> None:
 
 
 @linux_only
+def test_programs_reach_no_service_socket() -> None:
+    """A socket anyone may connect to, where services keep theirs (/run: Docker, D-Bus): a read-only file
+    system alone would not stop a connection."""
+    if not os.access("/run", os.W_OK):
+        pytest.skip("cannot make a socket under /run")
+    path = f"/run/humaneval-test-{os.getpid()}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    os.chmod(path, 0o777)
+    server.listen(1)
+    server.setblocking(False)
+    try:
+        with sandbox_needing("read_only_fs", concurrency=1) as sb:
+            body = (
+                f"    import socket\n    socket.socket(socket.AF_UNIX).connect({path!r})\n    return x * 2\n"
+            )
+            verdict = run(sb, body)
+            assert verdict["status"] == "error" and "FileNotFoundError" in verdict["reason"], verdict
+            with pytest.raises(BlockingIOError):
+                server.accept()
+    finally:
+        server.close()
+        os.unlink(path)
+
+
+@linux_only
 def test_without_namespaces_root_programs_still_drop_privileges() -> None:
     """No namespaces (as in an unprivileged container): a root runner's programs switch to uid 65534 where
     that uid can read the interpreter, else stay root, and the summary says so; never with capabilities."""

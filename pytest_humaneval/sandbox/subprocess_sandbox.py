@@ -49,16 +49,23 @@ def site_dirs() -> list[str]:
     return [p for p in site.getsitepackages() if os.path.isdir(p)]
 
 
-def home_dirs() -> list[str]:
+#: Hidden from programs besides the home directories: the sockets of services (Docker's, D-Bus's, a
+#: user's session bus under /run/user) and of X servers. A socket on a read-only file system still
+#: accepts connections, and an ordinary user's programs keep the user's groups (``docker`` among them).
+SERVICE_DIRS = ("/run", "/var/run", "/tmp/.X11-unix")
+
+
+def hidden_dirs() -> list[str]:
     """Directories hidden from programs: every home directory, wherever the invoking user's (or, under
-    sudo, the calling user's) lives. What the interpreter needs under them stays reachable."""
-    homes = {"/root", "/home", os.path.expanduser("~")}
+    sudo, the calling user's) lives, and SERVICE_DIRS. What the interpreter needs under them stays
+    reachable."""
+    hidden = {"/root", "/home", os.path.expanduser("~"), *SERVICE_DIRS}
     for name in (None, os.environ.get("SUDO_USER")):
         try:
-            homes.add(pwd.getpwnam(name).pw_dir if name else pwd.getpwuid(os.getuid()).pw_dir)
+            hidden.add(pwd.getpwnam(name).pw_dir if name else pwd.getpwuid(os.getuid()).pw_dir)
         except (KeyError, OSError):
             pass
-    return sorted(h for h in homes if h and os.path.isabs(h))
+    return sorted(h for h in hidden if h and os.path.isabs(h))
 
 
 def program_env(workbase: str) -> dict[str, str]:
@@ -149,7 +156,7 @@ class SubprocessSandbox(Sandbox):
                 "isolate": self.namespaces,
                 "max_stretch": MAX_STRETCH,
                 "site_dirs": site_dirs(),
-                "hide": home_dirs(),
+                "hide": hidden_dirs(),
             },
         )
         try:
