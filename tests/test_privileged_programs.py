@@ -27,7 +27,7 @@ from hostile import (
     write_completions,
     write_dataset,
 )
-from venv_support import make_venv, open_dir, ordinary_user
+from venv_support import PLUGIN_REQUIREMENTS, make_venv, open_dir, ordinary_user
 
 pytestmark = [
     pytest.mark.slow,
@@ -122,9 +122,9 @@ def run_family(invoker: Invoker, plugin: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def closed_venv() -> Iterator[Path]:
     """A venv (``--copies``: the interpreter binary too) under a mode-0700 directory, like pyenv or a venv
-    under /root; from the Python running the tests, with its site-packages for pytest."""
+    under /root; from the Python running the tests."""
     root = open_dir("humaneval-closed-")
-    python = make_venv(sys.executable, root / "home" / "venv", "--copies", "--system-site-packages")
+    python = make_venv(sys.executable, root / "home" / "venv", "--copies", packages=PLUGIN_REQUIREMENTS)
     (root / "home").chmod(0o700)
     yield python
     subprocess.run(["rm", "-rf", str(root)])
