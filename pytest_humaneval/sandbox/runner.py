@@ -532,10 +532,10 @@ def isolate(opts, workbase):
         # With namespaces the uid switch goes ahead even so: a program never runs as the host's root there.
         if can_ns and info["pid_namespace"] and enter_user_namespace(uid):
             userns = True
-        elif blocked is None:
+        elif blocked is None or info["read_only_fs"]:
             setuid = uid  # each child switches; setuid drops its capabilities
         else:
-            uid = None  # no mounts to make the interpreter reachable: root, without capabilities
+            uid = None  # no mount namespace, no way to the interpreter: root, without capabilities
     info["user_namespace"] = userns
     info["uid"] = uid if root else None
     info.update(lock_down(own_userns=userns) if linux else {})
