@@ -127,6 +127,40 @@ def test_programs_hold_no_capability_and_see_no_home() -> None:
 
 
 @linux_only
+def test_programs_see_a_minimal_dev() -> None:
+    """Only the devices programs use (no disks, which a user in the ``disk`` group could read), and those
+    work: /dev/null takes writes, pseudo-terminals open, /dev/shm takes files."""
+    with sandbox_needing("read_only_fs", concurrency=1) as sb:
+        body = (
+            "    import os, pty, subprocess\n"
+            "    print(' '.join(sorted(os.listdir('/dev'))))\n"
+            "    open(os.devnull, 'w').write('x')\n"
+            "    assert subprocess.run(['true'], stdout=subprocess.DEVNULL).returncode == 0\n"
+            "    pty.openpty()\n"
+            "    open('/dev/shm/x', 'w').write('x')\n"
+            "    return x * 2\n"
+        )
+        verdict = run(sb, body)
+        assert verdict["status"] == "passed", verdict
+        seen = set(verdict["stdout"].split())
+        assert seen == {
+            "fd",
+            "full",
+            "null",
+            "ptmx",
+            "pts",
+            "random",
+            "shm",
+            "stderr",
+            "stdin",
+            "stdout",
+            "tty",
+            "urandom",
+            "zero",
+        }
+
+
+@linux_only
 def test_programs_reach_no_service_socket() -> None:
     """A socket anyone may connect to, where services keep theirs (/run: Docker, D-Bus): a read-only file
     system alone would not stop a connection."""

@@ -190,7 +190,7 @@ def read_only_root(workbase, hide, keep):
     if not mount(None, "/", None, MS_REC | MS_PRIVATE):
         return False
     hidden = hide_directories(hide, keep, workbase)
-    if hidden is None:
+    if hidden is None or not minimal_dev():
         return False
     os.makedirs(workbase, exist_ok=True)  # inside a tmpfs now if it lies under a hidden directory
     if not mount("tmpfs", workbase, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777"):
@@ -205,6 +205,41 @@ def read_only_root(workbase, hide, keep):
         if mp == "/":
             root_ok = ok
     return hidden if root_ok else False
+
+
+#: The devices a program may use; the rest of /dev (disks, which a user in the ``disk`` group could read)
+#: is out of reach. Device files on a read-only mount still take writes.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+)
+
+
+def minimal_dev():
+    """A fresh /dev holding DEVICES (bound from the host's), the usual links, and a devpts of its own
+    (pseudo-terminals: ``pty.openpty``)."""
+    keep = [n for n in DEVICES if os.path.exists("/dev/" + n)]
+    fds = [(n, os.open("/dev/" + n, os.O_PATH)) for n in keep]
+    try:
+        if not mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755"):
+            return False
+        os.mkdir("/dev/shm", 0o1777)
+        os.mkdir("/dev/pts", 0o755)
+        mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+        for name, fd in fds:
+            os.close(os.open("/dev/" + name, os.O_CREAT | os.O_WRONLY, 0o666))
+            if not mount(f"/proc/self/fd/{fd}", "/dev/" + name, None, MS_BIND):
+                return False
+        for name, target in DEV_LINKS:
+            os.symlink(target, "/dev/" + name)
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+    return True
 
 
 def under(path, top):
