@@ -102,9 +102,9 @@ def readable_plugin_tree() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def debian_venv() -> Iterator[Path]:
-    """A plain venv of the Debian system Python (``/usr/bin/python3``) that any user can read, with pytest,
-    pytest-xdist and filelock (to run the plugin) and numpy (which HumanEval+ tests import) installed in it
-    alone; its interpreter."""
+    """A plain venv of the Debian system Python (``/usr/bin/python3``) that any user can read, with the
+    plugin's dependencies and pytest-xdist (to run the plugin from its source) and numpy (which HumanEval+
+    tests import) installed in it alone; its interpreter."""
     import shutil
 
     from venv_support import PLUGIN_REQUIREMENTS, SYSTEM_PYTHON, make_venv, open_dir

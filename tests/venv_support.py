@@ -21,8 +21,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: The Debian system interpreter (``python3-venv`` makes venvs of it; ``.ci/run`` installs it).
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-#: What a venv needs to run the plugin's own pytest runs: the versions this test session uses.
-PLUGIN_REQUIREMENTS = (f"pytest=={version('pytest')}", f"pytest-xdist=={version('pytest-xdist')}", "filelock")
+
+
+def plugin_requirements() -> tuple[str, ...]:
+    """What a venv needs to run the plugin from its source: the dependencies pyproject.toml declares, with
+    pytest and pytest-xdist at the versions this test session uses."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata says the same
+        from importlib.metadata import requires
+
+        declared = [r for r in requires("pytest-humaneval") or [] if "extra ==" not in r]
+    else:
+        declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    rest = [r for r in declared if not r.replace("_", "-").lower().startswith("pytest")]
+    return (f"pytest=={version('pytest')}", f"pytest-xdist=={version('pytest-xdist')}", *rest)
+
+
+PLUGIN_REQUIREMENTS = plugin_requirements()
 
 
 def unavailable(reason: str) -> None:
