@@ -7,6 +7,8 @@ rest of the package reads, so no other module touches ``config.getoption``.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ class Option:
     name: str  # settings attribute; flag is --humaneval-<name with dashes>, ini key humaneval_<name>
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | float | bool | path | think (a flag that may take =both)
+    kind: str = "str"  # str | int | float | bool | path | think (a flag that may take =both) | list
     choices: tuple[str, ...] | None = None
     flag: str | None = None  # override the flag name
 
@@ -110,6 +112,31 @@ OPTIONS: list[Option] = [
         "bool",
     ),
     Option("startup_timeout", "seconds to wait for the server to become healthy", 900.0, "float"),
+    # --- how the SGLang server is launched (docker and process servers alike)
+    Option(
+        "server_args",
+        "extra sglang.launch_server arguments, split like a shell line, e.g. "
+        "'--mem-fraction-static 0.8 --enable-deterministic-inference'",
+    ),
+    Option("dp", "data-parallel replicas of the model (--dp-size), each on --humaneval-tp GPUs", 1, "int"),
+    Option(
+        "reasoning_parser",
+        "SGLang's reasoning parser: a name (qwen3, deepseek-r1, ...), auto (from the model: qwen3 for Qwen3, "
+        "deepseek-r1 for DeepSeek-R1 and its distills) or none (the plugin strips <think> itself)",
+        "auto",
+    ),
+    Option(
+        "sglang_python",
+        "the Python that runs -m sglang.launch_server for --humaneval-server=process (default: this one)",
+        None,
+        "path",
+    ),
+    Option(
+        "server_env",
+        "KEY=VALUE in the server's environment, process or container (repeatable; ini: one per line)",
+        (),
+        "list",
+    ),
     Option(
         "endpoint",
         "an OpenAI-compatible server already running (base URL, e.g. http://host:30000/v1); "
@@ -239,6 +266,11 @@ class Settings:
     gpus: str
     keep_server: bool
     startup_timeout: float
+    server_args: str | None
+    dp: int
+    reasoning_parser: str
+    sglang_python: Path | None
+    server_env: tuple[str, ...]
     endpoint: str | None
     api_key: str | None
     backend: str
@@ -274,6 +306,16 @@ class Settings:
     def modes(self) -> tuple[str | None, ...]:
         """The modes items are collected for: (None,) for one mode, else ("think", "no-think")."""
         return MODES if self.think_both else (None,)
+
+    @property
+    def server_argv(self) -> list[str]:
+        """--humaneval-server-args split like a shell line (checked by ``read_settings``)."""
+        return shlex.split(self.server_args or "")
+
+    @property
+    def server_environment(self) -> dict[str, str]:
+        """--humaneval-server-env as a mapping (checked by ``read_settings``); a later KEY wins."""
+        return dict(item.split("=", 1) for item in self.server_env)
 
     @property
     def report_path(self) -> Path:
@@ -329,10 +371,13 @@ def add_options(parser: pytest.Parser) -> None:
             kwargs["action"] = "store_true"
         elif opt.kind == "think":  # --think alone is on; --think=both (or =on/=off) takes a value
             kwargs.update(nargs="?", const="on", metavar="{on,off,both}")
+        elif opt.kind == "list":
+            kwargs.update(action="append", metavar="VALUE")
         else:  # choices are checked in _value, for the command line and the ini file alike
             kwargs["metavar"] = "{" + ",".join(opt.choices) + "}" if opt.choices else METAVARS[opt.kind]
         group.addoption(opt.cli, **kwargs)
-        parser.addini(opt.ini, opt.help, type="bool" if opt.kind == "bool" else "string", default=None)
+        kind = {"bool": "bool", "list": "linelist"}.get(opt.kind, "string")
+        parser.addini(opt.ini, opt.help, type=kind, default=None)
 
 
 #: --think values: a bool, or both modes (thinking first).
@@ -363,6 +408,8 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
             where = f"{opt.cli}={raw!r}" if from_cli else f"{opt.ini} = {raw!r}"
             raise HumanEvalError(f"{where}: give on, off or both")
         return value, base
+    if opt.kind == "list":
+        return tuple(str(item) for item in raw), base
     if opt.kind == "bool":
         if isinstance(raw, str):
             return raw.strip().lower() in ("1", "true", "yes", "on"), base
@@ -418,4 +465,57 @@ def read_settings(config: pytest.Config) -> Settings:
     values["think_both"] = values["think"] == "both"
     if values["think_both"]:
         values["think"] = True  # what provenance and a single generation read; each mode sets its own
+    _check_server_options(values)
     return Settings(**values)
+
+
+# --- how the SGLang server is launched: the launch_server flags the plugin sets itself, and the option
+# that sets each (SGLang's aliases included); --humaneval-server-args may not repeat them.
+OWNED_SERVER_FLAGS = {
+    "--model-path": "--humaneval-model-path (or --humaneval-model)",
+    "--model": "--humaneval-model-path (or --humaneval-model)",
+    "--port": "--humaneval-port",
+    "--host": "--humaneval-port (the server listens on 127.0.0.1 or, in Docker, the container's port)",
+    "--served-model-name": "--humaneval-model",
+    "--tp-size": "--humaneval-tp",
+    "--tp": "--humaneval-tp",
+    "--tensor-parallel-size": "--humaneval-tp",
+    "--dp-size": "--humaneval-dp",
+    "--dp": "--humaneval-dp",
+    "--data-parallel-size": "--humaneval-dp",
+    "--reasoning-parser": "--humaneval-reasoning-parser",
+    "--api-key": "the plugin (a random key per server; --humaneval-api-key is for --humaneval-endpoint)",
+}
+REASONING_PARSER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+SERVER_ENV_ITEM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=", re.ASCII)
+
+
+def _check_server_options(values: dict[str, Any]) -> None:
+    text = values["server_args"]
+    try:
+        argv = shlex.split(text or "")
+    except ValueError as e:
+        raise HumanEvalError(
+            f"--humaneval-server-args={text!r}: {e} (it is split like a shell line: close the quote)"
+        ) from None
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in OWNED_SERVER_FLAGS:
+            raise HumanEvalError(
+                f"--humaneval-server-args: {flag} is set by {OWNED_SERVER_FLAGS[flag]}; remove it from "
+                "--humaneval-server-args and use that option"
+            )
+    if values["dp"] < 1:
+        raise HumanEvalError("--humaneval-dp must be at least 1")
+    parser = values["reasoning_parser"]
+    if not REASONING_PARSER_NAME.fullmatch(parser):
+        raise HumanEvalError(
+            f"--humaneval-reasoning-parser={parser!r}: give a parser name (e.g. qwen3, deepseek-r1), "
+            "auto or none"
+        )
+    for item in values["server_env"]:
+        if not SERVER_ENV_ITEM.match(item):
+            raise HumanEvalError(
+                f"--humaneval-server-env={item!r}: give KEY=VALUE (KEY: letters, digits and _), "
+                "once per variable"
+            )

@@ -169,8 +169,11 @@ CHAT_TEMPLATE = """\
 """
 
 
-def build_tiny_qwen3(path: Path, *, max_new_tokens: int = 32) -> Path:
+def build_tiny_qwen3(path: Path, *, max_new_tokens: int = 32, max_position_embeddings: int = 4096) -> Path:
     """Write a tiny random Qwen3 model (config, weights, tokenizer, chat template) to ``path``.
+
+    ``max_position_embeddings`` is the context SGLang serves (``--context-length``): 40960, Qwen3's own,
+    lets requests carry the plugin's default ``max_tokens``.
 
     The result loads with ``AutoModelForCausalLM.from_pretrained(path)`` and
     ``AutoTokenizer.from_pretrained(path)``, and is the same for every call (seeded).
@@ -188,7 +191,7 @@ def build_tiny_qwen3(path: Path, *, max_new_tokens: int = 32) -> Path:
         tokenizer_object=raw_tokenizer,
         eos_token=IM_END,
         pad_token=END_OF_TEXT,
-        model_max_length=4096,
+        model_max_length=max_position_embeddings,
         clean_up_tokenization_spaces=False,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -206,7 +209,7 @@ def build_tiny_qwen3(path: Path, *, max_new_tokens: int = 32) -> Path:
         num_attention_heads=4,
         num_key_value_heads=2,
         head_dim=16,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         # Untied embeddings and a wider init make greedy decoding wander over the vocabulary
         # (tied 0.02-init weights repeat the prompt's last token forever).
         tie_word_embeddings=False,

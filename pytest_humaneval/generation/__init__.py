@@ -139,7 +139,12 @@ def _from_model(
                 meta["endpoint"] = public_url(endpoint.base_url)
                 handle = config.stash.get(SERVER_KEY, None)
                 if handle is not None:
-                    meta["server"] = {"startup_s": handle.startup_s, "reused": handle.reused}
+                    meta["server"] = {
+                        "startup_s": handle.startup_s,
+                        "reused": handle.reused,
+                        "reasoning_parser": handle.reasoning_parser,
+                        "args": handle.args,
+                    }
                 gen_started = time.monotonic()
                 connection: dict[str, Any] = {}
                 meta["connection"] = connection

@@ -16,8 +16,6 @@ import contextlib
 import errno
 import hashlib
 import http.client
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -37,9 +35,10 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .. import docker_daemon
-from ..errors import HumanEvalError, describe
+from ..errors import HumanEvalError, clip, describe
 from ..options import Settings
 from ..report import write_json
+from .launch import Launch, docker_host_memory, plan_launch
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ PASS_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE
 SECRET_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})  # passed, but not part of the config hash
 LOG_NAME = "server.log"
 STATE_NAME = "server-process.json"  # --humaneval-server=process: what a later run needs to reuse or kill it
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 TAIL_LINES = 30
 POLL_S = 0.5
 NOTE_EVERY_S = 30.0
@@ -85,6 +84,10 @@ class ServerHandle:
     ident: str = ""  # container id, or the process id
     reused: bool = False  # an earlier run's server, still running with the same configuration
     startup_s: float = 0.0  # seconds until /health answered 200
+    #: What the server was started with (for the report): ``python -m sglang.launch_server`` arguments
+    #: less the API key, and the reasoning parser (None: the plugin strips <think> itself).
+    args: list[str] = field(default_factory=list)
+    reasoning_parser: str | None = None
     _server: _Server | None = field(default=None, repr=False)
 
     def stop(self) -> None:
@@ -202,18 +205,6 @@ def _deferred_signals() -> Iterator[None]:
 # -- shared by both kinds of server --------------------------------------------------------------------------
 
 
-def _launch_args(model: str, served: str, host: str, port: int, tp: int) -> list[str]:
-    return [
-        *("-m", "sglang.launch_server"),
-        *("--model-path", model),
-        *("--host", host),
-        *("--port", str(port)),
-        *("--tp-size", str(tp)),
-        *("--reasoning-parser", "qwen3"),
-        *("--served-model-name", served),
-    ]
-
-
 def _checked_model_path(settings: Settings) -> Path | None:
     path = settings.model_path
     if path is None:
@@ -227,8 +218,8 @@ def _checked_model_path(settings: Settings) -> Path | None:
     return path
 
 
-def _parse_gpus(gpus: str, tp: int) -> list[str] | None:
-    """None: no GPUs; []: all of them; else the device ids."""
+def _parse_gpus(gpus: str, tp: int, dp: int = 1) -> list[str] | None:
+    """None: no GPUs; []: all of them; else the device ids (at least tp x dp of them)."""
     value = gpus.strip()
     if value.lower() == "none":
         return None
@@ -237,10 +228,12 @@ def _parse_gpus(gpus: str, tp: int) -> list[str] | None:
     ids = [part.strip() for part in value.split(",") if part.strip()]
     if not ids:
         raise HumanEvalError(f"--humaneval-gpus={gpus!r}: give all, none, or device ids like 0,1")
-    if len(ids) < tp:
+    if len(ids) < tp * dp:
+        need = f"--humaneval-tp={tp}" if dp == 1 else f"--humaneval-tp={tp} x --humaneval-dp={dp}"
+        lower = "--humaneval-tp" if dp == 1 else "--humaneval-tp or --humaneval-dp"
         raise HumanEvalError(
-            f"--humaneval-tp={tp} needs {tp} GPUs but --humaneval-gpus={gpus} gives {len(ids)}: "
-            "name more GPUs or lower --humaneval-tp"
+            f"{need} needs {tp * dp} GPUs but --humaneval-gpus={gpus} gives {len(ids)}: "
+            f"name more GPUs or lower {lower}"
         )
     return ids
 
@@ -352,6 +345,8 @@ def _healthy_handle(
         ident=ident,
         reused=reused,
         startup_s=round(time.monotonic() - started, 3),
+        args=list(server.launch.args),
+        reasoning_parser=server.launch.reasoning_parser,
     )
 
 
@@ -368,6 +363,7 @@ class _DockerServer:
         self.log_stream: Any = None
         self.log_thread: threading.Thread | None = None
         self.creating_key: str | None = None  # set while create() runs: an interrupt there leaves no handle
+        self.launch: Launch | None = None
         self.healthy = False
         self._closed = False
         self._lock = threading.Lock()
@@ -375,19 +371,28 @@ class _DockerServer:
     def start(self) -> ServerHandle:
         s = self.settings
         model_path = _checked_model_path(s)  # before anything starts
-        gpus = _parse_gpus(s.gpus, s.tp)
+        gpus = _parse_gpus(s.gpus, s.tp, s.dp)
         docker = docker_daemon.import_docker(DOCKER_USER, "generate", WITHOUT_DOCKER)
         self.client = docker_daemon.connect(DOCKER_USER, "generate", WITHOUT_DOCKER)
         image_id = _ensure_image(self.client, s.image, self.notify, needs_gpu=gpus is not None)
 
         volumes, env = self._model_mounts(model_path)
         model_arg = CONTAINER_MODEL_DIR if model_path is not None else s.model
-        command = ["python3", *_launch_args(model_arg, s.model, "0.0.0.0", CONTAINER_PORT, s.tp)]
+        self.launch = plan_launch(
+            s,
+            model_arg,
+            "0.0.0.0",
+            CONTAINER_PORT,
+            memory=lambda: docker_host_memory(self.client.info(), _local_daemon()),
+        )
+        env.update(self.launch.env)
+        command = ["python3", *self.launch.args]
         config = _digest(
             {
                 "version": CONFIG_VERSION,
                 "image": image_id,
-                "command": command,
+                "command": ["python3", *self.launch.stable_args],
+                "sized": bool(self.launch.sized),
                 "env": {k: v for k, v in env.items() if k not in SECRET_ENV},
                 "volumes": volumes,
                 "gpus": gpus,
@@ -403,7 +408,10 @@ class _DockerServer:
             _check_port_free(s.port)
             api_key = secrets.token_hex(16)  # hex: a key starting with "-" would read as a flag
             self._create(docker, [*command, "--api-key", api_key], env, volumes, gpus, config, api_key)
-            self.notify(f"started SGLang container {s.container_name} ({s.image}); log: {self.log_path}")
+            self.notify(
+                f"started SGLang container {s.container_name} ({s.image}{_describe_launch(self.launch)}); "
+                f"log: {self.log_path}"
+            )
         self._copy_log(docker, append=reused)
         return _healthy_handle(
             self,
@@ -674,6 +682,7 @@ class _ProcessServer:
         self.state_path = settings.output / STATE_NAME
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None  # set only once the process is ours to kill
+        self.launch: Launch | None = None
         self.healthy = False
         self._closed = False
         self._lock = threading.Lock()
@@ -681,25 +690,24 @@ class _ProcessServer:
     def start(self) -> ServerHandle:
         s = self.settings
         model_path = _checked_model_path(s)
-        gpus = _parse_gpus(s.gpus, s.tp)
-        if importlib.util.find_spec("sglang") is None:
-            raise HumanEvalError(
-                f"SGLang is not installed in this Python ({sys.executable}): pip install 'sglang[all]' "
-                "(see https://docs.sglang.ai), or serve it in Docker (--humaneval-server=docker) or use a "
-                "running server (--humaneval-endpoint=URL)"
-            )
+        gpus = _parse_gpus(s.gpus, s.tp, s.dp)
+        python = str(s.sglang_python or sys.executable)
+        version = _sglang_in(python)
         env = dict(os.environ)
         if gpus is None:
             env["CUDA_VISIBLE_DEVICES"] = ""
         elif gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-        args = _launch_args(str(model_path or s.model), s.model, "127.0.0.1", s.port, s.tp)
+        self.launch = plan_launch(s, str(model_path or s.model), "127.0.0.1", s.port)
+        env.update(self.launch.env)
         config = _digest(
             {
                 "version": CONFIG_VERSION,
-                "python": sys.executable,
-                "sglang": _sglang_version(),
-                "args": args,
+                "python": python,
+                "sglang": version,
+                "args": self.launch.stable_args,
+                "sized": bool(self.launch.sized),
+                "env": self.launch.env,
                 "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
             }
         )
@@ -716,7 +724,7 @@ class _ProcessServer:
             api_key = secrets.token_hex(16)  # hex: a key starting with "-" would read as a flag
             with self.log_path.open("wb") as out:
                 self.proc = subprocess.Popen(
-                    [sys.executable, *args, "--api-key", api_key],
+                    [python, *self.launch.args, "--api-key", api_key],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -732,7 +740,10 @@ class _ProcessServer:
                 "port": s.port,
             }
             write_json(self.state_path, state)  # atomic: half a file would orphan the server
-            self.notify(f"started SGLang, process {self.pid}; log: {self.log_path}")
+            self.notify(
+                f"started SGLang, process {self.pid} ({python}{_describe_launch(self.launch)}); "
+                f"log: {self.log_path}"
+            )
         return _healthy_handle(
             self,
             "the SGLang server process",
@@ -868,8 +879,51 @@ def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
         return f"(could not read {path}: {e})"
 
 
-def _sglang_version() -> str:
+_PROBE = (
+    "import importlib.metadata as m, importlib.util as u\n"
+    "if u.find_spec('sglang') is None: print('missing')\n"
+    "else:\n"
+    "    try: print(m.version('sglang'))\n"
+    "    except m.PackageNotFoundError: print('unknown')\n"
+)
+
+
+def _sglang_in(python: str) -> str:
+    """SGLang's version in ``python`` (its own venv or conda env, or this interpreter); one clear error
+    when that Python cannot run or has no SGLang. Finds the package without importing it (milliseconds)."""
+    own = python == sys.executable
+    where = f"this Python ({python})" if own else f"--humaneval-sglang-python={python}"
     try:
-        return importlib.metadata.version("sglang")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        probe = subprocess.run(
+            [python, "-c", _PROBE], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise HumanEvalError(
+            f"{where} cannot run ({describe(e)}): give the python executable of the environment that has "
+            "SGLang, e.g. --humaneval-sglang-python=/opt/sglang/bin/python"
+        ) from None
+    found = probe.stdout.strip().splitlines()[-1:] or [""]
+    if probe.returncode != 0 or found[0] in ("", "missing"):
+        detail = f" ({clip(probe.stderr)})" if probe.returncode != 0 and probe.stderr.strip() else ""
+        hint = (
+            "point --humaneval-sglang-python at the python of the environment that has SGLang, "
+            if own
+            else "check the path, "
+        )
+        raise HumanEvalError(
+            f"SGLang is not installed in {where}{detail}: {hint}or pip install 'sglang[all]' there "
+            "(see https://docs.sglang.ai), or serve it in Docker (--humaneval-server=docker) or use a "
+            "running server (--humaneval-endpoint=URL)"
+        )
+    return found[0]
+
+
+def _describe_launch(launch: Launch) -> str:
+    """What the plugin chose that the user may want to know: the parser and a CPU server's set-up."""
+    parts = [f"reasoning parser {launch.reasoning_parser or 'none'}"]
+    if launch.env.get("SGLANG_USE_CPU_ENGINE") == "1":
+        cpu = "CPU engine"
+        if launch.sized:
+            cpu += f", {' '.join(launch.sized)} (sized to the free memory)"
+        parts.append(cpu)
+    return "; " + ", ".join(parts)
