@@ -1,20 +1,25 @@
-"""How close generation gets to the latency floor: 164 requests against a server that takes 1 s each.
+"""What the plugin's generation costs over a bare request loop, against a stub or the real SGLang server.
 
-    python benchmarks/bench_generation.py [--latency=1.0] [--samples=1] [--concurrency=256] [--no-plugin]
+    python benchmarks/bench_generation.py                                 # the stub: 1 s per request
+    python benchmarks/bench_generation.py --server=sglang [--sglang-python=VENV/bin/python]
+        [--max-tokens=32] [--rounds=3] [--samples=1] [--concurrency=256] [--no-plugin]
 
-Starts ``tests/openai_stub.py`` (an OpenAI-compatible server on 127.0.0.1, a fixed latency per chat
-completion, usage of 100 completion tokens, answers with each problem's reference solution) in a
-process of its own, then measures two things:
+``--server=stub`` starts ``tests/openai_stub.py`` (a fixed latency per chat completion, 100 completion
+tokens, each problem's reference solution). ``--server=sglang`` starts the real SGLang (CPU engine) the
+way the plugin does, ``--humaneval-server=process --humaneval-gpus=none``, serving the tiny random Qwen3 of
+``tests/tiny_model.py``; every answer is exactly ``--max-tokens`` long (``ignore_eos``), so each round asks
+the server for the same work. It prints the server's start-up time.
 
-1. The generation pipeline in this process: prompts from the default template, ``Generator`` (the
-   client with its concurrency bound and retries), extraction and an append to the cache file for
-   every answer - timed from the first request to the last answer. Overhead = wall - latency; per
-   request = the client-side latency minus the server's sleep.
-2. The plugin end to end: ``pytest --humaneval --humaneval-endpoint=... -n 2`` (generate, evaluate,
-   report) in a fresh directory, then the same again (every completion from the cache).
+Then, for the 164 HumanEval prompts x ``--samples``, alternating ``--rounds`` times:
 
-The deployment scripts this project replaces sent the requests one by one: 164 x 1 s = 164 s here
-(58.5 s on a GPU, 18.3 s with a process pool).
+1. bare: an asyncio loop over the same requests with the same client (``make_client``, the same request
+   bodies, the same concurrency bound) and nothing else;
+2. pipeline: the plugin's generation in this process - ``Generator`` (concurrency bound, retries,
+   progress), extraction and a cache append for every answer.
+
+Overhead = pipeline wall / bare wall - 1 (median of the rounds), and per request the median client-side
+latency of each. Last (unless ``--no-plugin``), ``pytest --humaneval --humaneval-endpoint=URL`` end to end
+in a fresh directory: its generation wall time from the report.
 """
 
 from __future__ import annotations
@@ -28,13 +33,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tests" / "openai_stub.py"
+DEFAULT_SGLANG_PYTHON = (
+    Path.home() / ".cache" / "pytest-humaneval" / "sglang-0.5.23-cpu-r1" / "bin" / "python"
+)
 
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from pytest_humaneval.dataset import load_dataset  # noqa: E402
 from pytest_humaneval.generation.cache import CompletionCache, RunSpec  # noqa: E402
@@ -42,6 +53,7 @@ from pytest_humaneval.generation.client import (  # noqa: E402
     Answer,
     Generator,
     Request,
+    Sampling,
     check_endpoint,
     make_client,
     sampling_from,
@@ -52,33 +64,104 @@ from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, messages_diges
 from pytest_humaneval.options import OPTIONS, Settings  # noqa: E402
 
 
-def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
+@dataclass
+class Server:
+    url: str
+    model: str
+    api_key: str
+    startup_s: float | None
+    stop: Callable[[], None]
+    extra_body: dict[str, Any]
+
+
+def settings(output: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
+    values.update(output=output, **overrides)
+    return Settings(**values)
+
+
+def start_stub(latency: float) -> Server:
     proc = subprocess.Popen(
         [sys.executable, str(STUB), f"--latency={latency}", "--canonical"], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
+    url = proc.stdout.readline().strip()
+
+    def stop() -> None:
+        proc.kill()
+        proc.wait()
+
+    return Server(url, "stub-model", "EMPTY", None, stop, {})
 
 
-def settings(output: Path, concurrency: int) -> Settings:
-    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
-    values.update(output=output, model="stub-model", concurrency=concurrency)
-    return Settings(**values)
+def start_sglang(python: Path, work: Path, max_tokens: int) -> Server:
+    from tiny_model import build_tiny_qwen3
+    from tiny_server import free_port
+
+    from pytest_humaneval.generation.server import start_server
+
+    model = build_tiny_qwen3(work / "tiny-qwen3", max_position_embeddings=40960)
+    s = settings(
+        work / "server",
+        server="process",
+        sglang_python=python,
+        gpus="none",
+        model="tiny-qwen3",
+        model_path=model,
+        port=free_port(),
+        startup_timeout=900.0,
+    )
+    handle = start_server(s, notify=lambda line: print(f"  {line}", flush=True))
+    return Server(handle.base_url, handle.model, handle.api_key or "EMPTY", handle.startup_s, handle.stop,
+                  {"ignore_eos": True})  # fmt: skip
 
 
-async def pipeline(url: str, samples: int, concurrency: int, work: Path) -> dict[str, Any]:
-    dataset = load_dataset("humaneval")
-    s = settings(work, concurrency)
-    sampling = sampling_from(s)
-    spec = RunSpec(model=s.model, think=False, sampling=sampling.as_dict())
+def build_requests(samples: int, spec: RunSpec) -> list[Request]:
     requests = []
-    for p in dataset:
+    for p in load_dataset("humaneval"):
         messages = [{"role": "user", "content": render(DEFAULT_TEMPLATE, p)}]
         digest = messages_digest(messages)
         requests += [Request(p.task_id, i, spec.key(p.digest, digest, i), messages) for i in range(samples)]
+    return requests
+
+
+async def bare(
+    server: Server, sampling: Sampling, requests: list[Request], concurrency: int
+) -> dict[str, Any]:
+    """The floor: the same client and request bodies in a plain semaphore-bounded loop."""
+    client = make_client(server.url, server.api_key, 600)
+    bodies = Generator(client, base_url=server.url, model=server.model, sampling=sampling,
+                       concurrency=concurrency, timeout=600)  # fmt: skip
+    semaphore = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    tokens = 0
+
+    async def one(request: Request) -> None:
+        nonlocal tokens
+        async with semaphore:
+            started = time.perf_counter()
+            response = await client.chat.completions.create(**bodies.body(request))
+            latencies.append(time.perf_counter() - started)
+            tokens += response.usage.completion_tokens
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(r) for r in requests))
+    wall = time.perf_counter() - t0
+    await client.close()
+    return {"wall_s": wall, "latencies": latencies, "tokens": tokens}
+
+
+async def pipeline(
+    server: Server, sampling: Sampling, requests: list[Request], concurrency: int, work: Path
+) -> dict[str, Any]:
+    """The plugin's generation: Generator, extraction and a cache append for every answer."""
+    dataset = load_dataset("humaneval")
+    spec = RunSpec(
+        model=server.model, think=False, sampling=sampling.as_dict(), extra_body=sampling.extra_body
+    )
     cache = CompletionCache.for_spec(work, spec)
+    cache.open()
     answers: list[Answer] = []
-    statuses: dict[str, int] = {}
 
     def on_answer(request: Request, answer: Answer) -> None:
         result = extract(
@@ -88,40 +171,38 @@ async def pipeline(url: str, samples: int, concurrency: int, work: Path) -> dict
                       "completion": result.completion, "status": result.status, "raw": answer.content,
                       "usage": answer.usage, "latency_s": answer.latency_s})  # fmt: skip
         answers.append(answer)
-        statuses[result.status] = statuses.get(result.status, 0) + 1
 
-    t0 = time.perf_counter()
-    client = make_client(url, "EMPTY", s.request_timeout)
-    await check_endpoint(client, url, s.model)
-    setup = time.perf_counter() - t0
-    gen = Generator(
-        client, base_url=url, model=s.model, sampling=sampling, concurrency=concurrency, timeout=60
-    )
+    client = make_client(server.url, server.api_key, 600)
+    await check_endpoint(client, server.url, server.model)
+    gen = Generator(client, base_url=server.url, model=server.model, sampling=sampling,
+                    concurrency=concurrency, timeout=600)  # fmt: skip
     with open(os.devnull, "w") as sink, Progress(len(requests), file=sink) as progress:
-        t1 = time.perf_counter()
+        t0 = time.perf_counter()
         await gen.run(requests, on_answer, progress)
-        wall = time.perf_counter() - t1
+        wall = time.perf_counter() - t0
     await client.close()
     cache.close()
-    tokens = sum(int(a.usage.get("completion_tokens", 0)) for a in answers)
     return {
-        "requests": len(requests),
-        "setup_s": setup,
         "wall_s": wall,
         "latencies": [a.latency_s for a in answers],
-        "tokens_per_s": tokens / wall,
-        "statuses": statuses,
+        "tokens": sum(int(a.usage.get("completion_tokens", 0)) for a in answers),
         "errors": sum(a.error is not None for a in answers),
-        "cache_lines": len(cache.path.read_text().splitlines()),
     }
 
 
-def plugin_run(url: str, work: Path, samples: int) -> tuple[float, dict[str, Any]]:
-    cmd = [sys.executable, "-m", "pytest", "--humaneval", f"--humaneval-endpoint={url}",
-           "--humaneval-model=stub-model", f"--humaneval-samples={samples}", "-n", "2", "-q",
+def plugin_run(
+    server: Server, work: Path, samples: int, max_tokens: int | None
+) -> tuple[float, dict[str, Any]]:
+    cmd = [sys.executable, "-m", "pytest", "--humaneval", f"--humaneval-endpoint={server.url}",
+           f"--humaneval-model={server.model}", f"--humaneval-samples={samples}", "-n", "2", "-q",
            "-p", "no:cacheprovider", "-p", "no:randomly"]  # fmt: skip
+    if max_tokens is not None:
+        cmd.append(f"--humaneval-max-tokens={max_tokens}")
+    if server.extra_body:
+        cmd.append(f"--humaneval-extra-body={json.dumps(server.extra_body)}")
+    env = {**os.environ, "OPENAI_API_KEY": server.api_key}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         raise SystemExit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -132,41 +213,73 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--server", choices=("stub", "sglang"), default="stub")
+    parser.add_argument("--latency", type=float, default=1.0, help="the stub's seconds per request")
+    parser.add_argument("--sglang-python", type=Path, default=Path(
+        os.environ.get("PYTEST_HUMANEVAL_SGLANG_PYTHON") or DEFAULT_SGLANG_PYTHON))  # fmt: skip
+    parser.add_argument("--max-tokens", type=int, default=32, help="answer length for --server=sglang")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--no-plugin", action="store_true", help="skip the end-to-end pytest runs")
+    parser.add_argument("--no-plugin", action="store_true", help="skip the end-to-end pytest run")
     args = parser.parse_args()
 
-    stub, url = start_stub(args.latency)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
-            r = asyncio.run(pipeline(url, args.samples, args.concurrency, Path(tmp)))
-            over_ms = [(lat - args.latency) * 1000 for lat in r["latencies"]]
-            floor = args.latency * -(-r["requests"] // args.concurrency)
-            print(f"server: {url}, {args.latency:g} s per request; concurrency {args.concurrency}")
-            print(
-                f"pipeline: {r['requests']} requests in {r['wall_s']:.3f} s (floor {floor:g} s, overhead "
-                f"{r['wall_s'] - floor:.3f} s); client set-up + /v1/models {r['setup_s']:.3f} s"
+    with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
+        work = Path(tmp)
+        if args.server == "sglang":
+            print(f"starting the real SGLang (CPU engine, tiny Qwen3) with {args.sglang_python}", flush=True)
+            server = start_sglang(args.sglang_python, work, args.max_tokens)
+            max_tokens: int | None = args.max_tokens
+        else:
+            server = start_stub(args.latency)
+            max_tokens = None
+        try:
+            s = settings(work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens)
+            sampling = replace(sampling_from(s), extra_body=server.extra_body)
+            spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
+            requests = build_requests(args.samples, spec)
+            what = (
+                f"{args.latency:g} s per request"
+                if args.server == "stub"
+                else f"{args.max_tokens} tokens each"
             )
-            print(
-                f"  per request over the server's sleep: median {statistics.median(over_ms):.1f} ms, "
-                f"max {max(over_ms):.1f} ms; {r['tokens_per_s']:,.0f} completion tok/s"
-            )
-            print(f"  statuses {r['statuses']}; errors {r['errors']}; cache lines {r['cache_lines']}")
+            print(f"server: {args.server} at {server.url}; {len(requests)} requests, {what}, "
+                  f"concurrency {args.concurrency}")  # fmt: skip
+            if server.startup_s is not None:
+                print(f"server start-up: {server.startup_s:.1f} s (until GET /health answered 200)")
+            asyncio.run(bare(server, sampling, requests[:8], args.concurrency))  # warm-up, not counted
+            rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "pipeline": []}
+            for index in range(args.rounds):
+                rounds["bare"].append(asyncio.run(bare(server, sampling, requests, args.concurrency)))
+                round_dir = work / f"round-{index}"
+                rounds["pipeline"].append(
+                    asyncio.run(pipeline(server, sampling, requests, args.concurrency, round_dir))
+                )
+                b, p = rounds["bare"][-1], rounds["pipeline"][-1]
+                print(f"  round {index + 1}: bare {b['wall_s']:.3f} s, pipeline {p['wall_s']:.3f} s")
+            medians = {}
+            for label, results in rounds.items():
+                wall = statistics.median(r["wall_s"] for r in results)
+                latency = statistics.median(statistics.median(r["latencies"]) for r in results)
+                tokens = statistics.median(r["tokens"] for r in results)
+                medians[label] = wall
+                print(f"{label:>8}: wall {wall:.3f} s (median of {args.rounds}), per request median "
+                      f"{latency * 1000:.1f} ms, {tokens / wall:,.0f} completion tok/s")  # fmt: skip
+            errors = sum(r["errors"] for r in rounds["pipeline"])
+            overhead = medians["pipeline"] / medians["bare"] - 1
+            print(f"pipeline overhead over the bare loop: {overhead * 100:+.1f} % of wall time "
+                  f"({(medians['pipeline'] - medians['bare']) * 1000 / len(requests):+.2f} ms per request); "
+                  f"generation errors {errors}")  # fmt: skip
             if not args.no_plugin:
-                for label in ("plugin, first run", "plugin, rerun (cache)"):
-                    wall, report = plugin_run(url, Path(tmp), args.samples)
-                    g = report["generation"]
-                    gen = f"{g['generation_wall_s']:.2f} s" if "generation_wall_s" in g else "none"
-                    print(
-                        f"{label}: pytest wall {wall:.2f} s; generation {gen} ({g['requested']} requested, "
-                        f"{g['cached']} cached); pass@1 {report['pass_at_k']['1']:.4f} "
-                        f"({report['passed']}/{report['total']})"
-                    )
-    finally:
-        stub.kill()
-        stub.wait()
+                plugin_dir = work / "plugin"
+                plugin_dir.mkdir()
+                wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens)
+                g = report["provenance"]["generation"]
+                print(f"plugin end to end (pytest --humaneval-endpoint, -n 2): wall {wall:.2f} s, "
+                      f"generation {g['generation_wall_s']:.2f} s for {g['requested']} requests "
+                      f"({g['generation_wall_s'] / medians['bare'] - 1:+.1%} vs the bare loop)")  # fmt: skip
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ class Option:
     name: str  # settings attribute; flag is --humaneval-<name with dashes>, ini key humaneval_<name>
     help: str
     default: Any = None
-    kind: str = "str"  # str | int | float | bool | path | think (a flag that may take =both) | list
+    # str | int | float | bool | path | program (a path whose links are kept: a venv's bin/python) | think (a
+    # flag that may take =both) | list (a repeatable flag; ini: one per line)
+    kind: str = "str"
     choices: tuple[str, ...] | None = None
     flag: str | None = None  # override the flag name
 
@@ -129,7 +131,7 @@ OPTIONS: list[Option] = [
         "sglang_python",
         "the Python that runs -m sglang.launch_server for --humaneval-server=process (default: this one)",
         None,
-        "path",
+        "program",
     ),
     Option(
         "server_env",
@@ -347,8 +349,14 @@ def dataset_time_limit(dataset_name: str) -> float:
     return 20.0 if "plus" in dataset_name.lower() else 3.0
 
 
-METAVARS = {"str": "VALUE", "int": "N", "float": "X", "path": "PATH"}
-CONVERT: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "path": Path}
+METAVARS = {"str": "VALUE", "int": "N", "float": "X", "path": "PATH", "program": "PATH"}
+CONVERT: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "path": Path,
+    "program": Path,
+}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -423,6 +431,8 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
         raise HumanEvalError(f"{opt.cli}={raw!r}: expected {opt.kind}") from None
     if opt.kind == "path":
         value = (base / value.expanduser()).resolve()
+    elif opt.kind == "program":  # absolute, but a venv's python must stay the link that finds its venv
+        value = Path(os.path.abspath(base / value.expanduser()))
     return value, base
 
 

@@ -28,6 +28,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reasoning-parser")
     parser.add_argument("--served-model-name")
     parser.add_argument("--api-key")
+    parser.add_argument("--dp-size", "--dp", type=int, default=1)
+    parser.add_argument("--max-total-tokens", type=int)
+    parser.add_argument("--sleep-on-idle", action="store_true")
     return parser.parse_args(argv)
 
 
