@@ -27,7 +27,7 @@ GENERATION_FIELDS = (
     "backend",
     "image",
     "endpoint",
-    "server",  # startup_s, reused: a server this run started or took over
+    "server",  # startup_s, reused, reasoning_parser, args: a server this run started or took over
     "think",
     "sampling",
     "extra_body",

@@ -56,6 +56,17 @@ def tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_40k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Qwen3 with Qwen3's own 40,960 positions, as the real SGLang serves it (a request's
+    max_tokens must fit the context)."""
+    from tiny_model import build_tiny_qwen3
+
+    return build_tiny_qwen3(
+        tmp_path_factory.mktemp("tiny-qwen3-40k") / "model", max_position_embeddings=40960
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_endpoint(tiny_qwen3: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
     """``transformers serve`` running the tiny model for the whole session (its log: ``.log_path``)."""
     from tiny_server import serve_tiny_model

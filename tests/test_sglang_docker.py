@@ -73,15 +73,6 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def tiny_qwen3_40k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_model import build_tiny_qwen3
-
-    return build_tiny_qwen3(
-        tmp_path_factory.mktemp("tiny-qwen3-40k") / "model", max_position_embeddings=40960
-    )
-
-
-@pytest.fixture(scope="module")
 def sglang_image(client: Any) -> str:
     return require_sglang_image(client)
 
@@ -200,7 +191,7 @@ def test_bad_server_args_port_in_use_and_missing_model_are_one_message_each(
         f"ERROR: the SGLang container {name} exited with code 2 while starting. Its last log lines:"
         in bad.output
     )
-    assert "argument --max-total-tokens: invalid int value: 'lots'" in bad.output
+    assert "error: argument --max-total-tokens: Invalid integer value: 'lots'" in bad.output
     assert ours(client, name) == []
 
     with socket.socket() as busy:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,15 +77,6 @@ class Served:
 
 def sglang_flag(python: Path) -> str:
     return f"--humaneval-sglang-python={python}"
-
-
-@pytest.fixture(scope="module")
-def tiny_qwen3_40k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_model import build_tiny_qwen3
-
-    return build_tiny_qwen3(
-        tmp_path_factory.mktemp("tiny-qwen3-40k") / "model", max_position_embeddings=40960
-    )
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +149,9 @@ def test_first_run_starts_the_cpu_server_waits_for_health_and_generates(served: 
 def test_kept_server_is_reused_and_thinking_answers_come_through_the_qwen3_parser(served: Served) -> None:
     first = cache_records(served.output)
     started = time.monotonic()
-    args = served.args("--think", f"--humaneval-max-tokens={MAX_TOKENS}", "--humaneval-samples=2")
+    args = served.args(
+        "--think", f"--humaneval-max-tokens={MAX_TOKENS}", "--humaneval-samples=2", "--humaneval-keep-server"
+    )
     run = run_plugin(args, served.cwd)
     assert "reusing the running SGLang server, process" in run.output, run.output
     assert json.loads((served.output / STATE_NAME).read_text())["pid"] == served.pid
@@ -273,25 +267,23 @@ def test_port_in_use_missing_model_and_bad_server_args_are_one_message_each(
         "ERROR: the SGLang server process exited with code 2 while starting. Its last log lines:"
         in bad.output
     )
-    assert "argument --max-total-tokens: invalid int value: 'lots'" in bad.output
+    assert "error: argument --max-total-tokens: Invalid integer value: 'lots'" in bad.output
     assert "Fix the cause shown there (full log: " in bad.output
     assert not (tmp_path / "c" / STATE_NAME).exists()
 
 
-def test_sglang_python_without_sglang_is_one_message(tiny_qwen3_40k: Path, tmp_path: Path) -> None:
-    import sys
+def test_sglang_python_that_cannot_serve_is_one_message(tiny_qwen3_40k: Path, tmp_path: Path) -> None:
+    def run(python: str) -> Run:
+        flag = f"--humaneval-sglang-python={python}"
+        args = plugin_args(tiny_qwen3_40k, free_port(), tmp_path / "out", "--humaneval-server=process", flag)
+        return run_plugin(args, tmp_path)
 
-    run = run_plugin(
-        plugin_args(
-            tiny_qwen3_40k,
-            free_port(),
-            tmp_path / "out",
-            "--humaneval-server=process",
-            f"--humaneval-sglang-python={sys.executable}",
-        ),
-        tmp_path,
-    )
-    if "SGLang is not installed" not in run.output:
+    absent = tmp_path / "no-venv" / "bin" / "python"
+    missing = run(str(absent))
+    assert missing.returncode == 4, missing.output
+    assert f"ERROR: --humaneval-sglang-python={absent} cannot run (" in missing.output
+    plain = run(sys.executable)  # the test environment: no SGLang in it
+    if "SGLang is not installed" not in plain.output:
         pytest.skip("this Python has SGLang")
-    assert run.returncode == 4
-    assert f"ERROR: SGLang is not installed in --humaneval-sglang-python={sys.executable}" in run.output
+    assert plain.returncode == 4
+    assert f"ERROR: SGLang is not installed in --humaneval-sglang-python={sys.executable}: " in plain.output

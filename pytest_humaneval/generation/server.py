@@ -692,7 +692,7 @@ class _ProcessServer:
         model_path = _checked_model_path(s)
         gpus = _parse_gpus(s.gpus, s.tp, s.dp)
         python = str(s.sglang_python or sys.executable)
-        version = _sglang_in(python)
+        version = _sglang_in(python, given=s.sglang_python is not None)
         env = dict(os.environ)
         if gpus is None:
             env["CUDA_VISIBLE_DEVICES"] = ""
@@ -888,10 +888,10 @@ _PROBE = (
 )
 
 
-def _sglang_in(python: str) -> str:
-    """SGLang's version in ``python`` (its own venv or conda env, or this interpreter); one clear error
-    when that Python cannot run or has no SGLang. Finds the package without importing it (milliseconds)."""
-    own = python == sys.executable
+def _sglang_in(python: str, given: bool) -> str:
+    """SGLang's version in ``python`` (``given`` by --humaneval-sglang-python, or this interpreter); one
+    clear error when that Python cannot run or has no SGLang. Finds the package without importing it."""
+    own = not given
     where = f"this Python ({python})" if own else f"--humaneval-sglang-python={python}"
     try:
         probe = subprocess.run(
