@@ -173,7 +173,12 @@ def test_kept_server_is_reused_and_thinking_answers_come_through_the_qwen3_parse
 
 
 def test_killed_server_keeps_the_answers_that_arrived_and_the_rerun_completes(served: Served) -> None:
-    args = served.args("--humaneval-max-tokens=32", "--humaneval-samples=6", "--humaneval-concurrency=1")
+    args = served.args(
+        "--humaneval-max-tokens=32",
+        "--humaneval-samples=6",
+        "--humaneval-concurrency=1",
+        "--humaneval-server-grace=3",  # no server comes back: waiting longer would show nothing more
+    )
     before = len(cache_records(served.output))
     proc = start_run(args, served.cwd)
     seen: list[str] = []
@@ -194,10 +199,7 @@ def test_killed_server_keeps_the_answers_that_arrived_and_the_rerun_completes(se
     assert "stopped answering" in out and f"The {arrived} answers that arrived are cached" in out, out
     assert 3 <= arrived < 24
 
-    rerun = run_plugin(
-        served.args("--humaneval-max-tokens=32", "--humaneval-samples=6", "--humaneval-concurrency=1"),
-        served.cwd,
-    )
+    rerun = run_plugin(args, served.cwd)
     assert "stopping the SGLang server left by an earlier run" not in rerun.output
     assert f"24 samples of tiny-qwen3: {arrived} from the cache, {24 - arrived} generated" in rerun.output, (
         rerun.output
