@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import statistics
@@ -47,7 +48,7 @@ DEFAULT_SGLANG_PYTHON = (
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pytest_humaneval.dataset import load_dataset  # noqa: E402
+from pytest_humaneval.dataset import data_dir, load_dataset  # noqa: E402
 from pytest_humaneval.generation.cache import CompletionCache, RunSpec  # noqa: E402
 from pytest_humaneval.generation.client import (  # noqa: E402
     Answer,
@@ -116,9 +117,9 @@ def start_sglang(python: Path, work: Path, max_tokens: int) -> Server:
                   {"ignore_eos": True})  # fmt: skip
 
 
-def build_requests(samples: int, spec: RunSpec) -> list[Request]:
+def build_requests(samples: int, spec: RunSpec, problems: int = 164) -> list[Request]:
     requests = []
-    for p in load_dataset("humaneval"):
+    for p in list(load_dataset("humaneval"))[:problems]:
         messages = [{"role": "user", "content": render(DEFAULT_TEMPLATE, p)}]
         digest = messages_digest(messages)
         requests += [Request(p.task_id, i, spec.key(p.digest, digest, i), messages) for i in range(samples)]
@@ -190,10 +191,20 @@ async def pipeline(
     }
 
 
+def first_problems(count: int, work: Path) -> Path:
+    """A dataset file holding the first ``count`` HumanEval problems."""
+    with gzip.open(data_dir("datasets") / "HumanEval.jsonl.gz", "rt") as source:
+        lines = [line for line in source if line.strip()][:count]
+    path = work / f"HumanEval_{count}.jsonl"
+    path.write_text("".join(lines))
+    return path
+
+
 def plugin_run(
-    server: Server, work: Path, samples: int, max_tokens: int | None
+    server: Server, work: Path, samples: int, max_tokens: int | None, problems: int
 ) -> tuple[float, dict[str, Any]]:
     cmd = [sys.executable, "-m", "pytest", "--humaneval", f"--humaneval-endpoint={server.url}",
+           f"--humaneval-dataset={first_problems(problems, work)}",
            f"--humaneval-model={server.model}", f"--humaneval-samples={samples}", "-n", "2", "-q",
            "-p", "no:cacheprovider", "-p", "no:randomly"]  # fmt: skip
     if max_tokens is not None:
@@ -217,7 +228,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="the stub's seconds per request")
     parser.add_argument("--sglang-python", type=Path, default=Path(
         os.environ.get("PYTEST_HUMANEVAL_SGLANG_PYTHON") or DEFAULT_SGLANG_PYTHON))  # fmt: skip
-    parser.add_argument("--max-tokens", type=int, default=32, help="answer length for --server=sglang")
+    parser.add_argument("--max-tokens", type=int, default=16, help="answer length for --server=sglang")
+    parser.add_argument(
+        "--problems", type=int, help="the first N problems (default: all 164 with the stub, 32 with SGLang)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=256)
@@ -237,7 +251,8 @@ def main() -> None:
             s = settings(work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens)
             sampling = replace(sampling_from(s), extra_body=server.extra_body)
             spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
-            requests = build_requests(args.samples, spec)
+            problems = args.problems or (164 if args.server == "stub" else 32)
+            requests = build_requests(args.samples, spec, problems)
             what = (
                 f"{args.latency:g} s per request"
                 if args.server == "stub"
@@ -273,8 +288,8 @@ def main() -> None:
             if not args.no_plugin:
                 plugin_dir = work / "plugin"
                 plugin_dir.mkdir()
-                wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens)
-                g = report["provenance"]["generation"]
+                wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens, problems)
+                g = report["generation"]
                 print(f"plugin end to end (pytest --humaneval-endpoint, -n 2): wall {wall:.2f} s, "
                       f"generation {g['generation_wall_s']:.2f} s for {g['requested']} requests "
                       f"({g['generation_wall_s'] / medians['bare'] - 1:+.1%} vs the bare loop)")  # fmt: skip

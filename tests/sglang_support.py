@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -100,14 +101,25 @@ class Run:
     output: str
 
 
+def end_run(proc: subprocess.Popen[str]) -> None:
+    """A run the test gives up on: Ctrl-C first, so the plugin removes the server it started (a killed
+    pytest would leave it running), then SIGKILL if it does not end."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def run_plugin(args: Sequence[str], cwd: Path, timeout: float = STARTUP_TIMEOUT_S + 300) -> Run:
     proc = start_run(args, cwd)
     try:
         out, _ = proc.communicate(timeout=timeout)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        end_run(proc)
     return Run(proc.returncode, out)
 
 

@@ -24,6 +24,7 @@ from sglang_support import (
     Run,
     cache_records,
     container_pids,
+    end_run,
     plugin_args,
     read_lines_until,
     report,
@@ -162,8 +163,7 @@ def test_ctrl_c_while_the_container_starts_removes_it(
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_run(proc)
     assert proc.returncode == 2 and "KeyboardInterrupt" in out, "".join(seen) + out
     assert ours(client, name) == []
 

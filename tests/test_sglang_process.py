@@ -28,6 +28,7 @@ from sglang_support import (
     PeakMemory,
     Run,
     cache_records,
+    end_run,
     group_pids,
     plugin_args,
     read_lines_until,
@@ -191,8 +192,7 @@ def test_killed_server_keeps_the_answers_that_arrived_and_the_rerun_completes(se
         os.killpg(served.pid, signal.SIGKILL)  # the server dies mid-run
         out, _ = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_run(proc)
     out = "".join(seen) + out
     arrived = len(cache_records(served.output)) - before
     assert proc.returncode == 4, out  # a usage error: the run stops with one message
@@ -227,8 +227,7 @@ def test_ctrl_c_while_the_server_starts_removes_its_process_group(
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_run(proc)
     assert proc.returncode == 2 and "KeyboardInterrupt" in out, "".join(seen) + out
     assert not alive(pid) and not group_pids(pid)
     assert not (output / STATE_NAME).exists()
