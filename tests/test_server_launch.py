@@ -83,6 +83,17 @@ def test_a_cpu_server_runs_the_cpu_engine_sleeps_when_idle_and_sizes_its_kv_cach
     assert flag(planned.args, "--reasoning-parser") == "qwen3"
 
 
+def test_a_kept_cpu_server_matches_whatever_the_free_memory_is_now(tmp_path: Path) -> None:
+    """The KV size follows the free memory, which changes between runs: it is not what a kept server is
+    matched on, or every run would replace the server it could reuse."""
+    config = {**QWEN3_TINY, "num_hidden_layers": 28, "num_key_value_heads": 8, "head_dim": 128}
+    model = model_dir(tmp_path, "Qwen3-0.6B", {**config, "dtype": "bfloat16"})
+    settings = default_settings(tmp_path, model="m", model_path=model, gpus="none")
+    roomy = plan_launch(settings, "/model", "0.0.0.0", 30000, memory=lambda: 20 * GIB)
+    tight = plan_launch(settings, "/model", "0.0.0.0", 30000, memory=lambda: 6 * GIB)
+    assert roomy.sized != tight.sized and roomy.stable_args == tight.stable_args
+
+
 def test_a_cpu_server_keeps_the_users_memory_and_idle_choices(tmp_path: Path) -> None:
     for given in ("--max-total-tokens 8192", "--max-total-tokens=8192", "--mem-fraction-static 0.3"):
         settings = default_settings(tmp_path, gpus="none", server_args=f"{given} --sleep-on-idle")
