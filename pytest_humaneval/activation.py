@@ -13,19 +13,21 @@ from typing import Any
 import pytest
 
 from .controller import Controller, count_samples, junit_xml
-from .dataset import Dataset, load_dataset
+from .dataset import DEBUG_SUFFIX, Dataset, debug_subset, load_dataset
 from .errors import HumanEvalError
 from .items import (
     COMPLETIONS_KEY,
     EVALUATOR_KEY,
     MODES_KEY,
     RUN_ID_KEY,
+    TIME_LIMITS_KEY,
     Evaluator,
     HumanEvalCollector,
     HumanEvalItem,
 )
 from .options import Settings, read_settings
 from .report_html.pytest_html import add_pytest_html_extras
+from .time_limits import TimeLimits
 
 
 def activate(config: pytest.Config) -> None:
@@ -33,7 +35,9 @@ def activate(config: pytest.Config) -> None:
     controller's on the controller (or the single process), the evaluator wherever tests run."""
     try:
         settings = read_settings(config)
-        dataset = load_dataset(settings.dataset)
+        dataset = load_dataset(settings.dataset, config)
+        if settings.debug and not dataset.name.endswith(DEBUG_SUFFIX):
+            dataset = debug_subset(dataset)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
     workerinput = getattr(config, "workerinput", None)
@@ -44,6 +48,7 @@ def activate(config: pytest.Config) -> None:
         config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
         config.stash[MODES_KEY] = workerinput.get("humaneval_modes") or {}
         config.stash[RUN_ID_KEY] = workerinput["humaneval_run_id"]
+        config.stash[TIME_LIMITS_KEY] = TimeLimits.from_dict(workerinput["humaneval_time_limits"])
     if workerinput is not None or not _is_xdist_controller(config):
         workers = int(workerinput["workercount"]) if workerinput else 1
         config.stash[EVALUATOR_KEY] = Evaluator(config, settings, dataset, workers)

@@ -18,9 +18,9 @@ from .completions import canonical, parse_completions, pick, read_completions, s
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
-from .options import dataset_time_limit
 from .report import pass_at_k, pass_at_ks, summarize
 from .sandbox import Limits, describe_isolation, make_sandbox
+from .time_limits import time_limits
 from .verdict import Result
 
 __all__ = ["evaluate", "load_dataset", "pass_at_k", "pass_at_ks", "read_completions"]
@@ -32,7 +32,7 @@ def evaluate(
     *,
     sandbox: str = "subprocess",
     timeout: float | None = None,
-    memory_mb: int = 2048,
+    memory_mb: int | None = None,
     workers: int | None = None,
     efficiency: bool = False,
     diagnose: bool = False,
@@ -44,7 +44,10 @@ def evaluate(
     """Evaluate completions and return the same report the plugin writes as JSON.
 
     ``completions`` is a completions file, ``"canonical"``, or an iterable of dicts with ``task_id``
-    and ``completion``. ``workers`` programs run at once (default: twice the CPU cores).
+    and ``completion`` (or ``solution``). ``dataset`` is a registered name (``humaneval``, ``mbpp-plus``,
+    an entry point's), a file, or a :class:`Dataset`. ``timeout`` sets one limit for every program
+    (default: per problem, from its reference solution's time). ``workers`` programs run at once
+    (default: twice the CPU cores).
     ``efficiency`` times each passing program against the canonical solution
     (``--humaneval-efficiency``); ``diagnose`` scores each failing one's similarity to it, and with
     ``judge_endpoint`` and ``judge_model`` asks that OpenAI-compatible server why it failed
@@ -61,21 +64,21 @@ def evaluate(
     else:
         samples = parse_completions(enumerate(completions, 1), "completions", ds)
     n = samples_per_problem(samples)
-    limit = timeout if timeout is not None else dataset_time_limit(ds.name)
     box = make_sandbox(
         sandbox,
-        Limits(memory_mb=memory_mb),
+        Limits(memory_mb=memory_mb or ds.memory_mb),
         preload=preload_for(ds),
         concurrency=workers or 2 * (os.cpu_count() or 1),
     )
     start = time.monotonic()
     try:
         isolation = box.start()
+        limits = time_limits(ds, timeout, sandbox=lambda: box)
         pending = []
         for problem in ds:
             for index in range(n):
                 sample = pick(samples, problem.task_id, index)
-                job = prepare(ds, problem, sample, limit)
+                job = prepare(ds, problem, sample, limits(problem.task_id))
                 pending.append((problem, sample, job if isinstance(job, Result) else box.submit(job)))
         results = [
             conclude(ds, problem, sample, outcome if isinstance(outcome, Result) else outcome.result())
@@ -85,7 +88,7 @@ def evaluate(
             timing = [
                 (result, box.submit(job))
                 for (problem, sample, _), result in zip(pending, results, strict=True)
-                if (job := timing_job(problem, sample, result, limit)) is not None
+                if (job := timing_job(problem, sample, result, limits(problem.task_id))) is not None
             ]
             for result, future in timing:
                 add_timing(result, future.result())
@@ -116,7 +119,8 @@ def evaluate(
         model="canonical" if completions == "canonical" else str(completions)[:200],
         samples_per_problem=n,
         sandbox=describe_isolation(sandbox, isolation)[0],
-        timeout_s=limit,
+        timeout_s=limits.range[1],
+        time_limits=limits.as_dict(),
         wall_s=round(time.monotonic() - start, 3),
         plugin_version=__version__,
     )

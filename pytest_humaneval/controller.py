@@ -20,8 +20,17 @@ from . import __version__
 from .completions import samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
+from .evaluation import preload_for
 from .fixtures import WORKERINPUT, endpoint_for_workers
-from .items import COMPLETIONS_KEY, EVALUATOR_KEY, MODES_KEY, RUN_ID_KEY, samples_from, sandbox_options
+from .items import (
+    COMPLETIONS_KEY,
+    EVALUATOR_KEY,
+    MODES_KEY,
+    RUN_ID_KEY,
+    TIME_LIMITS_KEY,
+    samples_from,
+    sandbox_options,
+)
 from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
@@ -34,7 +43,8 @@ from .report import (
     write_json,
 )
 from .report_html.programs import ProgramOutputs, add_generation_fields, load_programs
-from .sandbox import Limits, describe_isolation, make_sandbox
+from .sandbox import Limits, Sandbox, describe_isolation, make_sandbox
+from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
 
 
@@ -80,6 +90,7 @@ class Controller:
                 from .analysis.judge import check_judge
 
                 check_judge(judge_config(self.settings))
+            self.config.stash[TIME_LIMITS_KEY] = self.time_limits()
         except HumanEvalError as e:
             raise pytest.UsageError(str(e)) from None
 
@@ -113,10 +124,39 @@ class Controller:
             self.config.stash[MODES_KEY] = paths
         return next(iter(paths.values()))
 
+    def time_limits(self) -> TimeLimits:
+        """Each problem's limit, known before any worker starts (measuring reference solutions if needed)."""
+        s = self.settings
+        workers = _workers(self.config)
+        evaluator = self.config.stash.get(EVALUATOR_KEY, None)
+        temporary: list[Sandbox] = []
+
+        def sandbox() -> Sandbox:
+            if evaluator is not None:
+                return evaluator.sandbox
+            options = sandbox_options(s, self.config.stash[RUN_ID_KEY], s.parallel_per_process(workers))
+            limits = Limits(memory_mb=s.memory_mb(self.dataset.memory_mb))
+            temporary.append(make_sandbox(s.sandbox, limits, preload=preload_for(self.dataset), **options))
+            temporary[-1].start()
+            return temporary[-1]
+
+        try:
+            return time_limits(
+                self.dataset,
+                s.fixed_timeout(),
+                s.time_scale(workers),
+                cache_file=cache_path(s.output, self.dataset, s.sandbox),
+                sandbox=sandbox,
+            )
+        finally:
+            for box in temporary:
+                box.close()
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
         node.workerinput["humaneval_modes"] = self.config.stash.get(MODES_KEY, {})
+        node.workerinput["humaneval_time_limits"] = self.config.stash[TIME_LIMITS_KEY].as_dict()
         node.workerinput["humaneval_run_id"] = self.config.stash[RUN_ID_KEY]
         node.workerinput[WORKERINPUT] = endpoint_for_workers(self.config)
 
@@ -129,12 +169,11 @@ class Controller:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        workers = _workers(config)
-        timeout = s.program_timeout(self.dataset.name, workers)
+        limits = config.stash[TIME_LIMITS_KEY]
         lines = [
             f"humaneval: dataset {self.dataset.name} ({len(self.dataset)} problems, "
             f"sha {self.dataset.digest}), completions {s.completions or 'generated'}, "
-            f"timeout {timeout:g} s/program"
+            f"timeout {limits.describe()}"
         ]
         summary, _ = describe_isolation(s.sandbox, self.isolation)
         lines.append("humaneval: " + summary)
@@ -166,7 +205,8 @@ class Controller:
             return
         judge = self.run_judge()
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
-        timeout = self.settings.program_timeout(self.dataset.name, _workers(self.config))
+        limits = self.config.stash[TIME_LIMITS_KEY]
+        timeout = limits.range[1]
         self.report = summarize(
             self.results,
             efficiency=self.settings.efficiency,
@@ -179,6 +219,7 @@ class Controller:
             samples_per_problem=max(r.sample + 1 for r in self.results),
             sandbox=summary,
             timeout_s=timeout,
+            time_limits=limits.as_dict(),
             wall_s=round(time.monotonic() - self.started, 3),
             plugin_version=__version__,
             **({"generation": self.generation} if self.generation else {}),
@@ -306,7 +347,7 @@ def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]
         return evaluator.sandbox.start()
     workers = _workers(config)
     options = sandbox_options(settings, config.stash[RUN_ID_KEY], settings.parallel_per_process(workers))
-    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory), **options)
+    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory or 2048), **options)
     try:
         return sandbox.start()
     finally:

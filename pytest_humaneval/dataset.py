@@ -8,29 +8,20 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from .errors import HumanEvalError
 
 REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
 
-#: Names accepted by ``--humaneval-dataset`` and the files they stand for.
-BUNDLED = {
-    "humaneval": "HumanEval.jsonl.gz",
-    "humaneval-plus": "HumanEvalPlus-OriginFmt.jsonl.gz",
-    "humaneval-4": "HumanEval_4.jsonl",
-}
-
-#: Known defects of bundled datasets: the reference solution fails the dataset's own test.
-KNOWN_DEFECTS = {
-    ("humaneval-plus", "HumanEval/32"): (
-        "dataset defect: HumanEval+'s test for find_zero fails its own canonical solution "
-        "(EvalPlus issue #125)"
-    ),
-}
+#: The suffix that names a dataset's debug subset (``humaneval-4``: HumanEval/0..3), what
+#: ``--humaneval-debug`` runs.
+DEBUG_SUFFIX = "-4"
+DEBUG_PROBLEMS = 4
 
 
 def task_key(task_id: str) -> tuple[str, int, str]:
@@ -76,11 +67,21 @@ class Problem:
 
 @dataclass(frozen=True)
 class Dataset:
-    """An ordered set of problems plus where they came from."""
+    """An ordered set of problems, where they came from, and what the benchmark says about them."""
 
     name: str
     path: Path
     problems: dict[str, Problem]
+    #: The benchmark's default prompt template (``{prompt}``, ``{entry_point}``); None: the built-in one.
+    prompt_template: str | None = None
+    #: task_id -> why the reference solution fails the dataset's own test (shown as xfail).
+    known_defects: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds per program at least (the floor of the per-problem limits).
+    time_limit: float = 3.0
+    #: task_id -> seconds the reference solution needs (measured), from which per-problem limits follow.
+    reference_times: Mapping[str, float] = field(default_factory=dict)
+    #: Address-space limit per program (MB) unless --humaneval-memory says otherwise.
+    memory_mb: int = 2048
 
     def __iter__(self) -> Iterator[Problem]:
         return iter(self.problems.values())
@@ -96,7 +97,16 @@ class Dataset:
         return h.hexdigest()[:16]
 
     def known_defect(self, task_id: str) -> str | None:
-        return KNOWN_DEFECTS.get((self.name, task_id))
+        return self.known_defects.get(task_id)
+
+    @property
+    def has_canonical(self) -> bool:
+        return all(p.canonical_solution for p in self)
+
+    def subset(self, name: str, task_ids: Iterable[str]) -> Dataset:
+        """The same benchmark on fewer problems (the debug run)."""
+        problems = {t: self.problems[t] for t in task_ids}
+        return replace(self, name=name, problems=problems)
 
 
 def open_text(path: Path):
@@ -128,40 +138,66 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         raise HumanEvalError(f"{path}: cannot read ({e}); is it a JSONL or gzipped JSONL file?") from None
 
 
-def resolve(spec: str) -> tuple[str, Path]:
-    """Map a ``--humaneval-dataset`` value to ``(name, path)``."""
-    if spec in BUNDLED:
-        return spec, data_dir("datasets") / BUNDLED[spec]
+def problem_from(obj: Any, where: str) -> Problem:
+    """A :class:`Problem` from a dict in HumanEval's schema (or a Problem as it is); errors name ``where``."""
+    if isinstance(obj, Problem):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise HumanEvalError(
+            f"{where}: expected a problem (a dict in HumanEval's schema), got {type(obj).__name__}"
+        )
+    missing = [f for f in REQUIRED_FIELDS if not isinstance(obj.get(f), str) or not obj.get(f)]
+    if missing:
+        raise HumanEvalError(
+            f"{where}: problem lacks {', '.join(missing)} "
+            f"(HumanEval schema: task_id, prompt, test, entry_point[, canonical_solution])"
+        )
+    canonical = obj.get("canonical_solution") or ""
+    if not isinstance(canonical, str):
+        raise HumanEvalError(f"{where}: canonical_solution must be a string")
+    return Problem(obj["task_id"], obj["prompt"], obj["test"], obj["entry_point"], canonical)
+
+
+def index_problems(rows: Iterable[tuple[str, Any]], source: str) -> dict[str, Problem]:
+    """``{task_id: Problem}`` from ``(where, object)`` rows of ``source``: validated, unique, not empty."""
+    problems: dict[str, Problem] = {}
+    for where, obj in rows:
+        problem = problem_from(obj, where)
+        if problem.task_id in problems:
+            raise HumanEvalError(f"{where}: duplicate task_id {problem.task_id!r}")
+        problems[problem.task_id] = problem
+    if not problems:
+        raise HumanEvalError(f"{source}: the dataset has no problems")
+    return problems
+
+
+def read_problems(path: Path) -> dict[str, Problem]:
+    """The problems of a JSONL(.gz) file in HumanEval's schema."""
+    return index_problems(((f"{path}:{lineno}", obj) for lineno, obj in iter_jsonl(path)), str(path))
+
+
+def load_dataset(spec: str = "humaneval", config: Any = None) -> Dataset:
+    """A dataset by registered name (``humaneval``, ``mbpp-plus``, a plug-in's), its debug subset
+    (``NAME-4``), or the path of a JSONL(.gz) file in HumanEval's schema. With a pytest ``config``, the
+    datasets registered by ``pytest_humaneval_datasets`` hooks count too."""
+    from .registry import registered
+
+    benchmarks = registered(config)
+    if spec in benchmarks:
+        return benchmarks[spec].dataset()
+    base = spec.removesuffix(DEBUG_SUFFIX)
+    if base != spec and base in benchmarks:
+        return debug_subset(benchmarks[base].dataset())
     path = Path(spec).expanduser()
     if not path.exists():
-        names = ", ".join(n for n in BUNDLED if n != "humaneval-4")
         raise HumanEvalError(
-            f"dataset {spec!r} not found: give one of {names} or the path of a JSONL(.gz) file"
+            f"dataset {spec!r} not found: give one of {', '.join(benchmarks)} or the path of a JSONL(.gz) "
+            "file in HumanEval's schema"
         )
-    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return name, path.resolve()
+    path = path.resolve()
+    return Dataset(path.name.removesuffix(".gz").removesuffix(".jsonl"), path, read_problems(path))
 
 
-def load_dataset(spec: str = "humaneval") -> Dataset:
-    """Load and validate a dataset by bundled name or path."""
-    name, path = resolve(spec)
-    problems: dict[str, Problem] = {}
-    for lineno, obj in iter_jsonl(path):
-        missing = [f for f in REQUIRED_FIELDS if not isinstance(obj.get(f), str) or not obj.get(f)]
-        if missing:
-            raise HumanEvalError(
-                f"{path}:{lineno}: problem lacks {', '.join(missing)} "
-                f"(HumanEval schema: task_id, prompt, test, entry_point[, canonical_solution])"
-            )
-        if obj["task_id"] in problems:
-            raise HumanEvalError(f"{path}:{lineno}: duplicate task_id {obj['task_id']!r}")
-        problems[obj["task_id"]] = Problem(
-            task_id=obj["task_id"],
-            prompt=obj["prompt"],
-            test=obj["test"],
-            entry_point=obj["entry_point"],
-            canonical_solution=obj.get("canonical_solution") or "",
-        )
-    if not problems:
-        raise HumanEvalError(f"{path}: the dataset has no problems")
-    return Dataset(name=name, path=path, problems=problems)
+def debug_subset(dataset: Dataset) -> Dataset:
+    """The first few problems: what ``--humaneval-debug`` runs (HumanEval/0..3, Mbpp/2..6)."""
+    return dataset.subset(dataset.name + DEBUG_SUFFIX, list(dataset.problems)[:DEBUG_PROBLEMS])

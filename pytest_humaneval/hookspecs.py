@@ -8,8 +8,21 @@ import pytest
 
 if TYPE_CHECKING:
     from .dataset import Problem
+    from .registry import Benchmark
 
 hookspec = pytest.hookspec  # type: ignore[attr-defined]
+
+
+@hookspec
+def pytest_humaneval_datasets(config: pytest.Config | None) -> list[Benchmark] | None:
+    """Register benchmarks by name, for ``--humaneval-dataset=NAME``.
+
+    Return a list of :class:`pytest_humaneval.registry.Benchmark` (name, a function returning the problems
+    in HumanEval's schema, optional prompt template, known defects and time limits). Called in every pytest
+    process of a run with ``--humaneval``; the built-in HumanEval, HumanEval+, MBPP and MBPP+ come from this
+    hook too. An installed package can register the same objects under the ``pytest_humaneval.datasets``
+    entry point group instead (which the Python API sees as well).
+    """
 
 
 @hookspec(firstresult=True)

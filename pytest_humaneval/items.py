@@ -20,6 +20,7 @@ from .dataset import Dataset, Problem
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .options import Settings
 from .sandbox import Limits, Sandbox, make_sandbox
+from .time_limits import TimeLimits
 from .verdict import Result
 
 #: Set on each process: where the completions come from ('canonical' or a file path).
@@ -31,6 +32,8 @@ EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
 RUN_ID_KEY = pytest.StashKey[str]()
 POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
 SAMPLES_KEY = pytest.StashKey[dict[str, dict[str, list[Sample]]]]()
+#: Each problem's time limit: set by the controller before any item runs, handed to xdist workers.
+TIME_LIMITS_KEY = pytest.StashKey[TimeLimits]()
 #: How long an item's program may run before programs further ahead are started, and how far at most.
 LOOK_FURTHER_AFTER_S = 0.05
 MAX_LOOK_AHEAD = 4096
@@ -68,9 +71,9 @@ class Evaluator:
         self.config = config
         self.settings = settings
         self.dataset = dataset
-        self.timeout = settings.program_timeout(dataset.name, workers)
         self.parallel = settings.parallel_per_process(workers)
         self._sandbox: Sandbox | None = None
+        self._heavy_started = False
         self._started: dict[tuple[str, int, str | None], tuple[Sample, Future[dict[str, Any]] | Result]] = {}
 
     def samples(self, mode: str | None = None) -> dict[str, list[Sample]]:
@@ -83,7 +86,7 @@ class Evaluator:
             options = sandbox_options(self.settings, self.config.stash[RUN_ID_KEY], self.parallel)
             self._sandbox = make_sandbox(
                 self.settings.sandbox,
-                Limits(memory_mb=self.settings.memory),
+                Limits(memory_mb=self.settings.memory_mb(self.dataset.memory_mb)),
                 preload=preload_for(self.dataset),
                 **options,
             )
@@ -94,7 +97,7 @@ class Evaluator:
         key = (problem.task_id, index, mode)
         if key not in self._started:
             sample = pick(self.samples(mode), problem.task_id, index)
-            job = prepare(self.dataset, problem, sample, self.timeout)
+            job = prepare(self.dataset, problem, sample, self.config.stash[TIME_LIMITS_KEY](problem.task_id))
             self._started[key] = (sample, job if isinstance(job, Result) else self.sandbox.submit(job))
 
     def evaluate(
@@ -107,6 +110,9 @@ class Evaluator:
         """The verdict of (problem, sample). While its program runs, programs of the next items start
         (``ahead(n)`` gives up to n of them), further ahead the longer it takes: a program looping until
         its time limit then overlaps with the rest of the run, not just with the next few items."""
+        if not self._heavy_started:
+            self._heavy_started = True
+            self.start_heavy(ahead)
         self.start(problem, index, mode)
         sample, pending = self._started[(problem.task_id, index, mode)]
         outcome = pending if isinstance(pending, Result) else self._wait(pending, ahead)
@@ -114,7 +120,7 @@ class Evaluator:
         result = conclude(self.dataset, problem, sample, outcome)
         result.mode = mode
         if self.settings.efficiency:
-            job = timing_job(problem, sample, result, self.timeout)
+            job = timing_job(problem, sample, result, self.config.stash[TIME_LIMITS_KEY](problem.task_id))
             if job is not None:
                 add_timing(result, self._wait(self.sandbox.submit(job), ahead))
         if self.settings.diagnose:
@@ -134,6 +140,19 @@ class Evaluator:
                 return pending.result(timeout=LOOK_FURTHER_AFTER_S if window else None)
             except FutureTimeout:
                 window = min(2 * window, MAX_LOOK_AHEAD)
+
+    def start_heavy(self, ahead: Callable[[int], Sequence[HumanEvalItem]]) -> None:
+        """Start the programs of the heaviest problems among this process's items now, not in their turn
+        (longest first), so the slowest programs overlap with all the rest instead of ending the run: a
+        run's wall time is at least its slowest program's (MBPP+'s Mbpp/599 alone needs ~20 s). Heavy: a
+        limit above the floor, i.e. a slow reference solution."""
+        limits = self.config.stash[TIME_LIMITS_KEY]
+        if self.sandbox.concurrency <= 1 or not limits.per_task:
+            return
+        heavy = [item for item in ahead(MAX_LOOK_AHEAD) if limits(item.problem.task_id) > limits.default]
+        heavy.sort(key=lambda item: -limits(item.problem.task_id))
+        for item in heavy[: self.parallel]:
+            self.start(item.problem, item.sample, item.mode)
 
     def close(self) -> None:
         self._started.clear()

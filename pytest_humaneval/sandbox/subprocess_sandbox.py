@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError
-from .base import RUNNER_PATH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
+from .base import MAX_STRETCH, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
 
 #: Set to 1 to run without namespaces (as on macOS or in an unprivileged container): rlimits and
 #: process-group kill only. For tests of the fallback and for debugging.
@@ -38,7 +38,6 @@ GRACE_S = 10.0
 #: programs are parked so at once. The runner stretches the limit of a program that then waits for
 #: a CPU beyond its fair share, up to MAX_STRETCH times the limit.
 PARK_AFTER_S = 0.25
-MAX_STRETCH = 3.0
 
 
 def site_dirs() -> list[str]:

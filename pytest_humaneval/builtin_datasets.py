@@ -1,0 +1,170 @@
+"""The built-in benchmarks, registered through the same ``pytest_humaneval_datasets`` hook a model repo
+implements: HumanEval, HumanEval+, MBPP and MBPP+ (EvalPlus v0.2.0).
+
+MBPP+ ships as EvalPlus released it (``MbppPlus-v0.2.0.jsonl.gz``: prompt, entry point, reference solution
+and MBPP's original asserts; ``MbppPlus-OriginFmt-v0.2.0.jsonl.gz``: one test program per problem with every
+base and plus input and its expected output). Loading turns each into HumanEval's schema: the test's final
+loop over the inputs becomes ``check(candidate)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from .dataset import data_dir, iter_jsonl
+from .errors import HumanEvalError
+from .registry import Benchmark
+
+HUMANEVAL_FILE = "HumanEval.jsonl.gz"
+HUMANEVAL_PLUS_FILE = "HumanEvalPlus-OriginFmt.jsonl.gz"
+MBPP_PLUS_FILE = "MbppPlus-v0.2.0.jsonl.gz"
+MBPP_PLUS_TESTS_FILE = "MbppPlus-OriginFmt-v0.2.0.jsonl.gz"
+#: Seconds each bundled dataset's reference solutions took in the sandbox (benchmarks/reference_times.py).
+REFERENCE_TIMES_FILE = "reference-times.json"
+
+#: MBPP asks for a whole function: nothing is given to complete.
+MBPP_TEMPLATE = """\
+Write a Python function `{entry_point}` for the task below. Nothing is given to complete: write the whole \
+function (signature and body, plus any imports or helper functions it needs). Your code should pass the \
+example test.
+
+```python
+{prompt}
+```
+
+Reply with the complete function `{entry_point}` in a single ```python code block.
+"""
+
+#: EvalPlus's own limit (4 GB): Mbpp/255's reference solution holds two lists of combinations, over 2 GB.
+MBPP_PLUS_MEMORY_MB = 4096
+
+HUMANEVAL_PLUS_32 = (
+    "dataset defect: HumanEval+'s test for find_zero fails its own canonical solution (EvalPlus issue #125)"
+)
+MBPP_120 = (
+    "dataset defect: MBPP's asserts for max_product_tuple call math.isclose without importing math, so the "
+    "reference solution fails them with a NameError"
+)
+
+#: In the OriginFmt tests of the three "output is not None" problems (Mbpp/737, 787, 794), ``assertion``
+#: computes ``exact_match`` and never asserts it, so any answer passes; EvalPlus's own oracle checks it.
+NOT_NONE_CHECK = "        exact_match = exp == (out is not None)\n"
+NOT_NONE_FIX = NOT_NONE_CHECK + "    assert exact_match\n"
+
+#: OriginFmt's float comparison calls ``np.allclose`` on any answer, so ``[]`` "equals" 5.2 (broadcasting an
+#: empty array); EvalPlus's oracle first requires the expected type (and length). Added here.
+ALLCLOSE = "        assert np.allclose(out, exp, rtol=1e-07, atol=atol)\n"
+TYPED_ALLCLOSE = (
+    "        assert type(out) == type(exp), f'out: {type(out).__name__}, exp: {type(exp).__name__}'\n"
+    "        if isinstance(exp, (list, tuple)):\n"
+    "            assert len(out) == len(exp), f'out: {len(out)} items, exp: {len(exp)}'\n" + ALLCLOSE
+)
+
+# The OriginFmt test ends with the loop that calls the entry point on every input.
+_FINAL_LOOP = re.compile(r"\n(for i, [^\n]*:\n(?:[ \t]+[^\n]*\n?)+)\s*\Z")
+
+
+def pytest_humaneval_datasets(config: Any) -> tuple[Benchmark, ...]:
+    """The built-in benchmarks (this module is registered as a plugin implementing the hook)."""
+    return _benchmarks()
+
+
+@cache
+def _benchmarks() -> tuple[Benchmark, ...]:
+    return (
+        Benchmark(
+            "humaneval",
+            lambda: (obj for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_FILE)),
+            "HumanEval (OpenAI, 164 problems)",
+            reference_times=lambda: reference_times("humaneval"),
+            source=str(data_dir("datasets") / HUMANEVAL_FILE),
+        ),
+        Benchmark(
+            "humaneval-plus",
+            lambda: (obj for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_PLUS_FILE)),
+            "HumanEval+ (EvalPlus v0.1.10): HumanEval with base and plus tests",
+            known_defects={"HumanEval/32": HUMANEVAL_PLUS_32},
+            reference_times=lambda: reference_times("humaneval-plus"),
+            source=str(data_dir("datasets") / HUMANEVAL_PLUS_FILE),
+        ),
+        Benchmark(
+            "mbpp",
+            lambda: mbpp_problems(plus=False),
+            "MBPP (EvalPlus v0.2.0's 378 problems, MBPP's original asserts)",
+            prompt_template=MBPP_TEMPLATE,
+            known_defects={"Mbpp/120": MBPP_120},
+            reference_times=lambda: reference_times("mbpp"),
+            source=str(data_dir("datasets") / MBPP_PLUS_FILE),
+        ),
+        Benchmark(
+            "mbpp-plus",
+            lambda: mbpp_problems(plus=True),
+            "MBPP+ (EvalPlus v0.2.0, 378 problems with base and plus tests)",
+            prompt_template=MBPP_TEMPLATE,
+            memory_mb=MBPP_PLUS_MEMORY_MB,
+            reference_times=lambda: reference_times("mbpp-plus"),
+            source=str(data_dir("datasets") / MBPP_PLUS_TESTS_FILE),
+        ),
+    )
+
+
+def mbpp_problems(plus: bool) -> Iterator[dict[str, str]]:
+    """MBPP+ in HumanEval's schema. ``plus``: EvalPlus's test of every base and plus input (with the
+    missing assert of the not-None problems and EvalPlus's type check before a float comparison added);
+    else MBPP's original asserts (EvalPlus's ``assertion`` field)."""
+    folder = data_dir("datasets")
+    tests = {}
+    if plus:
+        tests = {
+            f"Mbpp/{obj['task_id']}": obj["test"] for _, obj in iter_jsonl(folder / MBPP_PLUS_TESTS_FILE)
+        }
+    for _, obj in iter_jsonl(folder / MBPP_PLUS_FILE):
+        task_id, entry = obj["task_id"], obj["entry_point"]
+        if plus:
+            test = check_from_loop(tests[task_id], entry, task_id)
+            if NOT_NONE_CHECK in test and "assert exact_match" not in test:
+                test = test.replace(NOT_NONE_CHECK, NOT_NONE_FIX, 1)
+            test = test.replace(ALLCLOSE, TYPED_ALLCLOSE, 1)
+        else:  # the asserts call the entry point by name, which may be ``check`` itself (Mbpp/56)
+            asserts = calls_candidate(obj["assertion"].strip(), entry)
+            test = "def check(candidate):\n" + "".join(f"    {line}\n" for line in asserts.splitlines())
+        yield {
+            "task_id": task_id,
+            "prompt": obj["prompt"],
+            "test": test,
+            "entry_point": entry,
+            "canonical_solution": obj["canonical_solution"],
+        }
+
+
+def check_from_loop(test: str, entry_point: str, task_id: str) -> str:
+    """An OriginFmt test program as ``check(candidate)``: its final loop over the inputs, which calls the
+    entry point by name, moves into ``check`` and calls ``candidate``; the rest stays at module level."""
+    m = _FINAL_LOOP.search(test)
+    if m is None or f"{entry_point}(" not in m.group(1):
+        raise HumanEvalError(f"{task_id}: the MBPP+ test does not end with its loop over the inputs")
+    loop = calls_candidate(m.group(1), entry_point)
+    body = "".join(f"    {line}\n" for line in loop.rstrip("\n").split("\n"))
+    return test[: m.start()] + "\n\ndef check(candidate):\n" + body
+
+
+def calls_candidate(code: str, entry_point: str) -> str:
+    """``code`` calling ``candidate(...)`` where it called the entry point by name."""
+    return re.sub(rf"(?<![\w.]){re.escape(entry_point)}\(", "candidate(", code)
+
+
+@cache
+def _reference_times_file() -> dict[str, dict[str, float]]:
+    path = data_dir("datasets") / REFERENCE_TIMES_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["datasets"]
+    except FileNotFoundError:
+        return {}
+
+
+def reference_times(name: str) -> dict[str, float]:
+    return dict(_reference_times_file().get(name, {}))
