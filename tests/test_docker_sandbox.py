@@ -36,6 +36,7 @@ from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox import docker_sandbox as ds
+from pytest_humaneval.sandbox.base import MAX_STRETCH
 from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, connect, ensure_image, remove_containers
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
@@ -323,7 +324,9 @@ def test_wedged_container_is_replaced(fresh: DockerSandbox) -> None:
     verdict = run(fresh, CORRECT, timeout=0.5)
     assert verdict["status"] == "crashed"
     assert "stopped answering" in verdict["reason"] and "wedged" in verdict["reason"]
-    assert time.monotonic() - start < 0.5 + fresh.grace_s + 3
+    # The host waits for the longest the runner may stretch a crowded-out program's limit, then the grace.
+    stretch = MAX_STRETCH if fresh.isolation.get("fair_deadline") else 1.0
+    assert time.monotonic() - start < 0.5 * stretch + fresh.grace_s + 3
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name != old.name
 

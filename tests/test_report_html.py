@@ -399,7 +399,7 @@ def test_reasoning_is_clipped_to_the_report_budget() -> None:
     from pytest_humaneval.report_html.programs import Program
 
     long = "a" * 40_000 + "MIDDLE" + "b" * 40_000
-    programs = {("HumanEval/0", 0): Program("    return 1\n", reasoning=long)}
+    programs = {("HumanEval/0", 0, None): Program("    return 1\n", reasoning=long)}
     page = render_html(_report(), DEBUG, programs, completions_path="gen.jsonl")
     assert "MIDDLE" not in page and "characters left out here; the whole text is in gen.jsonl" in page
     assert "reasoning (80,006 characters)" in page
