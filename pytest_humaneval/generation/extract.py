@@ -274,9 +274,11 @@ def whole_program(main: str, others: list[Block], entry: re.Pattern[str]) -> str
     lines = main.split("\n")
     nodes = kept_statements(tree)
     kept = "\n\n".join(segment(lines, n).rstrip("\n") for n in nodes) + "\n"
+    if not others:  # the usual answer, one block: no names to look up (walking its tree costs most)
+        return kept
     defined = {name for node in nodes for name in names_bound_by(node)}
     todo = sorted(_free_names(nodes) - defined)
-    if not todo or not others:
+    if not todo:
         return kept
     index = _definitions_index(others)
     parsed: dict[int, dict[str, tuple[str, bool, ast.stmt]]] = {}
