@@ -256,6 +256,35 @@ def test_two_processes_never_interleave_lines(tmp_path: Path) -> None:
     assert {r["raw"][0] for r in records} == {"x", "y"}
 
 
+def test_a_cache_held_locked_too_long_stops_with_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pytest_humaneval.generation.cache.LOCK_TIMEOUT_S", 0.2)
+    path = tmp_path / "held.cache.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, stdin=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        cache = CompletionCache(path)
+        with pytest.raises(HumanEvalError, match=r"stayed locked for 0\.2 s: another pytest run"):
+            cache.append(record("a"))
+    finally:
+        holder.communicate(b"", timeout=30)  # lets it go
+    cache.append(record("a"))  # once the other run let go, the record is written
+    cache.close()
+    assert set(cache.load()) == {"a"}
+
+
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
 def test_resolved_file_is_a_completions_file(tmp_path: Path) -> None:
     rows = [record(f"k{i}", task_id=f"HumanEval/{i}") | {"usage": {"completion_tokens": 3}} for i in range(4)]
     rows[1] |= {"status": "truncated", "completion": "", "reason": "cut"}
