@@ -1,4 +1,5 @@
-"""Shared by the server lifecycle tests: Settings for the stand-in SGLang, free ports, a child script."""
+"""Shared by the server lifecycle tests: Settings for the stand-in SGLang, free ports, a child script,
+whether a process still runs."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         model=STANDIN_MODEL, gpus="none", port=free_port(), container_name=unique_name(), startup_timeout=60.0
     )
     return default_settings(tmp_path, **{**standin, **overrides})
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 CHILD = """

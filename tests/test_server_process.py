@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_support import STANDIN_DIR, STANDIN_MODEL, make_settings, spawn_child
+from server_support import STANDIN_DIR, STANDIN_MODEL, alive, make_settings, spawn_child
 
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.generation.server import STATE_NAME, start_server
@@ -24,15 +24,6 @@ from pytest_humaneval.options import Settings
 pytestmark = pytest.mark.slow
 
 WARMUP_S = 2.0
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting to be reaped does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def scheduler_pid(log: Path) -> int:

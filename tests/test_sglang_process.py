@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from server_support import alive
 from sglang_support import (
     MAX_TOKENS,
     MEMORY_LIMIT_BYTES,
@@ -43,14 +44,6 @@ from tiny_server import free_port
 from pytest_humaneval.generation.server import STATE_NAME
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def environ(pid: int) -> dict[str, str]:
