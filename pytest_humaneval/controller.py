@@ -42,7 +42,7 @@ from .report import (
     summarize,
     write_json,
 )
-from .report_html.programs import ProgramOutputs, add_generation_fields, load_programs
+from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
 from .sandbox import Limits, Sandbox, describe_isolation, make_sandbox
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
@@ -207,10 +207,13 @@ class Controller:
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
         limits = self.config.stash[TIME_LIMITS_KEY]
         timeout = limits.range[1]
+        # The completions file(s) are read here once: generation fields, token counts and the HTML page.
+        source = self.config.stash[COMPLETIONS_KEY]
+        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
         self.report = summarize(
             self.results,
             efficiency=self.settings.efficiency,
-            mode_generation=self.mode_generation(),
+            mode_generation=self.mode_generation(programs),
             dataset=self.dataset.name,
             dataset_path=str(self.dataset.path),
             dataset_sha=self.dataset.digest,
@@ -231,8 +234,6 @@ class Controller:
         )
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
-        source = self.config.stash[COMPLETIONS_KEY]
-        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
         add_generation_fields(self.report, programs)
         write_json(self.settings.report_path, self.report)
         xml = junit_xml(self.config)
@@ -257,15 +258,18 @@ class Controller:
             ok = all(passed for _, passed in gates) and self.other_failures == 0
             session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
 
-    def mode_generation(self) -> dict[str, dict[str, Any]] | None:
-        """``--think=both``: per mode, the completion tokens of each answer and the generation time."""
+    def mode_generation(self, programs: dict[Key, Program]) -> dict[str, dict[str, Any]] | None:
+        """``--think=both``: per mode, the completion tokens of each answer (those the server counted, from
+        the ``programs`` of the completions files) and the generation time."""
         if not self.settings.think_both:
             return None
-        from .analysis.modes import completion_tokens
-
         return {
             mode: {
-                "tokens": completion_tokens(meta["completions"]),
+                "tokens": [
+                    p.completion_tokens
+                    for (_, _, of), p in programs.items()
+                    if of == mode and p.completion_tokens is not None
+                ],
                 "generation_wall_s": meta.get("generation_wall_s"),
                 "sampling": meta.get("sampling"),
             }

@@ -115,6 +115,48 @@ def test_both_modes_in_one_run_items_report_junit_and_terminal(
     assert "current_depth" in rows["think"] and "current_depth" not in rows["no-think"]
 
 
+#: Counts, per pytest process, the opening of each JSONL file the plugin reads (written as the process ends).
+OPEN_COUNTER = """
+
+import collections
+import pytest_humaneval.dataset
+
+OPENED = collections.Counter()
+_open_text = pytest_humaneval.dataset.open_text
+
+
+def _counting_open_text(path):
+    OPENED[str(path)] += 1
+    return _open_text(path)
+
+
+pytest_humaneval.dataset.open_text = _counting_open_text
+
+
+def pytest_unconfigure(config):
+    who = getattr(config, "workerinput", {}).get("workerid", "controller")
+    with open(FOLDER + "/opened-" + who + ".json", "w") as fh:
+        json.dump(OPENED, fh)
+"""
+
+
+def test_each_modes_completions_file_is_read_once_per_process(pytester: pytest.Pytester) -> None:
+    """The controller reads each mode's completions file once at the end (token counts, generation fields
+    and the HTML page from one read); each worker reads it once, to run its items."""
+    hook_conftest(pytester)
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + OPEN_COUNTER.replace("FOLDER", repr(str(pytester.path))))
+    run(pytester, "--humaneval-debug", "--think=both", "-n", "2").assert_outcomes(passed=6, failed=2)
+    opened = {f.stem.split("-", 1)[1]: json.loads(f.read_text()) for f in pytester.path.glob("opened-*.json")}
+    assert set(opened) == {"controller", "gw0", "gw1"}
+    folder = pytester.path / ".humaneval" / "completions"
+    completions = [str(f) for f in folder.glob("*.jsonl") if not f.name.endswith(".cache.jsonl")]
+    assert len(completions) == 2, completions
+    assert all(opened["controller"].get(path) == 1 for path in completions), opened["controller"]
+    for who, counts in opened.items():
+        assert all(n == 1 for n in counts.values()), (who, counts)
+
+
 def test_mode_names_collection_and_selection(pytester: pytest.Pytester) -> None:
     hook_conftest(pytester)
     result = run(

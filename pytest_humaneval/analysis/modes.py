@@ -12,19 +12,10 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from ..dataset import iter_jsonl
 from ..verdict import STATUSES
 from .stats import first_samples, mcnemar_exact
-
-
-def completion_tokens(completions_file: str | Path) -> list[int]:
-    """Completion tokens of each answer in a resolved completions file that the server counted (none for
-    answers from the generation hook)."""
-    usage = [record.get("usage") for _, record in iter_jsonl(Path(completions_file))]
-    return [int(u.get("completion_tokens") or 0) for u in usage if isinstance(u, dict) and u]
 
 
 def summarize_modes(
