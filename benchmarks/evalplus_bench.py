@@ -38,18 +38,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_samples
-from run import MB, Measurement, measure
+from run import EVALPLUS_DATA, MB, Measurement, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from pytest_humaneval.dataset import load_dataset  # noqa: E402
 
 EVALPLUS_FILES = {
-    "humaneval-plus": (
-        "humaneval",
-        "HUMANEVAL_OVERRIDE_PATH",
-        ROOT / "benchmarks/data/HumanEvalPlus-v0.1.10.jsonl.gz",
-    ),
+    "humaneval-plus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH", EVALPLUS_DATA),
     "mbpp-plus": ("mbpp", "MBPP_OVERRIDE_PATH", ROOT / "datasets/MbppPlus-v0.2.0.jsonl.gz"),
 }
 #: Problems (every n-th) whose mixed file holds an infinite loop: each costs a whole time limit in both tools.

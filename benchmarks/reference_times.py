@@ -46,8 +46,11 @@ def main() -> None:
         worst: dict[str, float] = {}
         started = time.monotonic()
         for _ in range(args.repeat):
-            box = make_sandbox(
-                "subprocess", Limits(), preload=preload_for(dataset), concurrency=os.cpu_count() or 1
+            box = make_sandbox(  # the dataset's memory limit, as in a run (MBPP+'s Mbpp/255 needs 4 GB)
+                "subprocess",
+                Limits(memory_mb=dataset.memory_mb),
+                preload=preload_for(dataset),
+                concurrency=os.cpu_count() or 1,
             )
             try:
                 box.start()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from functools import cache
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache, partial
 from typing import Any
 
 from .dataset import data_dir, iter_jsonl
@@ -76,39 +76,45 @@ def pytest_humaneval_datasets(config: Any) -> tuple[Benchmark, ...]:
 @cache
 def _benchmarks() -> tuple[Benchmark, ...]:
     return (
-        Benchmark(
-            "humaneval",
-            lambda: (obj for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_FILE)),
-            "HumanEval (OpenAI, 164 problems)",
-            reference_times=lambda: reference_times("humaneval"),
-            source=str(data_dir("datasets") / HUMANEVAL_FILE),
-        ),
-        Benchmark(
+        _bundled("humaneval", HUMANEVAL_FILE, "HumanEval (OpenAI, 164 problems)"),
+        _bundled(
             "humaneval-plus",
-            lambda: (obj for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_PLUS_FILE)),
+            HUMANEVAL_PLUS_FILE,
             "HumanEval+ (EvalPlus v0.1.10): HumanEval with base and plus tests",
             known_defects={"HumanEval/32": HUMANEVAL_PLUS_32},
-            reference_times=lambda: reference_times("humaneval-plus"),
-            source=str(data_dir("datasets") / HUMANEVAL_PLUS_FILE),
         ),
-        Benchmark(
+        _bundled(
             "mbpp",
-            lambda: mbpp_problems(plus=False),
+            MBPP_PLUS_FILE,
             "MBPP (EvalPlus v0.2.0's 378 problems, MBPP's original asserts)",
+            load=lambda: mbpp_problems(plus=False),
             prompt_template=MBPP_TEMPLATE,
             known_defects={"Mbpp/120": MBPP_120},
-            reference_times=lambda: reference_times("mbpp"),
-            source=str(data_dir("datasets") / MBPP_PLUS_FILE),
         ),
-        Benchmark(
+        _bundled(
             "mbpp-plus",
-            lambda: mbpp_problems(plus=True),
+            MBPP_PLUS_TESTS_FILE,
             "MBPP+ (EvalPlus v0.2.0, 378 problems with base and plus tests)",
+            load=lambda: mbpp_problems(plus=True),
             prompt_template=MBPP_TEMPLATE,
             memory_mb=MBPP_PLUS_MEMORY_MB,
-            reference_times=lambda: reference_times("mbpp-plus"),
-            source=str(data_dir("datasets") / MBPP_PLUS_TESTS_FILE),
         ),
+    )
+
+
+def _bundled(
+    name: str, file: str, description: str, load: Callable[[], Iterable[Any]] | None = None, **kwargs: Any
+) -> Benchmark:
+    """A benchmark whose problems are the bundled ``file`` (its rows as they are, unless ``load``), with its
+    shipped reference times."""
+    path = data_dir("datasets") / file
+    return Benchmark(
+        name,
+        load or (lambda: (obj for _, obj in iter_jsonl(path))),
+        description,
+        reference_times=partial(reference_times, name),
+        source=str(path),
+        **kwargs,
     )
 
 

@@ -86,16 +86,16 @@ def _defined_in(fn: Callable[..., Any]) -> str:
 def registered(config: Any = None) -> dict[str, Benchmark]:
     """Every benchmark by name: from the hook (with a pytest ``config``; without one, the built-ins) and
     from installed packages' entry points. Two with one name are an error naming both."""
+    from . import builtin_datasets
+
     found: list[tuple[str, Any]] = []
     if config is not None:
-        from . import builtin_datasets
-
         if not config.pluginmanager.is_registered(builtin_datasets):
             config.pluginmanager.register(builtin_datasets, "humaneval-builtin-datasets")
         for result in config.hook.pytest_humaneval_datasets(config=config):
             found.extend(("a pytest_humaneval_datasets hook", b) for b in _as_list(result))
     else:
-        found.extend(("pytest-humaneval", b) for b in _builtins())
+        found.extend(("pytest-humaneval", b) for b in builtin_datasets.pytest_humaneval_datasets(config=None))
     found.extend(_from_entry_points())
     out: dict[str, Benchmark] = {}
     origins: dict[str, str] = {}
@@ -125,13 +125,6 @@ def _as_list(result: Any) -> list[Any]:
     if isinstance(result, Benchmark):
         return [result]
     return list(result)
-
-
-@cache
-def _builtins() -> tuple[Benchmark, ...]:
-    from . import builtin_datasets
-
-    return tuple(builtin_datasets.pytest_humaneval_datasets(config=None))
 
 
 @cache

@@ -6,6 +6,7 @@ Plugin behaviour goes through pytester subprocesses; the registry and the limits
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -103,27 +104,25 @@ def test_an_unknown_dataset_names_every_registered_one() -> None:
 # ------------------------------------------------------------------------------------ registry
 
 
-def test_registry_refuses_duplicate_and_unusable_names() -> None:
-    class Config:
-        class pluginmanager:
-            @staticmethod
-            def is_registered(plugin: object) -> bool:
-                return True
-
-        class hook:
-            @staticmethod
-            def pytest_humaneval_datasets(config: object) -> list[list[Benchmark]]:
-                return [list(registered()[name] for name in ("humaneval", "mbpp")), extra]
-
-    extra = [Benchmark("mbpp", lambda: [])]
-    with pytest.raises(HumanEvalError, match="dataset 'mbpp' is registered twice"):
-        registered(Config())
-    extra[:] = [Benchmark("My Bench", lambda: [])]
-    with pytest.raises(HumanEvalError, match="dataset name 'My Bench' is not usable"):
-        registered(Config())
-    extra[:] = [Benchmark("toy-4", lambda: [])]
-    with pytest.raises(HumanEvalError, match="not ending in '-4'"):
-        registered(Config())
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("mbpp", "dataset 'mbpp' is registered twice (a pytest_humaneval_datasets hook and a "),
+        ("My Bench", "dataset name 'My Bench' is not usable"),
+        ("toy-4", "not ending in '-4'"),
+    ],
+)
+def test_registry_refuses_duplicate_and_unusable_names(
+    pytester: pytest.Pytester, name: str, message: str
+) -> None:
+    """A conftest's hook, through pytest's own plugin manager, beside the built-ins registered there."""
+    pytester.makeconftest(
+        "from pytest_humaneval.registry import Benchmark\n\n\n"
+        f"def pytest_humaneval_datasets(config):\n    return [Benchmark({name!r}, lambda: [])]\n"
+    )
+    config = pytester.parseconfigure()
+    with pytest.raises(HumanEvalError, match=re.escape(message)):
+        registered(config)
 
 
 def test_a_broken_loader_or_problem_is_one_clear_error() -> None:

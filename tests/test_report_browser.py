@@ -23,6 +23,7 @@ from browser_support import ARTIFACTS, REPO_ROOT, chromium, full_page_screenshot
 from openai_stub import StubConfig, stub_server
 
 from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.report_html.charts import STATUS_COLOURS
 
 pytestmark = pytest.mark.slow
 
@@ -134,6 +135,16 @@ def test_what_a_person_sees_matches_the_json_report(run: tuple[Path, dict[str, A
             for row in browser.find_elements(By.CSS_SELECTOR, "#status-counts tr:not(:first-child)")
         }
         assert shown == report["status_counts"]
+        # Each status has the plots' colour, on its badge and on its programs' status cells.
+        for status in shown:
+            rgb = tuple(int(STATUS_COLOURS[status][i : i + 2], 16) for i in (1, 3, 5))
+            backgrounds = browser.execute_script(
+                """const s = arguments[0], bg = e => getComputedStyle(e).backgroundColor;
+                   return [bg(document.querySelector('#status-counts .st-' + s)),
+                           bg(document.querySelector(`details.prog[data-status="${s}"] > summary > :nth-child(3)`))];""",
+                status,
+            )
+            assert backgrounds == [f"rgb{rgb}"] * 2, status
         for chart in ("status", "pass-at-k", "durations", "latency", "tokens"):
             svg = browser.find_element(By.CSS_SELECTOR, f"#chart-{chart} svg")
             assert svg.is_displayed() and svg.size["height"] > 100, chart

@@ -29,6 +29,8 @@ STATUS_COLOURS = {
     "generation_error": "#37474f",
 }
 OTHER_COLOUR = "#546e7a"
+#: Statuses whose colour is light: a badge writes them in dark text.
+DARK_TEXT = frozenset({"truncated"})
 #: Duration bins (seconds): programs run from a millisecond to their time limit.
 DURATION_EDGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 BINS = 20

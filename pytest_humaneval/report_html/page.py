@@ -115,11 +115,20 @@ def render_html(
         "prompts": [
             {"task_id": p.task_id, "entry_point": p.entry_point, "html": highlight(p.prompt)} for p in dataset
         ],
-        "css": (TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        "css": (TEMPLATES / "report.css").read_text(encoding="utf-8") + _status_css(),
         "code_css": code_css(".code"),
         "js": (TEMPLATES / "report.js").read_text(encoding="utf-8"),
     }
     return str(_template().render(**context))
+
+
+def _status_css() -> str:
+    """Each status's colour (the plots' own) on its badges: ``.st-STATUS`` and a row's status cell."""
+    return "".join(
+        f'.st-{s}, details[data-status="{s}"] > summary > :nth-child(3) '
+        f"{{ background: {colour};{' color: #222;' if s in charts.DARK_TEXT else ''} }}\n"
+        for s, colour in charts.STATUS_COLOURS.items()
+    )
 
 
 def _ordered(counts: dict[str, int]) -> list[tuple[str, int]]:
