@@ -81,9 +81,14 @@ def model_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def pytest_in(venv: Path, repo: Path, *args: str, broken: str = "") -> subprocess.CompletedProcess[str]:
+def model_repo_env(**extra: str) -> dict[str, str]:
+    """The environment of a model repo's shell: none of this checkout's PYTHONPATH or pytest settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
-    env["BROKEN"] = broken
+    return {**env, **extra}
+
+
+def pytest_in(venv: Path, repo: Path, *args: str, broken: str = "") -> subprocess.CompletedProcess[str]:
+    env = model_repo_env(BROKEN=broken)
     return subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=repo,
@@ -101,6 +106,7 @@ def test_plugin_is_the_installed_wheel(venv: Path) -> None:
         text=True,
         check=True,
         cwd="/",
+        env=model_repo_env(),
     ).stdout
     assert out.startswith(str(venv)), out
 
@@ -221,7 +227,7 @@ def test_a_benchmark_plugged_in_by_another_package_and_by_a_conftest(venv: Path,
         capture_output=True,
         text=True,
         cwd=repo,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))},
+        env=model_repo_env(),
         timeout=300,
     )
     assert api.stdout.strip() == "toy 2 2", api.stdout + api.stderr
