@@ -26,6 +26,7 @@ from typing import Any
 from .completions import canonical
 from .dataset import Dataset
 from .evaluation import prepare
+from .report import write_atomically
 from .sandbox import Job, Sandbox
 
 #: A problem's limit is this many times its reference solution's time (EvalPlus's gt_time_limit_factor).
@@ -112,11 +113,8 @@ def cached_or_measured(
     started = time.monotonic()
     times = measure(dataset, sandbox())
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         record = {"dataset": dataset.name, "digest": dataset.digest, "times": times}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, json.dumps(record, indent=1, sort_keys=True))
     return times, f"measured on this machine in {time.monotonic() - started:.0f} s, cached"
 
 
