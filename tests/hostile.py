@@ -139,8 +139,12 @@ LIBC = (
     "            e = ctypes.get_errno()\n"
     "            raise OSError(e, os.strerror(e))\n"
 )
-#: Every other process a program can see in /proc (the runner, its zygote, programs beside it).
-OTHERS = "    me = os.readlink('/proc/self')\n    others = [p for p in os.listdir('/proc') if p.isdigit() and p != me]\n"
+#: Every other process a program can see in /proc (the runner, its zygote, programs beside it). With none
+#: in sight a case would be refused for want of a target: a LookupError, which no case expects.
+OTHERS = (
+    "    me = os.readlink('/proc/self')\n    others = [p for p in os.listdir('/proc') if p.isdigit() and p != me]\n"
+    "    if not others:\n        raise LookupError('no other process in sight')\n"
+)
 
 #: "Programs running with the runner's privileges": each tries to leave the sandbox or change the host
 #: through a privilege the runner has; each must fail (an error verdict), change nothing on the host,
@@ -172,9 +176,13 @@ PRIVILEGED_CASES = [
     ),
     Case(
         "renames_the_host",
-        LIBC + "    try:\n        open('/proc/sys/kernel/hostname', 'w').write('pwned-host')\n"
-        "    except OSError:\n        denied(libc.sethostname(b'pwned-host', 10))\n"
-        "    open('/proc/sys/kernel/domainname', 'w').write('pwned-domain')\n    return x * 2\n",
+        # Any rename that succeeds, through /proc or the system call, is a pass (which the tests refuse);
+        # /proc/sys on a read-only mount refuses the write whatever the program holds.
+        LIBC + "    for name in ('hostname', 'domainname'):\n        try:\n"
+        "            with open('/proc/sys/kernel/' + name, 'w') as fh:\n                fh.write('pwned')\n"
+        "            return x * 2\n        except OSError:\n            pass\n"
+        "        if getattr(libc, 'set' + name)(b'pwned', 5) == 0:\n            return x * 2\n"
+        "    denied(libc.sethostname(b'pwned', 5))\n    return x * 2\n",
         "error",
         "Errno",
         needs_namespaces=True,

@@ -106,6 +106,10 @@ def run_family(invoker: Invoker, plugin: Path, *args: str) -> None:
     report = json.loads(report_text)
     statuses = {r["task_id"].split("/")[1]: r["status"] for r in report["results"]}
     assert statuses == {c.name: c.status for c in FAMILY}, output[-3000:]
+    # An error for the wrong cause (a typo, no target in sight) is no refusal: each names what refused it.
+    reasons = {r["task_id"].split("/")[1]: r["reason"] for r in report["results"]}
+    wrong = {c.name: reasons[c.name] for c in FAMILY if c.reason_has not in reasons[c.name]}
+    assert not wrong, wrong
     assert "REDUCED ISOLATION" not in report["sandbox"], report["sandbox"]
     assert after == before, "a program changed the host"
     assert not outside.exists(), "a program wrote outside its directory"
