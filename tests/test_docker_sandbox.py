@@ -36,7 +36,6 @@ from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox import docker_sandbox as ds
-from pytest_humaneval.sandbox.base import MAX_STRETCH
 from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, connect, ensure_image, remove_containers
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
@@ -111,7 +110,8 @@ def test_hostile_case(sandbox: DockerSandbox, case: Case, listener: socket.socke
     elapsed = time.monotonic() - start
     assert verdict["status"] == status, verdict
     assert reason_has in verdict["reason"]
-    assert elapsed < TIMEOUT + 3, "the verdict took far longer than the time limit"
+    # The runner gives a program crowded off a loaded machine's CPUs that wait back, up to MAX_STRETCH.
+    assert elapsed < sandbox.longest_run(TIMEOUT) + 3, "the verdict took far longer than the time limit"
     # Scoped to the container: host-wide leftovers() would see other sessions' hostile programs.
     left = processes_in(sandbox)
     assert len(left) == 1 and LEFTOVER_MARK not in left[0], f"the runner (PID 1) did not reap: {left}"
@@ -325,8 +325,7 @@ def test_wedged_container_is_replaced(fresh: DockerSandbox) -> None:
     assert verdict["status"] == "crashed"
     assert "stopped answering" in verdict["reason"] and "wedged" in verdict["reason"]
     # The host waits for the longest the runner may stretch a crowded-out program's limit, then the grace.
-    stretch = MAX_STRETCH if fresh.isolation.get("fair_deadline") else 1.0
-    assert time.monotonic() - start < 0.5 * stretch + fresh.grace_s + 3
+    assert time.monotonic() - start < fresh.longest_run(0.5) + fresh.grace_s + 3
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name != old.name
 

@@ -75,6 +75,11 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Stop every process or container this sandbox started."""
 
+    def longest_run(self, timeout: float) -> float:
+        """The longest a program with this time limit may run: where the runner can tell a program that
+        waited for a CPU (``fair_deadline``), it stretches the limit up to MAX_STRETCH times."""
+        return timeout * (MAX_STRETCH if self.isolation.get("fair_deadline") else 1.0)
+
     def submit(self, job: Job) -> Future[dict[str, Any]]:
         """Start ``job``; its verdict arrives on the future. Here: run it now (one at a time)."""
         future: Future[dict[str, Any]] = Future()

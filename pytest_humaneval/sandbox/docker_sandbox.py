@@ -525,8 +525,7 @@ class DockerSandbox(Sandbox):
         assert self.stream is not None
         try:
             self.stream.send_frame(job.frame())
-            limit = job.timeout * (MAX_STRETCH if self.isolation.get("fair_deadline") else 1.0)
-            return self.stream.read_frame(time.monotonic() + limit + self.grace_s)
+            return self.stream.read_frame(time.monotonic() + self.longest_run(job.timeout) + self.grace_s)
         except TimeoutError:
             why = self._state()
             return self._replaced(

@@ -272,10 +272,9 @@ class SubprocessSandbox(Sandbox):
                 return True
             return any(self._overdue(p, now) for p in self._running.values())
 
-    @staticmethod
-    def _overdue(pending: _Pending, now: float) -> bool:
+    def _overdue(self, pending: _Pending, now: float) -> bool:
         """Far past any limit the runner could have stretched to: the runner stopped working."""
-        return now > pending.dispatched + pending.job.timeout * MAX_STRETCH + GRACE_S
+        return now > pending.dispatched + self.longest_run(pending.job.timeout) + GRACE_S
 
     def _runner_gone(self, proc: subprocess.Popen[bytes]) -> None:
         _kill_group(proc)
