@@ -20,7 +20,7 @@ from typing import Any
 
 from .dataset import Dataset, Problem, iter_jsonl
 from .errors import HumanEvalError
-from .pysource import future_imports_end, kept_statements, parse, segment
+from .pysource import future_imports_end, joined, kept_statements, parse, segment
 
 #: Statuses a completion may arrive with: it is not run, and it counts as a failure.
 PRESET_STATUSES = ("truncated", "no_code", "generation_error")
@@ -64,7 +64,7 @@ def prompt_definitions(prompt: str, entry_point: str) -> str:
         for node in kept_statements(tree)
         if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
     ]
-    return "\n\n".join(part.rstrip("\n") for part in kept) + "\n\n\n" if kept else ""
+    return joined(kept) + "\n\n" if kept else ""
 
 
 def with_definitions(definitions: str, program: str) -> str:

@@ -8,6 +8,7 @@ whole program, EvalPlus's ``solution``, may leave out).
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 #: Top-level statements a program keeps; the rest (bare expressions such as ``print(...)``, asserts,
@@ -45,11 +46,20 @@ def kept_statements(tree: ast.Module) -> list[ast.stmt]:
     return [n for n in tree.body if isinstance(n, KEPT) and not is_main_guard(n)]
 
 
+def first_line(node: ast.stmt) -> int:
+    """The line a statement starts on, its decorators included."""
+    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+
+
 def segment(lines: list[str], node: ast.stmt) -> str:
     """The source lines of a top-level statement, its decorators included."""
-    start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
     end = node.end_lineno or node.lineno
-    return "\n".join(lines[start - 1 : end]) + "\n"
+    return "\n".join(lines[first_line(node) - 1 : end]) + "\n"
+
+
+def joined(parts: Iterable[str]) -> str:
+    """Pieces of source one after another, a blank line between each, ending in one newline."""
+    return "\n\n".join(part.rstrip("\n") for part in parts) + "\n"
 
 
 def is_main_guard(node: ast.stmt) -> bool:

@@ -19,7 +19,16 @@ import re
 from dataclasses import dataclass
 
 from ..dataset import Problem
-from ..pysource import DEFINITIONS, compiles, kept_statements, names_bound_by, parse, segment
+from ..pysource import (
+    DEFINITIONS,
+    compiles,
+    first_line,
+    joined,
+    kept_statements,
+    names_bound_by,
+    parse,
+    segment,
+)
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -273,7 +282,7 @@ def whole_program(main: str, others: list[Block], entry: re.Pattern[str]) -> str
         return main  # evaluate as written: the sandbox reports the syntax error
     lines = main.split("\n")
     nodes = kept_statements(tree)
-    kept = "\n\n".join(segment(lines, n).rstrip("\n") for n in nodes) + "\n"
+    kept = joined(segment(lines, n) for n in nodes)
     if not others:  # the usual answer, one block: no names to look up (walking its tree costs most)
         return kept
     defined = {name for node in nodes for name in names_bound_by(node)}
@@ -310,7 +319,7 @@ def whole_program(main: str, others: list[Block], entry: re.Pattern[str]) -> str
             helpers.append(source)
             todo.extend(sorted(_free_names([node]) - defined))
     parts = [*imports, *reversed(helpers), kept]
-    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+    return joined(parts)
 
 
 def final_definition(defining: list[Block], entry: re.Pattern[str], cut: bool) -> Block:
@@ -372,8 +381,7 @@ def _defined_before_the_end(code: str, tree: ast.Module, entry: re.Pattern[str])
     """Whether a top-level statement follows the one that defines the entry point (last definition)."""
     *_, last = entry.finditer(code)
     line = code.count("\n", 0, last.start()) + 1
-    end = tree.body[-1]
-    return line < min([end.lineno, *(d.lineno for d in getattr(end, "decorator_list", ()))])
+    return line < first_line(tree.body[-1])
 
 
 def after_prompt(problem: Problem, program: str) -> str:
