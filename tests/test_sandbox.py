@@ -80,7 +80,8 @@ def test_hostile_case(
     elapsed = time.monotonic() - start
     assert verdict["status"] == case.status, verdict
     assert case.reason_has in verdict["reason"]
-    assert elapsed < TIMEOUT + 3, "the verdict took far longer than the time limit"
+    # The runner gives a program crowded off a loaded machine's CPUs that wait back, up to MAX_STRETCH.
+    assert elapsed < sandbox.longest_run(TIMEOUT) + 3, "the verdict took far longer than the time limit"
     assert leftovers(mark) == [], "a process the program started is still running"
     assert not outside.exists(), "the program wrote outside its directory"
     with pytest.raises(BlockingIOError):
