@@ -5,7 +5,7 @@ virtual environment of the Debian system Python and a copy of the plugin any use
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,25 @@ def readable_plugin_tree() -> Iterator[Path]:
     tree = open_dir("humaneval-plugin-")
     yield readable_plugin(tree)
     shutil.rmtree(tree, ignore_errors=True)
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Callable[[str], Path]]:
+    """``venv_support.open_dir`` for one test (a directory every user can enter, outside pytest's mode-0700
+    temp root): what it made is removed afterwards, venvs and run directories alike."""
+    import shutil
+
+    from venv_support import open_dir
+
+    made: list[Path] = []
+
+    def make(prefix: str) -> Path:
+        made.append(open_dir(prefix))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

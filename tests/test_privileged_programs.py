@@ -12,7 +12,7 @@ import pwd
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +73,7 @@ def shadow_line() -> str | None:
     return next((line for line in lines if line.startswith("root:")), None)
 
 
-def run_family(invoker: Invoker, plugin: Path, *args: str) -> None:
-    run_dir = open_dir("humaneval-privileged-")
+def run_family(invoker: Invoker, plugin: Path, run_dir: Path, *args: str) -> None:
     invoker.own(run_dir)
     secret_path, secret = plant_secret(invoker)
     outside = run_dir / "outside.txt"
@@ -143,21 +142,27 @@ def root_home() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(home)])
 
 
+@pytest.fixture
+def run_dir(open_tmp: Callable[[str], Path]) -> Path:
+    """Where pytest runs, with the dataset, the answers and the reports; removed afterwards."""
+    return open_tmp("humaneval-privileged-")
+
+
 WORKERS = pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "n2"])
 
 
 @WORKERS
 def test_as_root_with_the_interpreter_under_a_closed_directory(
-    closed_venv: Path, root_home: Path, readable_plugin_tree: Path, workers: tuple[str, ...]
+    closed_venv: Path, root_home: Path, readable_plugin_tree: Path, run_dir: Path, workers: tuple[str, ...]
 ) -> None:
-    run_family(Invoker(closed_venv, root_home), readable_plugin_tree, *workers)
+    run_family(Invoker(closed_venv, root_home), readable_plugin_tree, run_dir, *workers)
 
 
 @WORKERS
 def test_as_root_with_a_readable_interpreter(
-    debian_venv: Path, root_home: Path, readable_plugin_tree: Path, workers: tuple[str, ...]
+    debian_venv: Path, root_home: Path, readable_plugin_tree: Path, run_dir: Path, workers: tuple[str, ...]
 ) -> None:
-    run_family(Invoker(debian_venv, root_home), readable_plugin_tree, *workers)
+    run_family(Invoker(debian_venv, root_home), readable_plugin_tree, run_dir, *workers)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +173,10 @@ def user() -> Iterator[pwd.struct_passwd]:
 
 @WORKERS
 def test_as_an_ordinary_user(
-    debian_venv: Path, readable_plugin_tree: Path, user: pwd.struct_passwd, workers: tuple[str, ...]
+    debian_venv: Path,
+    readable_plugin_tree: Path,
+    run_dir: Path,
+    user: pwd.struct_passwd,
+    workers: tuple[str, ...],
 ) -> None:
-    run_family(Invoker(debian_venv, Path(user.pw_dir), user), readable_plugin_tree, *workers)
+    run_family(Invoker(debian_venv, Path(user.pw_dir), user), readable_plugin_tree, run_dir, *workers)

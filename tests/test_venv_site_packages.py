@@ -9,10 +9,11 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from venv_support import REPO, SYSTEM_PYTHON, make_venv, open_dir, site_packages, unavailable, uv_venv
+from venv_support import REPO, SYSTEM_PYTHON, make_venv, site_packages, unavailable, uv_venv
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,10 +63,12 @@ def with_marker(interpreter: Path, marker: str) -> Path:
 
 @pytest.mark.parametrize("maker", ["venv", "uv"])
 @pytest.mark.parametrize("system_site", [False, True], ids=["plain", "system-site-packages"])
-def test_programs_see_the_venvs_packages(maker: str, system_site: bool, marker: str) -> None:
+def test_programs_see_the_venvs_packages(
+    maker: str, system_site: bool, marker: str, open_tmp: Callable[[str], Path]
+) -> None:
     """A package installed only in the venv is there; one only in the base interpreter (pytest, which
     runs these tests) is there exactly when the venv includes the system site-packages."""
-    root = open_dir("humaneval-venv-")
+    root = open_tmp("humaneval-venv-")
     options = ("--system-site-packages",) if system_site else ()
     python = (
         make_venv(sys.executable, root / "v", *options) if maker == "venv" else uv_venv(root / "v", *options)
@@ -91,11 +94,11 @@ def test_programs_see_the_system_pythons_packages() -> None:
 
 
 def test_humaneval_plus_canonical_passes_in_a_debian_venv(
-    debian_venv: Path, readable_plugin_tree: Path
+    debian_venv: Path, readable_plugin_tree: Path, open_tmp: Callable[[str], Path]
 ) -> None:
     """The report that found the bug: numpy installed in the venv only, every HumanEval+ canonical solution
     but the dataset's known defect passes (it was 0 of 164: ``import numpy`` failed in every test)."""
-    run_dir = open_dir("humaneval-plus-run-")
+    run_dir = open_tmp("humaneval-plus-run-")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(readable_plugin_tree)
     cmd = [str(debian_venv), "-m", "pytest", "-p", "pytest_humaneval.plugin", "-p", "no:cacheprovider"]
