@@ -251,9 +251,10 @@ def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
     old = fresh.container.name
     denied = run(fresh, "    open('/proc/1/oom_score_adj', 'w').write('1000')\n    return x * 2\n")
     assert denied["status"] == "error" and "PermissionError" in denied["reason"], denied
-    hog = (  # waits until the runner's score is raised (after its own fork, so it keeps the default)
+    hog = (  # waits until the runner's score is raised (after the program's fork: it keeps the default)
         "    import os, time\n"
-        "    time.sleep(5)\n"
+        "    while open('/proc/1/oom_score_adj').read().strip() != '1000':\n"
+        "        time.sleep(0.05)\n"
         "    for _ in range(4):\n"
         "        if os.fork() == 0:\n"
         "            b = bytearray(500 << 20)\n"
@@ -263,7 +264,8 @@ def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
     verdicts: list[dict[str, Any]] = []
     running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=20)))
     running.start()
-    time.sleep(1.5)
+    while len(processes_in(fresh)) < 2 and running.is_alive():  # the runner, then the program beside it
+        time.sleep(0.05)
     code, out = fresh.container.exec_run(["sh", "-c", "echo 1000 > /proc/1/oom_score_adj"], user="root")
     assert code == 0, out
     running.join()
