@@ -283,10 +283,7 @@ class Controller:
             return None
         from .analysis.judge import judge_failures
 
-        failures = [r for r in self.results if r.diagnosis is not None]
-        if not failures:
-            return None
-        return judge_failures(judge_config(self.settings), self.dataset.problems, failures)
+        return judge_failures(judge_config(self.settings), self.dataset.problems, self.results)
 
     def gates(self) -> list[tuple[str, bool]]:
         """The CI gates set for this run and whether each holds. With any gate set, they decide the exit
@@ -332,15 +329,15 @@ class Controller:
 
 
 def judge_config(settings: Settings) -> Any:
-    from .analysis.judge import JudgeConfig
+    from .analysis.judge import judge_config
 
     assert settings.judge_endpoint and settings.judge_model
-    return JudgeConfig(
-        endpoint=settings.judge_endpoint.rstrip("/"),
-        model=settings.judge_model,
-        api_key=settings.judge_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-        output=settings.output,
-        max_tokens=settings.judge_max_tokens,
+    return judge_config(
+        settings.judge_endpoint,
+        settings.judge_model,
+        settings.judge_api_key,
+        settings.output,
+        settings.judge_max_tokens,
     )
 
 

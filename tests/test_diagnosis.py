@@ -17,6 +17,7 @@ from tiny_server import ServerInfo
 from pytest_humaneval.analysis.diagnosis import normalized_tokens, similarity
 from pytest_humaneval.analysis.judge import CATEGORIES, parse_answer
 from pytest_humaneval.api import evaluate
+from pytest_humaneval.errors import HumanEvalError
 
 CANONICAL = {p["task_id"]: p["canonical_solution"] for p in problems()}
 #: HumanEval/3 (below_zero), its canonical solution with every name changed and the layout redone.
@@ -99,6 +100,28 @@ def failing_completions(pytester: pytest.Pytester) -> Path:
         {"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")},
     ]
     return write_jsonl(pytester.path / "failing.jsonl", rows)
+
+
+def test_api_asks_the_judge_and_caches_its_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate(judge_endpoint=...)``: the same judge as the plugin's, its key from OPENAI_API_KEY."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [
+        {"task_id": "HumanEval/0", "completion": CANONICAL["HumanEval/0"]},
+        {"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")},
+    ]
+    with stub_server(StubConfig(model="judge", reply=judge_reply, api_key="sk-test")) as stub:
+        ask = {"judge_endpoint": stub.base_url + "/", "judge_model": "judge", "output": tmp_path}
+        data = evaluate(rows, dataset="humaneval-4", **ask)
+        assert len(stub.requests) == 1
+        d3 = next(r for r in data["results"] if r["task_id"] == "HumanEval/3")["diagnosis"]
+        assert d3["category"] == "off_by_one" and d3["similarity"] > 0.85
+        assert data["judge"]["endpoint"] == stub.base_url and data["judge"]["asked"] == 1
+        assert data["judge"]["cache"].startswith(str(tmp_path / "judge"))
+        again = evaluate(rows, dataset="humaneval-4", **ask)
+        assert len(stub.requests) == 1 and again["judge"]["cached"] == 1
+        assert again["diagnosis_counts"] == data["diagnosis_counts"] == {"off_by_one": 1}
+    with pytest.raises(HumanEvalError, match="needs judge_model="):
+        evaluate(rows, dataset="humaneval-4", judge_endpoint=stub.base_url)
 
 
 @pytest.mark.parametrize("schema_support", [True, False], ids=["response_format", "instructions-only"])
