@@ -53,6 +53,11 @@ def test_exact_mcnemar_and_the_paired_difference() -> None:
     assert c["mcnemar_p"] == 1.0
     low, high = c["delta_ci95"]
     assert low < 1 / 6 < high
+    # McNemar pairs first samples: a problem whose first sample one side did not run is not counted
+    c = compare(
+        [{"task_id": "T/0", "sample": 1, "passed": False}], [{"task_id": "T/0", "sample": 0, "passed": True}]
+    )
+    assert c["only_first_passed"] == c["only_second_passed"] == 0
 
 
 def test_both_modes_in_one_run_items_report_junit_and_terminal(

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..verdict import STATUSES
-from .stats import first_samples, mcnemar_exact
+from .stats import first_samples, paired
 
 
 def summarize_modes(
@@ -65,16 +65,14 @@ def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -
     n = len(diffs)
     delta = sum(diffs) / n if n else 0.0
     half = 1.96 * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else 0.0
-    a, b = first_samples(list(first)), first_samples(list(second))
-    only_a = sum(1 for t in common if a.get(t) and not b.get(t))
-    only_b = sum(1 for t in common if b.get(t) and not a.get(t))
+    test = paired(first_samples(first), first_samples(second))
     return {
         "pass_at_1_delta": round(delta, 6),
         "delta_ci95": [round(max(-1.0, delta - half), 6), round(min(1.0, delta + half), 6)],
-        "mcnemar_p": round(mcnemar_exact(only_a, only_b), 6),
+        "mcnemar_p": test["mcnemar_p"],
         "problems": n,
-        "only_first_passed": only_a,
-        "only_second_passed": only_b,
+        "only_first_passed": test["only_first"],
+        "only_second_passed": test["only_second"],
     }
 
 
