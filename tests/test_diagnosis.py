@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, stub_server
-from plugin_support import problems, report, run, write_jsonl
+from plugin_support import problems, report, run, usage_error, write_jsonl
 from tiny_server import ServerInfo
 
 from pytest_humaneval.analysis.diagnosis import normalized_tokens, similarity
@@ -180,12 +180,9 @@ def test_an_unreachable_judge_is_a_usage_error_before_any_item(pytester: pytest.
         "--humaneval-judge-endpoint=http://127.0.0.1:9/v1",
         "--humaneval-judge-model=judge",
     )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*--humaneval-judge-endpoint=http://127.0.0.1:9/v1: cannot reach the judge*"]
-    )
+    usage_error(result, "--humaneval-judge-endpoint=http://127.0.0.1:9/v1: cannot reach the judge*")
     result = run(pytester, "--humaneval-debug", "--humaneval-judge-endpoint=http://127.0.0.1:9/v1")
-    result.stderr.fnmatch_lines(["*--humaneval-judge-endpoint needs --humaneval-judge-model=NAME*"])
+    usage_error(result, "*--humaneval-judge-endpoint needs --humaneval-judge-model=NAME*")
 
 
 @pytest.mark.slow
