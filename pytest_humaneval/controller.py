@@ -20,7 +20,6 @@ from . import __version__
 from .completions import samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
-from .evaluation import preload_for
 from .fixtures import WORKERINPUT, endpoint_for_workers
 from .items import (
     COMPLETIONS_KEY,
@@ -28,8 +27,8 @@ from .items import (
     MODES_KEY,
     RUN_ID_KEY,
     TIME_LIMITS_KEY,
+    run_sandbox,
     samples_from,
-    sandbox_options,
 )
 from .options import Settings
 from .provenance import build_provenance, header_lines
@@ -43,7 +42,7 @@ from .report import (
     write_json,
 )
 from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
-from .sandbox import Limits, Sandbox, describe_isolation, make_sandbox
+from .sandbox import Sandbox, describe_isolation
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
 
@@ -85,7 +84,7 @@ class Controller:
             self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
             # Known before any item runs (for the header) and fails early: no Docker daemon, an image
             # without python3, a runner that cannot start.
-            self.isolation = probe_isolation(self.config, self.settings)
+            self.isolation = probe_isolation(self.config, self.settings, self.dataset)
             if self.settings.judge_endpoint:  # an unreachable judge fails now, not after every item ran
                 from .analysis.judge import check_judge
 
@@ -134,9 +133,8 @@ class Controller:
         def sandbox() -> Sandbox:
             if evaluator is not None:
                 return evaluator.sandbox
-            options = sandbox_options(s, self.config.stash[RUN_ID_KEY], s.parallel_per_process(workers))
-            limits = Limits(memory_mb=s.memory_mb(self.dataset.memory_mb))
-            temporary.append(make_sandbox(s.sandbox, limits, preload=preload_for(self.dataset), **options))
+            run_id, concurrency = self.config.stash[RUN_ID_KEY], s.parallel_per_process(workers)
+            temporary.append(run_sandbox(s, self.dataset, run_id, concurrency))
             temporary[-1].start()
             return temporary[-1]
 
@@ -341,14 +339,14 @@ def judge_config(settings: Settings) -> Any:
     )
 
 
-def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:
+def probe_isolation(config: pytest.Config, settings: Settings, dataset: Dataset) -> dict[str, Any]:
     """What isolation the sandbox gets on this machine, known before any item runs."""
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway
         return evaluator.sandbox.start()
-    workers = _workers(config)
-    options = sandbox_options(settings, config.stash[RUN_ID_KEY], settings.parallel_per_process(workers))
-    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory or 2048), **options)
+    concurrency = settings.parallel_per_process(_workers(config))
+    # the probe runs no program: nothing to preload
+    sandbox = run_sandbox(settings, dataset, config.stash[RUN_ID_KEY], concurrency, preload=False)
     try:
         return sandbox.start()
     finally:
