@@ -20,13 +20,13 @@ from .stats import first_samples, paired
 
 def summarize_modes(
     results: Sequence[dict[str, Any]],
-    pass_at_ks: Any,
+    pass_at_k: Mapping[str, dict[str, float]],
     generation: Mapping[str, Mapping[str, Any]],
     modes: Sequence[str] = ("think", "no-think"),
 ) -> dict[str, Any]:
-    """``{"think": {...}, "no-think": {...}, "comparison": {...}}``. ``pass_at_ks`` computes the pass@k
-    of a list of result entries (the report's own estimator); ``generation[mode]`` may hold
-    ``tokens`` (a list) and ``generation_wall_s``."""
+    """``{"think": {...}, "no-think": {...}, "comparison": {...}}`` from the report's result entries.
+    ``pass_at_k[mode]`` is the mode's pass@k (the report's own estimator); ``generation[mode]`` may hold
+    ``tokens`` (a list), ``generation_wall_s`` and ``sampling``."""
     by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_mode[r.get("mode") or ""].append(r)
@@ -36,7 +36,7 @@ def summarize_modes(
         counts = Counter(r["status"] for r in rows)
         tokens = sorted(generation.get(mode, {}).get("tokens") or [])
         out[mode] = {
-            "pass_at_k": pass_at_ks(rows),
+            "pass_at_k": pass_at_k.get(mode, {}),
             "passed": sum(bool(r["passed"]) for r in rows),
             "total": len(rows),
             "status_counts": {s: counts[s] for s in STATUSES if counts[s]},
