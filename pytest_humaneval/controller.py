@@ -201,13 +201,14 @@ class Controller:
             remove_containers(self.config.stash[RUN_ID_KEY])
         if not self.results:
             return
-        judge = self.run_judge()
+        # The completions file(s) are read here once: the judge's questions, generation fields, token
+        # counts and the HTML page.
+        source = self.config.stash[COMPLETIONS_KEY]
+        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
+        judge = self.run_judge(programs)
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
         limits = self.config.stash[TIME_LIMITS_KEY]
         timeout = limits.range[1]
-        # The completions file(s) are read here once: generation fields, token counts and the HTML page.
-        source = self.config.stash[COMPLETIONS_KEY]
-        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
         self.report = summarize(
             self.results,
             efficiency=self.settings.efficiency,
@@ -274,14 +275,22 @@ class Controller:
             for mode, meta in self.generations.items()
         }
 
-    def run_judge(self) -> dict[str, Any] | None:
+    def run_judge(self, programs: dict[Key, Program]) -> dict[str, Any] | None:
         """``--humaneval-judge-endpoint``: the judge's answers for the diagnosed failures (cached; an
-        unusable answer is recorded on its failure), and what the report says about the judge."""
+        unusable answer is recorded on its failure), and what the report says about the judge. Reports
+        carry no completion: each failure's comes from the completions file (``programs``); one no
+        longer there is not judged."""
         if not self.settings.judge_endpoint:
             return None
         from .analysis.judge import judge_failures
 
-        return judge_failures(judge_config(self.settings), self.dataset.problems, self.results)
+        known = []
+        for r in self.results:
+            program = programs.get((r.task_id, r.sample, r.mode)) if r.diagnosis is not None else None
+            if program is not None:
+                r.completion = program.completion
+                known.append(r)
+        return judge_failures(judge_config(self.settings), self.dataset.problems, known)
 
     def gates(self) -> list[tuple[str, bool]]:
         """The CI gates set for this run and whether each holds. With any gate set, they decide the exit

@@ -129,6 +129,10 @@ def test_judge_end_to_end_with_a_server_answering_json(
     pytester: pytest.Pytester, schema_support: bool
 ) -> None:
     path = failing_completions(pytester)
+    pytester.makeconftest(  # what reaches the controller: verdicts, not completions
+        "def pytest_runtest_logreport(report):\n"
+        "    assert 'completion' not in getattr(report, 'humaneval', {})\n"
+    )
     reject = frozenset() if schema_support else frozenset({"response_format"})
     with stub_server(StubConfig(model="judge", reply=judge_reply, reject_fields=reject)) as stub:
         args = [
