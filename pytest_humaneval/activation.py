@@ -94,12 +94,10 @@ class ActiveRun:
         report = yield
         if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
             data = item.result.to_dict()
-            # Reports stay small across xdist: the controller reads completions from the completions file,
-            # and failures carry their output in a report section; a passing program's output travels
-            # here, and only when it printed something. The judge (on the controller) reads the
-            # completion of each diagnosed failure from here.
-            if not (item.result.diagnosis and self.settings.judge_endpoint):
-                del data["completion"]
+            # Reports stay small across xdist: the controller reads completions from the completions file
+            # (for the judge too), and failures carry their output in a report section; a passing
+            # program's output travels here, and only when it printed something.
+            del data["completion"]
             if not item.result.passed or not item.result.output:
                 del data["stdout"], data["stderr"]
             report.humaneval = data  # type: ignore[attr-defined]  # travels to the xdist controller

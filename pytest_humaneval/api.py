@@ -99,16 +99,11 @@ def evaluate(
         box.close()
     judge = None
     if judge_endpoint and judge_model:
-        from .analysis.judge import JudgeConfig, judge_failures
+        from .analysis.judge import judge_config, judge_failures
 
-        failures = [r for r in results if r.diagnosis is not None]
-        config = JudgeConfig(
-            endpoint=judge_endpoint.rstrip("/"),
-            model=judge_model,
-            api_key=judge_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            output=Path(output),
+        judge = judge_failures(
+            judge_config(judge_endpoint, judge_model, judge_api_key, output), ds.problems, results
         )
-        judge = judge_failures(config, ds.problems, failures) if failures else None
     return summarize(
         results,
         **({"judge": judge} if judge else {}),

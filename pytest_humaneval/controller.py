@@ -20,7 +20,6 @@ from . import __version__
 from .completions import samples_per_problem
 from .dataset import Dataset
 from .errors import HumanEvalError
-from .evaluation import preload_for
 from .fixtures import WORKERINPUT, endpoint_for_workers
 from .items import (
     COMPLETIONS_KEY,
@@ -28,8 +27,8 @@ from .items import (
     MODES_KEY,
     RUN_ID_KEY,
     TIME_LIMITS_KEY,
+    run_sandbox,
     samples_from,
-    sandbox_options,
 )
 from .options import Settings
 from .provenance import build_provenance, header_lines
@@ -43,7 +42,7 @@ from .report import (
     write_json,
 )
 from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
-from .sandbox import Limits, Sandbox, describe_isolation, make_sandbox
+from .sandbox import Sandbox, describe_isolation
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
 
@@ -85,7 +84,7 @@ class Controller:
             self.config.stash[COMPLETIONS_KEY] = self.obtain_completions()
             # Known before any item runs (for the header) and fails early: no Docker daemon, an image
             # without python3, a runner that cannot start.
-            self.isolation = probe_isolation(self.config, self.settings)
+            self.isolation = probe_isolation(self.config, self.settings, self.dataset)
             if self.settings.judge_endpoint:  # an unreachable judge fails now, not after every item ran
                 from .analysis.judge import check_judge
 
@@ -134,9 +133,8 @@ class Controller:
         def sandbox() -> Sandbox:
             if evaluator is not None:
                 return evaluator.sandbox
-            options = sandbox_options(s, self.config.stash[RUN_ID_KEY], s.parallel_per_process(workers))
-            limits = Limits(memory_mb=s.memory_mb(self.dataset.memory_mb))
-            temporary.append(make_sandbox(s.sandbox, limits, preload=preload_for(self.dataset), **options))
+            run_id, concurrency = self.config.stash[RUN_ID_KEY], s.parallel_per_process(workers)
+            temporary.append(run_sandbox(s, self.dataset, run_id, concurrency))
             temporary[-1].start()
             return temporary[-1]
 
@@ -203,13 +201,14 @@ class Controller:
             remove_containers(self.config.stash[RUN_ID_KEY])
         if not self.results:
             return
-        judge = self.run_judge()
+        # The completions file(s) are read here once: the judge's questions, generation fields, token
+        # counts and the HTML page.
+        source = self.config.stash[COMPLETIONS_KEY]
+        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
+        judge = self.run_judge(programs)
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
         limits = self.config.stash[TIME_LIMITS_KEY]
         timeout = limits.range[1]
-        # The completions file(s) are read here once: generation fields, token counts and the HTML page.
-        source = self.config.stash[COMPLETIONS_KEY]
-        programs, missing = load_programs(source, self.dataset, self.config.stash.get(MODES_KEY, None))
         self.report = summarize(
             self.results,
             efficiency=self.settings.efficiency,
@@ -276,17 +275,22 @@ class Controller:
             for mode, meta in self.generations.items()
         }
 
-    def run_judge(self) -> dict[str, Any] | None:
+    def run_judge(self, programs: dict[Key, Program]) -> dict[str, Any] | None:
         """``--humaneval-judge-endpoint``: the judge's answers for the diagnosed failures (cached; an
-        unusable answer is recorded on its failure), and what the report says about the judge."""
+        unusable answer is recorded on its failure), and what the report says about the judge. Reports
+        carry no completion: each failure's comes from the completions file (``programs``); one no
+        longer there is not judged."""
         if not self.settings.judge_endpoint:
             return None
         from .analysis.judge import judge_failures
 
-        failures = [r for r in self.results if r.diagnosis is not None]
-        if not failures:
-            return None
-        return judge_failures(judge_config(self.settings), self.dataset.problems, failures)
+        known = []
+        for r in self.results:
+            program = programs.get((r.task_id, r.sample, r.mode)) if r.diagnosis is not None else None
+            if program is not None:
+                r.completion = program.completion
+                known.append(r)
+        return judge_failures(judge_config(self.settings), self.dataset.problems, known)
 
     def gates(self) -> list[tuple[str, bool]]:
         """The CI gates set for this run and whether each holds. With any gate set, they decide the exit
@@ -332,26 +336,26 @@ class Controller:
 
 
 def judge_config(settings: Settings) -> Any:
-    from .analysis.judge import JudgeConfig
+    from .analysis.judge import judge_config
 
     assert settings.judge_endpoint and settings.judge_model
-    return JudgeConfig(
-        endpoint=settings.judge_endpoint.rstrip("/"),
-        model=settings.judge_model,
-        api_key=settings.judge_api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-        output=settings.output,
-        max_tokens=settings.judge_max_tokens,
+    return judge_config(
+        settings.judge_endpoint,
+        settings.judge_model,
+        settings.judge_api_key,
+        settings.output,
+        settings.judge_max_tokens,
     )
 
 
-def probe_isolation(config: pytest.Config, settings: Settings) -> dict[str, Any]:
+def probe_isolation(config: pytest.Config, settings: Settings, dataset: Dataset) -> dict[str, Any]:
     """What isolation the sandbox gets on this machine, known before any item runs."""
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway
         return evaluator.sandbox.start()
-    workers = _workers(config)
-    options = sandbox_options(settings, config.stash[RUN_ID_KEY], settings.parallel_per_process(workers))
-    sandbox = make_sandbox(settings.sandbox, Limits(memory_mb=settings.memory or 2048), **options)
+    concurrency = settings.parallel_per_process(_workers(config))
+    # the probe runs no program: nothing to preload
+    sandbox = run_sandbox(settings, dataset, config.stash[RUN_ID_KEY], concurrency, preload=False)
     try:
         return sandbox.start()
     finally:

@@ -83,12 +83,8 @@ class Evaluator:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            options = sandbox_options(self.settings, self.config.stash[RUN_ID_KEY], self.parallel)
-            self._sandbox = make_sandbox(
-                self.settings.sandbox,
-                Limits(memory_mb=self.settings.memory_mb(self.dataset.memory_mb)),
-                preload=preload_for(self.dataset),
-                **options,
+            self._sandbox = run_sandbox(
+                self.settings, self.dataset, self.config.stash[RUN_ID_KEY], self.parallel
             )
         return self._sandbox
 
@@ -199,12 +195,21 @@ def _xdist_queue(config: pytest.Config) -> Any:
     return found
 
 
-def sandbox_options(settings: Settings, run_id: str, concurrency: int = 1) -> dict[str, Any]:
-    """Options only some sandboxes take: the docker one needs its image and the run id for labels; the
-    subprocess one runs several programs at once."""
+def run_sandbox(
+    settings: Settings, dataset: Dataset, run_id: str, concurrency: int, preload: bool = True
+) -> Sandbox:
+    """A sandbox (not started) as every process of the run makes it: the benchmark's memory limit (or
+    --humaneval-memory), the modules its tests import preloaded, ``concurrency`` programs at once; the
+    docker one also takes its image and the run id for its containers' labels."""
+    options: dict[str, Any] = {"concurrency": concurrency}
     if settings.sandbox == "docker":
-        return {"image": settings.sandbox_image, "run_id": run_id, "concurrency": concurrency}
-    return {"concurrency": concurrency}
+        options.update(image=settings.sandbox_image, run_id=run_id)
+    return make_sandbox(
+        settings.sandbox,
+        Limits(memory_mb=settings.memory_mb(dataset.memory_mb)),
+        preload=preload_for(dataset) if preload else (),
+        **options,
+    )
 
 
 #: The report section of a failing item: ``--- completion ---``, the completion, then the program's output.

@@ -108,18 +108,16 @@ def summarize(
     if any(r.mode for r in results):
         from .analysis.modes import summarize_modes
 
-        report["modes"] = summarize_modes(
-            report["results"], lambda rows: pass_at_ks(_as_results(rows)), mode_generation or {}
-        )
+        by_mode: dict[str, list[Result]] = defaultdict(list)
+        for r in results:
+            by_mode[r.mode or ""].append(r)
+        pass_at = {mode: pass_at_ks(rows) for mode, rows in by_mode.items()}
+        report["modes"] = summarize_modes(report["results"], pass_at, mode_generation or {})
     if any(r.diagnosis for r in results):
         from .analysis.diagnosis import count_diagnoses
 
         report["diagnosis_counts"] = count_diagnoses(report["results"])
     return report
-
-
-def _as_results(rows: Sequence[dict[str, Any]]) -> list[Result]:
-    return [Result(r["task_id"], r["sample"], r["status"]) for r in rows]
 
 
 def _analysis_fields(r: Result) -> dict[str, Any]:

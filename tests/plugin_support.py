@@ -1,10 +1,11 @@
 """Helpers of the test modules that run the plugin through pytester: the bundled datasets' problems,
-completion files, the JSON report, and the fields of a completion-cache record."""
+completion files, the JSON report, usage errors, and the fields of a completion-cache record."""
 
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,32 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def canonical_completions(path: Path, wrong: Collection[str] = (), count: int | None = None) -> Path:
+    """A completions file of HumanEval's canonical solutions (of its first ``count`` problems, else all)
+    in which the tasks in ``wrong`` answer ``return None``, a program that fails."""
+    rows = [
+        {
+            "task_id": p["task_id"],
+            "completion": "    return None\n" if p["task_id"] in wrong else p["canonical_solution"],
+        }
+        for p in problems()[:count]
+    ]
+    return write_jsonl(path, rows)
+
+
 def report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
     return json.loads((pytester.path / name).read_text())
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:randomly", "--humaneval-report=report.json", *args)
+
+
+def usage_error(result: pytest.RunResult, message: str) -> None:
+    """One clear message: a usage error, no traceback."""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 #: The fields of one line of a completion cache (``.humaneval/completions/*.cache.jsonl``).

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from plugin_support import problems, run, write_jsonl
+from plugin_support import canonical_completions, run
 
 from pytest_humaneval.api import evaluate, pass_at_k
 from pytest_humaneval.errors import HumanEvalError
 
 
 def test_api_matches_the_plugin(pytester: pytest.Pytester) -> None:
-    rows = [
-        {"task_id": p["task_id"], "completion": p["canonical_solution"] if i % 3 else "    return None\n"}
-        for i, p in enumerate(problems())
-    ]
-    path = write_jsonl(pytester.path / "mixed.jsonl", rows)
+    path = canonical_completions(
+        pytester.path / "mixed.jsonl", wrong={f"HumanEval/{i}" for i in range(0, 164, 3)}
+    )
     run(pytester, "--humaneval", f"--humaneval-completions={path}")
     plugin = json.loads((pytester.path / "report.json").read_text())
     api = evaluate(path)

@@ -6,18 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from plugin_support import problems, run, write_jsonl
+from plugin_support import canonical_completions, run
 
 
 def completions(pytester: pytest.Pytester, name: str, broken: set[str]) -> Path:
-    rows = [
-        {
-            "task_id": p["task_id"],
-            "completion": "    return None\n" if p["task_id"] in broken else p["canonical_solution"],
-        }
-        for p in problems()
-    ]
-    return write_jsonl(pytester.path / name, rows)
+    return canonical_completions(pytester.path / name, wrong=broken)
 
 
 def test_baseline_names_regressions_and_gates(pytester: pytest.Pytester) -> None:

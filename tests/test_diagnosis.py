@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, stub_server
-from plugin_support import problems, report, run, write_jsonl
+from plugin_support import problems, report, run, usage_error, write_jsonl
 from tiny_server import ServerInfo
 
 from pytest_humaneval.analysis.diagnosis import normalized_tokens, similarity
 from pytest_humaneval.analysis.judge import CATEGORIES, parse_answer
 from pytest_humaneval.api import evaluate
+from pytest_humaneval.errors import HumanEvalError
 
 CANONICAL = {p["task_id"]: p["canonical_solution"] for p in problems()}
 #: HumanEval/3 (below_zero), its canonical solution with every name changed and the layout redone.
@@ -101,11 +102,37 @@ def failing_completions(pytester: pytest.Pytester) -> Path:
     return write_jsonl(pytester.path / "failing.jsonl", rows)
 
 
+def test_api_asks_the_judge_and_caches_its_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``evaluate(judge_endpoint=...)``: the same judge as the plugin's, its key from OPENAI_API_KEY."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [
+        {"task_id": "HumanEval/0", "completion": CANONICAL["HumanEval/0"]},
+        {"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")},
+    ]
+    with stub_server(StubConfig(model="judge", reply=judge_reply, api_key="sk-test")) as stub:
+        ask = {"judge_endpoint": stub.base_url + "/", "judge_model": "judge", "output": tmp_path}
+        data = evaluate(rows, dataset="humaneval-4", **ask)
+        assert len(stub.requests) == 1
+        d3 = next(r for r in data["results"] if r["task_id"] == "HumanEval/3")["diagnosis"]
+        assert d3["category"] == "off_by_one" and d3["similarity"] > 0.85
+        assert data["judge"]["endpoint"] == stub.base_url and data["judge"]["asked"] == 1
+        assert data["judge"]["cache"].startswith(str(tmp_path / "judge"))
+        again = evaluate(rows, dataset="humaneval-4", **ask)
+        assert len(stub.requests) == 1 and again["judge"]["cached"] == 1
+        assert again["diagnosis_counts"] == data["diagnosis_counts"] == {"off_by_one": 1}
+    with pytest.raises(HumanEvalError, match="needs judge_model="):
+        evaluate(rows, dataset="humaneval-4", judge_endpoint=stub.base_url)
+
+
 @pytest.mark.parametrize("schema_support", [True, False], ids=["response_format", "instructions-only"])
 def test_judge_end_to_end_with_a_server_answering_json(
     pytester: pytest.Pytester, schema_support: bool
 ) -> None:
     path = failing_completions(pytester)
+    pytester.makeconftest(  # what reaches the controller: verdicts, not completions
+        "def pytest_runtest_logreport(report):\n"
+        "    assert 'completion' not in getattr(report, 'humaneval', {})\n"
+    )
     reject = frozenset() if schema_support else frozenset({"response_format"})
     with stub_server(StubConfig(model="judge", reply=judge_reply, reject_fields=reject)) as stub:
         args = [
@@ -157,12 +184,9 @@ def test_an_unreachable_judge_is_a_usage_error_before_any_item(pytester: pytest.
         "--humaneval-judge-endpoint=http://127.0.0.1:9/v1",
         "--humaneval-judge-model=judge",
     )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*--humaneval-judge-endpoint=http://127.0.0.1:9/v1: cannot reach the judge*"]
-    )
+    usage_error(result, "--humaneval-judge-endpoint=http://127.0.0.1:9/v1: cannot reach the judge*")
     result = run(pytester, "--humaneval-debug", "--humaneval-judge-endpoint=http://127.0.0.1:9/v1")
-    result.stderr.fnmatch_lines(["*--humaneval-judge-endpoint needs --humaneval-judge-model=NAME*"])
+    usage_error(result, "*--humaneval-judge-endpoint needs --humaneval-judge-model=NAME*")
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from plugin_support import problems, report, run, write_jsonl
+from plugin_support import canonical_completions, problems, report, run, write_jsonl
 
 from pytest_humaneval.analysis.efficiency import median_ci, summarize_efficiency
 from pytest_humaneval.api import evaluate
@@ -96,9 +96,7 @@ def test_summary_takes_the_geometric_mean_per_problem_then_over_problems() -> No
 
 
 def test_plugin_reports_efficiency_in_json_junit_and_terminal_under_xdist(pytester: pytest.Pytester) -> None:
-    rows = [{"task_id": p["task_id"], "completion": p["canonical_solution"]} for p in problems()[:4]]
-    rows[1]["completion"] = "    return None\n"
-    path = write_jsonl(pytester.path / "mixed.jsonl", rows)
+    path = canonical_completions(pytester.path / "mixed.jsonl", wrong={"HumanEval/1"}, count=4)
     result = run(
         pytester,
         "--humaneval-debug",

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, stub_server
+from plugin_support import usage_error
 from server_support import default_settings
 
 from pytest_humaneval.completions import read_completions
@@ -156,9 +157,7 @@ def test_bad_extra_body_is_one_usage_error(pytester: pytest.Pytester) -> None:
         "--humaneval-endpoint=http://127.0.0.1:9/v1",
         "--humaneval-extra-body={oops",
     )
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --humaneval-extra-body: '{oops' is not valid JSON*"])
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    usage_error(result, "--humaneval-extra-body: '{oops' is not valid JSON*")
 
 
 # -- the cache --------------------------------------------------------------------------------------

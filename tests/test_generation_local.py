@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plugin_support import RECORD_FIELDS
+from plugin_support import RECORD_FIELDS, usage_error
 
 from pytest_humaneval.generation.cache import RunSpec
 from pytest_humaneval.generation.local import split_reasoning
@@ -39,13 +39,6 @@ def cache(pytester: pytest.Pytester, think: bool = False, output: str = ".humane
 
 def report(pytester: pytest.Pytester, output: str = ".humaneval") -> dict[str, Any]:
     return json.loads((pytester.path / output / "report.json").read_text())
-
-
-def usage_error(result: pytest.RunResult, message: str) -> None:
-    """One clear message: a usage error, no traceback."""
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {message}"])
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hostile import CASES, leftovers, unique_mark, write_completions, write_dataset
-from plugin_support import problems, report, run, write_jsonl
+from plugin_support import canonical_completions, problems, report, run, write_jsonl
 
 
 def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:
@@ -101,14 +101,7 @@ def test_keyword_selection(pytester: pytest.Pytester) -> None:
 
 
 def half_wrong(pytester: pytest.Pytester) -> Path:
-    rows = [
-        {
-            "task_id": p["task_id"],
-            "completion": p["canonical_solution"] if i % 2 == 0 else "    return None\n",
-        }
-        for i, p in enumerate(problems()[:4])
-    ]
-    return write_jsonl(pytester.path / "half.jsonl", rows)
+    return canonical_completions(pytester.path / "half.jsonl", wrong={"HumanEval/1", "HumanEval/3"}, count=4)
 
 
 def test_last_failed_and_exitfirst(pytester: pytest.Pytester) -> None:

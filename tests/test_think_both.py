@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from openai_stub import StubConfig, stub_server
-from plugin_support import problems, report, run
+from plugin_support import problems, report, run, usage_error
 
 from pytest_humaneval.analysis.modes import compare
 from pytest_humaneval.analysis.stats import mcnemar_exact
@@ -53,6 +53,11 @@ def test_exact_mcnemar_and_the_paired_difference() -> None:
     assert c["mcnemar_p"] == 1.0
     low, high = c["delta_ci95"]
     assert low < 1 / 6 < high
+    # McNemar pairs first samples: a problem whose first sample one side did not run is not counted
+    c = compare(
+        [{"task_id": "T/0", "sample": 1, "passed": False}], [{"task_id": "T/0", "sample": 0, "passed": True}]
+    )
+    assert c["only_first_passed"] == c["only_second_passed"] == 0
 
 
 def test_both_modes_in_one_run_items_report_junit_and_terminal(
@@ -180,12 +185,9 @@ def test_mode_names_collection_and_selection(pytester: pytest.Pytester) -> None:
 
 def test_think_both_with_a_completions_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--humaneval-debug", "--think=both", "--humaneval-completions=canonical")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*--think=both generates both modes: it cannot be used with --humaneval-completions*"]
-    )
+    usage_error(result, "--think=both generates both modes: it cannot be used with --humaneval-completions*")
     result = run(pytester, "--humaneval-debug", "--think=sometimes")
-    result.stderr.fnmatch_lines(["*--think='sometimes': give on, off or both*"])
+    usage_error(result, "*--think='sometimes': give on, off or both*")
 
 
 def thinking_reply(body: dict[str, Any]) -> tuple[str, str | None, str]:

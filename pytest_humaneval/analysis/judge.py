@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -71,6 +72,20 @@ class JudgeConfig:
     max_tokens: int = 1024
 
 
+def judge_config(
+    endpoint: str, model: str, api_key: str | None, output: str | Path, max_tokens: int = 1024
+) -> JudgeConfig:
+    """The judge's settings as the plugin and the API take them: the base URL without a trailing slash,
+    the API key given, else ``OPENAI_API_KEY``, else ``EMPTY`` (a local server takes any)."""
+    return JudgeConfig(
+        endpoint=endpoint.rstrip("/"),
+        model=model,
+        api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+        output=Path(output),
+        max_tokens=max_tokens,
+    )
+
+
 def messages(problem: Problem, completion: str, status: str, reason: str) -> list[dict[str, str]]:
     user = (
         f"## Problem ({problem.task_id})\n```python\n{problem.prompt}```\n\n"
@@ -113,13 +128,16 @@ def parse_answer(content: str | None) -> dict[str, Any]:
 def judge_failures(
     config: JudgeConfig,
     problems: dict[str, Problem],
-    failures: Sequence[Result],
-) -> dict[str, Any]:
-    """Ask the judge about each of ``failures`` (results with an offline ``diagnosis`` and their
-    ``completion``) not already answered in the cache; fill in their ``diagnosis``. Returns what the
-    report records about the judge."""
+    results: Sequence[Result],
+) -> dict[str, Any] | None:
+    """Ask the judge about each failure among ``results`` that has an offline ``diagnosis`` (and its
+    ``completion``) and is not already answered in the cache; fill in their ``diagnosis``. Returns what
+    the report records about the judge, or None when no failure was diagnosed."""
     from ..generation.cache import CompletionCache, _digest
 
+    failures = [r for r in results if r.diagnosis is not None]
+    if not failures:
+        return None
     cache = CompletionCache(config.output / "judge" / f"{_stem(config.model)}.cache.jsonl")
     found = cache.load()
     jobs = []

@@ -15,18 +15,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..verdict import STATUSES
-from .stats import first_samples, mcnemar_exact
+from .stats import first_samples, paired
 
 
 def summarize_modes(
     results: Sequence[dict[str, Any]],
-    pass_at_ks: Any,
+    pass_at_k: Mapping[str, dict[str, float]],
     generation: Mapping[str, Mapping[str, Any]],
     modes: Sequence[str] = ("think", "no-think"),
 ) -> dict[str, Any]:
-    """``{"think": {...}, "no-think": {...}, "comparison": {...}}``. ``pass_at_ks`` computes the pass@k
-    of a list of result entries (the report's own estimator); ``generation[mode]`` may hold
-    ``tokens`` (a list) and ``generation_wall_s``."""
+    """``{"think": {...}, "no-think": {...}, "comparison": {...}}`` from the report's result entries.
+    ``pass_at_k[mode]`` is the mode's pass@k (the report's own estimator); ``generation[mode]`` may hold
+    ``tokens`` (a list), ``generation_wall_s`` and ``sampling``."""
     by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         by_mode[r.get("mode") or ""].append(r)
@@ -36,7 +36,7 @@ def summarize_modes(
         counts = Counter(r["status"] for r in rows)
         tokens = sorted(generation.get(mode, {}).get("tokens") or [])
         out[mode] = {
-            "pass_at_k": pass_at_ks(rows),
+            "pass_at_k": pass_at_k.get(mode, {}),
             "passed": sum(bool(r["passed"]) for r in rows),
             "total": len(rows),
             "status_counts": {s: counts[s] for s in STATUSES if counts[s]},
@@ -65,16 +65,14 @@ def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -
     n = len(diffs)
     delta = sum(diffs) / n if n else 0.0
     half = 1.96 * statistics.stdev(diffs) / math.sqrt(n) if n > 1 else 0.0
-    a, b = first_samples(list(first)), first_samples(list(second))
-    only_a = sum(1 for t in common if a.get(t) and not b.get(t))
-    only_b = sum(1 for t in common if b.get(t) and not a.get(t))
+    test = paired(first_samples(first), first_samples(second))
     return {
         "pass_at_1_delta": round(delta, 6),
         "delta_ci95": [round(max(-1.0, delta - half), 6), round(min(1.0, delta + half), 6)],
-        "mcnemar_p": round(mcnemar_exact(only_a, only_b), 6),
+        "mcnemar_p": test["mcnemar_p"],
         "problems": n,
-        "only_first_passed": only_a,
-        "only_second_passed": only_b,
+        "only_first_passed": test["only_first"],
+        "only_second_passed": test["only_second"],
     }
 
 

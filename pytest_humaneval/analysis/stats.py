@@ -4,7 +4,8 @@ baseline. Pure functions over ``{task_id: passed}`` maps (the first sample of ea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -48,6 +49,6 @@ def paired(first: Mapping[str, bool], second: Mapping[str, bool]) -> dict[str, f
     }
 
 
-def first_samples(results: list[dict]) -> dict[str, bool]:
+def first_samples(results: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
     """``{task_id: passed}`` for the first sample (index 0) of each problem in a report's results."""
     return {r["task_id"]: bool(r["passed"]) for r in results if r.get("sample", 0) == 0}
