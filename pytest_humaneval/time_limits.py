@@ -120,7 +120,9 @@ def cached_or_measured(
 
 def measure(dataset: Dataset, sandbox: Sandbox) -> dict[str, float]:
     """Seconds each reference solution needs in ``sandbox``: its CPU time, which a loaded machine does not
-    inflate as it does the wall time (the sandbox gives back a program's wait for a CPU)."""
+    inflate as it does the wall time (the sandbox gives back a program's wait for a CPU). Only references
+    that pass count: one that fails, or runs to the measuring cap, says nothing about how long a correct
+    solution needs (a 300 s cap would become a 1,200 s limit), so its problem keeps the floor."""
     samples = canonical(dataset)
     pending = []
     for problem in dataset:
@@ -130,5 +132,6 @@ def measure(dataset: Dataset, sandbox: Sandbox) -> dict[str, float]:
     times = {}
     for task_id, future in pending:
         verdict = future.result()
-        times[task_id] = round(float(verdict.get("cpu_s", verdict.get("duration_s", MEASURE_LIMIT_S))), 3)
+        if verdict.get("status") == "passed":
+            times[task_id] = round(float(verdict.get("cpu_s", verdict["duration_s"])), 3)
     return times

@@ -322,6 +322,23 @@ def test_limits_without_reference_times_are_measured_once_and_cached(tmp_path: P
     assert time_limits(no_canonical, None, sandbox=Box).per_task == {}
 
 
+def test_only_passing_references_are_measured() -> None:
+    """A reference that fails (a dataset defect) or loops says nothing about a correct solution's time: its
+    problem keeps the floor instead of a limit built from its time to failure or the measuring cap."""
+    from pytest_humaneval.sandbox import Limits
+    from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+    from pytest_humaneval.time_limits import measure
+
+    fails = {**PROBLEM, "task_id": "T/1", "canonical_solution": "    return x + 1\n"}
+    dataset = Benchmark("m", lambda: [PROBLEM, fails]).dataset()
+    sandbox = SubprocessSandbox(Limits(), concurrency=2)
+    try:
+        times = measure(dataset, sandbox)
+    finally:
+        sandbox.close()
+    assert set(times) == {"T/0"} and 0 <= times["T/0"] < 5
+
+
 def test_a_loop_still_stops_at_its_problems_limit(pytester: pytest.Pytester) -> None:
     problems = list(load_dataset("mbpp-4"))
     rows = [{"task_id": p.task_id, "solution": p.canonical_solution} for p in problems]
