@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from openai_stub import spawn_stub  # noqa: E402
+from plugin_support import cache_records  # noqa: E402
 from tiny_server import free_port  # noqa: E402
 
 
@@ -53,10 +54,7 @@ def finish(proc: subprocess.Popen[str], work: Path) -> dict[str, Any]:
 
 
 def cached(work: Path) -> Counter[str]:
-    lines = []
-    for path in (work / ".humaneval" / "completions").glob("*.cache.jsonl"):
-        lines += [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
-    return Counter(r["task_id"] for r in lines)
+    return Counter(r["task_id"] for r in cache_records(work / ".humaneval"))
 
 
 def sent(log: Path) -> Counter[str]:

@@ -1,5 +1,5 @@
 """Helpers of the test modules that run the plugin through pytester: the bundled datasets' problems,
-completion files, the JSON report, usage errors, and the fields of a completion-cache record."""
+completion files, the JSON report, usage errors, the records of a completion cache and their fields."""
 
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ def canonical_completions(path: Path, wrong: Collection[str] = (), count: int | 
 
 def report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
     return json.loads((pytester.path / name).read_text())
+
+
+def cache_records(output: Path) -> list[dict]:
+    """Every record of every completion cache under ``output`` (a ``.humaneval`` directory), in the order
+    written. Safe to poll while a run appends: a line not yet ended by its newline is left out."""
+    records = []
+    for path in sorted((output / "completions").glob("*.cache.jsonl")):
+        whole = path.read_text().split("\n")[:-1]  # after the last newline: a line still being written
+        records += [json.loads(line) for line in whole if line.endswith("}")]
+    return records
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

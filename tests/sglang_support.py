@@ -139,16 +139,6 @@ def read_lines_until(
     raise AssertionError("".join(seen)[-5000:] or "(no output)")
 
 
-def cache_records(output: Path) -> list[dict[str, Any]]:
-    """Every line of every completion cache under ``output``, in the order written."""
-    records = []
-    for path in sorted((output / "completions").glob("*.cache.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                records.append(json.loads(line))
-    return records
-
-
 def report(output: Path) -> dict[str, Any]:
     return json.loads((output / "report.json").read_text())
 

@@ -20,10 +20,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from openai_stub import StubConfig, spawn_stub, stub_server
+from plugin_support import cache_records
 from server_support import default_settings
 from tiny_server import free_port
 
@@ -228,16 +228,9 @@ def run_pytest(cwd: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def cache_records(root: Path) -> list[dict[str, Any]]:
-    files = list((root / ".humaneval" / "completions").glob("*.cache.jsonl"))
-    if not files:
-        return []
-    return [json.loads(line) for line in files[0].read_text().splitlines() if line.endswith("}")]
-
-
 def wait_for_answers(root: Path, count: int, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
-    while len(cache_records(root)) < count:
+    while len(cache_records(root / ".humaneval")) < count:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the run produced no answers"
         time.sleep(0.02)
@@ -267,7 +260,7 @@ def test_server_restarted_on_the_same_port_the_run_completes(pytester: pytest.Py
     assert f"humaneval: the server at {url} does not answer (Connection refused); waiting up to 30 s" in out
     assert f"humaneval: the server at {url} answers again after " in out
     assert 10 <= finished < 60
-    records = cache_records(pytester.path)
+    records = cache_records(pytester.path / ".humaneval")
     assert Counter((r["task_id"], r["sample"]) for r in records) == Counter(EXPECTED)  # each once
     report = json.loads((pytester.path / ".humaneval" / "report.json").read_text())
     assert (report["passed"], report["total"], report["pass_at_k"]["1"]) == (20, 20, 1.0)
@@ -299,7 +292,7 @@ def test_server_killed_for_good_stops_with_one_message_and_the_rerun_asks_for_th
         "after the grace period of 2 s (--humaneval-server-grace). The "
     )
     assert line.endswith("fix the cause and rerun to generate the rest")
-    kept = {(r["task_id"], r["sample"]) for r in cache_records(pytester.path)}
+    kept = {(r["task_id"], r["sample"]) for r in cache_records(pytester.path / ".humaneval")}
     assert 3 <= len(kept) < 20 and f"The {len(kept)} answers that arrived are cached in" in line
     assert set(served(log)) <= kept  # every answer the server sent is in the cache
 
@@ -310,7 +303,9 @@ def test_server_killed_for_good_stops_with_one_message_and_the_rerun_asks_for_th
     assert rerun.returncode == pytest.ExitCode.OK, out + err
     asked = served(rerun_log)
     assert len(asked) == len(set(asked)) and set(asked) == EXPECTED - kept
-    assert Counter((r["task_id"], r["sample"]) for r in cache_records(pytester.path)) == Counter(EXPECTED)
+    assert Counter(
+        (r["task_id"], r["sample"]) for r in cache_records(pytester.path / ".humaneval")
+    ) == Counter(EXPECTED)
 
 
 def test_negative_grace_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_support import cache_records
 from sglang_support import (
     MAX_TOKENS,
     MEMORY_LIMIT_BYTES,
     PeakMemory,
     Run,
-    cache_records,
     container_pids,
     end_run,
     plugin_args,

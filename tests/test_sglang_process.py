@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from plugin_support import cache_records
 from server_support import alive
 from sglang_support import (
     MAX_TOKENS,
@@ -28,7 +29,6 @@ from sglang_support import (
     STARTUP_TIMEOUT_S,
     PeakMemory,
     Run,
-    cache_records,
     end_run,
     group_pids,
     plugin_args,
