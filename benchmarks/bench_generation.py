@@ -18,8 +18,10 @@ Then, for the 164 HumanEval prompts x ``--samples``, alternating ``--rounds`` ti
    progress), extraction and a cache append for every answer.
 
 Overhead = pipeline wall / bare wall - 1 (median of the rounds), and per request the median client-side
-latency of each. Last (unless ``--no-plugin``), ``pytest --humaneval --humaneval-endpoint=URL`` end to end
-in a fresh directory: its generation wall time from the report.
+latency of each and the client process's CPU time per request (what the pipeline's own work costs,
+steadier than wall time when other jobs share the machine). Last (unless ``--no-plugin``),
+``pytest --humaneval --humaneval-endpoint=URL`` end to end in a fresh directory: its generation wall time
+from the report.
 """
 
 from __future__ import annotations
@@ -145,11 +147,11 @@ async def bare(
             latencies.append(time.perf_counter() - started)
             tokens += response.usage.completion_tokens
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(r) for r in requests))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await client.close()
-    return {"wall_s": wall, "latencies": latencies, "tokens": tokens}
+    return {"wall_s": wall, "cpu_s": cpu, "latencies": latencies, "tokens": tokens}
 
 
 async def pipeline(
@@ -178,13 +180,14 @@ async def pipeline(
     gen = Generator(client, base_url=server.url, model=server.model, sampling=sampling,
                     concurrency=concurrency, timeout=600)  # fmt: skip
     with open(os.devnull, "w") as sink, Progress(len(requests), file=sink) as progress:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         await gen.run(requests, on_answer, progress)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     await client.close()
     cache.close()
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "latencies": [a.latency_s for a in answers],
         "tokens": sum(int(a.usage.get("completion_tokens", 0)) for a in answers),
         "errors": sum(a.error is not None for a in answers),
@@ -285,6 +288,11 @@ def main() -> None:
                 print(f"{label:>8}: wall {wall:.3f} s median of {args.rounds} (min {min(walls):.3f}, max "
                       f"{max(walls):.3f}), per request median {latency * 1000:.1f} ms, "
                       f"{tokens / wall:,.0f} completion tok/s")  # fmt: skip
+            cpu = {label: statistics.median(r["cpu_s"] for r in results) / len(requests) * 1000
+                   for label, results in rounds.items()}  # fmt: skip
+            own = cpu["pipeline"] - cpu["bare"]
+            print(f"client CPU per request (this process, user + system; medians): bare {cpu['bare']:.2f} "
+                  f"ms, pipeline {cpu['pipeline']:.2f} ms, {own:+.2f} ms for its own work")  # fmt: skip
             best = min(r["wall_s"] for r in rounds["pipeline"]) / min(r["wall_s"] for r in rounds["bare"]) - 1
             errors = sum(r["errors"] for r in rounds["pipeline"])
             overhead = medians["pipeline"] / medians["bare"] - 1
