@@ -50,6 +50,8 @@ DEFAULT_SGLANG_PYTHON = (
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from server_support import default_settings  # noqa: E402
+
 from pytest_humaneval.dataset import data_dir, load_dataset  # noqa: E402
 from pytest_humaneval.generation.cache import CompletionCache, RunSpec  # noqa: E402
 from pytest_humaneval.generation.client import (  # noqa: E402
@@ -64,7 +66,6 @@ from pytest_humaneval.generation.client import (  # noqa: E402
 from pytest_humaneval.generation.extract import extract  # noqa: E402
 from pytest_humaneval.generation.progress import Progress  # noqa: E402
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, messages_digest, render  # noqa: E402
-from pytest_humaneval.options import OPTIONS, Settings  # noqa: E402
 
 
 @dataclass
@@ -75,12 +76,6 @@ class Server:
     startup_s: float | None
     stop: Callable[[], None]
     extra_body: dict[str, Any]
-
-
-def settings(output: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {opt.name: opt.default for opt in OPTIONS}
-    values.update(output=output, **overrides)
-    return Settings(**values)
 
 
 def start_stub(latency: float) -> Server:
@@ -104,7 +99,7 @@ def start_sglang(python: Path, work: Path, max_tokens: int) -> Server:
     from pytest_humaneval.generation.server import start_server
 
     model = build_tiny_qwen3(work / "tiny-qwen3", max_position_embeddings=40960)
-    s = settings(
+    s = default_settings(
         work / "server",
         server="process",
         sglang_python=python,
@@ -251,7 +246,9 @@ def main() -> None:
             server = start_stub(args.latency)
             max_tokens = None
         try:
-            s = settings(work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens)
+            s = default_settings(
+                work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens
+            )
             sampling = replace(sampling_from(s), extra_body=server.extra_body)
             spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
             problems = args.problems or (164 if args.server == "stub" else 32)
