@@ -8,6 +8,7 @@ The end-to-end path against a real model server is in ``test_generation_tiny.py`
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -273,6 +274,20 @@ def test_a_cache_held_locked_too_long_stops_with_a_message(
     cache.append(record("a"))  # once the other run let go, the record is written
     cache.close()
     assert set(cache.load()) == {"a"}
+
+
+def test_a_file_system_without_flock_still_gets_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")  # as on an NFS mount without a lock daemon
+
+    monkeypatch.setattr("pytest_humaneval.generation.cache.fcntl.flock", unsupported)
+    cache = CompletionCache(tmp_path / "c.cache.jsonl")
+    cache.append(record("a"))
+    cache.append(record("b"))
+    cache.close()
+    assert set(cache.load()) == {"a", "b"}
 
 
 HOLDER = """

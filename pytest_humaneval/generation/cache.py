@@ -151,7 +151,6 @@ class CompletionCache:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise HumanEvalError(
@@ -159,6 +158,11 @@ class CompletionCache:
                         "writing this cache; wait for it, or give this run its own --humaneval-output"
                     ) from None
                 time.sleep(LOCK_POLL_S)
+                continue
+            except OSError:  # a file system without flock (some network and FUSE mounts): write unlocked,
+                yield  # each line is still one write
+                return
+            break
         try:
             yield
         finally:
