@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STUB = ROOT / "tests" / "openai_stub.py"
 DEFAULT_SGLANG_PYTHON = (
     Path.home() / ".cache" / "pytest-humaneval" / "sglang-0.5.23-cpu-r1" / "bin" / "python"
 )
@@ -50,6 +49,7 @@ DEFAULT_SGLANG_PYTHON = (
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from openai_stub import spawn_stub  # noqa: E402
 from server_support import default_settings  # noqa: E402
 
 from pytest_humaneval.dataset import data_dir, load_dataset  # noqa: E402
@@ -79,11 +79,7 @@ class Server:
 
 
 def start_stub(latency: float) -> Server:
-    proc = subprocess.Popen(
-        [sys.executable, str(STUB), f"--latency={latency}", "--canonical"], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    proc, url = spawn_stub(f"--latency={latency}", "--canonical")
 
     def stop() -> None:
         proc.kill()
