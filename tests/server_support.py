@@ -1,8 +1,10 @@
 """Shared by the server lifecycle tests: Settings for the stand-in SGLang, free ports, a child script,
-whether a process still runs."""
+whether a process still runs, the Generator run against a server."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -11,6 +13,8 @@ from typing import Any
 
 from tiny_server import free_port
 
+from pytest_humaneval.generation.client import Answer, Generator, Request, Sampling, make_client
+from pytest_humaneval.generation.progress import Progress
 from pytest_humaneval.options import OPTIONS, Settings
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -44,6 +48,43 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def run_generator(
+    url: str,
+    requests: list[Request],
+    sampling: Sampling,
+    *,
+    concurrency: int,
+    timeout: float,
+    grace: float = 30.0,
+    api_key: str = "EMPTY",
+) -> tuple[Generator, dict[str, Answer], list[str]]:
+    """The plugin's Generator against the server at ``url`` (serving ``stub-model``), run as the plugin runs
+    it: the generator, the answers by key, and the lines it printed."""
+    answers: dict[str, Answer] = {}
+    lines: list[str] = []
+
+    async def main() -> Generator:
+        client = make_client(url, api_key, timeout)
+        try:
+            gen = Generator(
+                client,
+                base_url=url,
+                model="stub-model",
+                sampling=sampling,
+                concurrency=concurrency,
+                timeout=timeout,
+                grace=grace,
+                notify=lines.append,
+            )
+            with open(os.devnull, "w") as sink, Progress(len(requests), file=sink) as progress:
+                await gen.run(requests, lambda r, a: answers.__setitem__(r.key, a), progress)
+            return gen
+        finally:
+            await client.close()
+
+    return asyncio.run(main()), answers, lines
 
 
 CHILD = """

@@ -7,7 +7,6 @@ The end-to-end path against a real model server is in ``test_generation_tiny.py`
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import os
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from openai_stub import StubConfig, stub_server
 from plugin_support import usage_error
-from server_support import default_settings
+from server_support import default_settings, run_generator
 
 from pytest_humaneval.completions import read_completions
 from pytest_humaneval.dataset import load_dataset
@@ -32,11 +31,9 @@ from pytest_humaneval.generation.client import (
     Fatal,
     Generator,
     Request,
-    make_client,
     parse_extra_body,
     sampling_from,
 )
-from pytest_humaneval.generation.progress import Progress
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, load_template, render
 
 DEBUG = load_dataset("humaneval-4")
@@ -313,26 +310,10 @@ def test_resolved_file_is_a_completions_file(tmp_path: Path) -> None:
 
 def generate(stub: Any, requests: list[Request], tmp_path: Path, **overrides: Any) -> tuple[Generator, dict]:
     sampling = sampling_from(default_settings(tmp_path, **overrides))
-    answers: dict[str, Any] = {}
-
-    async def main() -> Generator:
-        client = make_client(stub.base_url, "key", 30)
-        try:
-            gen = Generator(
-                client,
-                base_url=stub.base_url,
-                model="stub-model",
-                sampling=sampling,
-                concurrency=8,
-                timeout=30,
-            )
-            with open(os.devnull, "w") as sink, Progress(len(requests), file=sink) as progress:
-                await gen.run(requests, lambda r, a: answers.__setitem__(r.key, a), progress)
-            return gen
-        finally:
-            await client.close()
-
-    return asyncio.run(main()), answers
+    gen, answers, _ = run_generator(
+        stub.base_url, requests, sampling, api_key="key", concurrency=8, timeout=30
+    )
+    return gen, answers
 
 
 def requests_for(n: int) -> list[Request]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 from openai_stub import StubConfig, spawn_stub, stub_server
 from plugin_support import cache_records
-from server_support import default_settings
+from server_support import default_settings, run_generator
 from tiny_server import free_port
 
 from pytest_humaneval.dataset import load_dataset
@@ -33,10 +32,8 @@ from pytest_humaneval.generation.client import (
     Generator,
     Request,
     ServerGone,
-    make_client,
     sampling_from,
 )
-from pytest_humaneval.generation.progress import Progress
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, render
 from pytest_humaneval.generation.resilience import Liveness, ServerGoneError, Window
 
@@ -55,30 +52,8 @@ def generate(
     url: str, requests: list[Request], tmp_path: Path, *, concurrency: int = 256, grace: float = 30.0
 ) -> tuple[Generator, dict[str, Answer], list[str]]:
     """Run the Generator as the plugin does: the answers by key, and the lines it printed."""
-    answers: dict[str, Answer] = {}
-    lines: list[str] = []
-
-    async def main() -> Generator:
-        client = make_client(url, "EMPTY", 60)
-        sampling = sampling_from(default_settings(tmp_path, model="stub-model", seed=0))
-        gen = Generator(
-            client,
-            base_url=url,
-            model="stub-model",
-            sampling=sampling,
-            concurrency=concurrency,
-            timeout=60,
-            grace=grace,
-            notify=lines.append,
-        )
-        try:
-            with open(os.devnull, "w") as sink, Progress(len(requests), file=sink) as progress:
-                await gen.run(requests, lambda r, a: answers.__setitem__(r.key, a), progress)
-        finally:
-            await client.close()
-        return gen
-
-    return asyncio.run(main()), answers, lines
+    sampling = sampling_from(default_settings(tmp_path, model="stub-model", seed=0))
+    return run_generator(url, requests, sampling, concurrency=concurrency, timeout=60, grace=grace)
 
 
 def served(log: Path) -> list[tuple[str, int]]:
