@@ -20,8 +20,8 @@ Then, for the 164 HumanEval prompts x ``--samples``, alternating ``--rounds`` ti
 Overhead = pipeline wall / bare wall - 1 (median of the rounds), and per request the median client-side
 latency of each and the client process's CPU time per request (what the pipeline's own work costs,
 steadier than wall time when other jobs share the machine). Last (unless ``--no-plugin``),
-``pytest --humaneval --humaneval-endpoint=URL`` end to end in a fresh directory: its generation wall time
-from the report.
+``--plugin-rounds`` runs of ``pytest --humaneval --humaneval-endpoint=URL -n 2`` end to end, each in a
+fresh directory right after a bare round: the generation wall time its report records against that round.
 """
 
 from __future__ import annotations
@@ -229,7 +229,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--no-plugin", action="store_true", help="skip the end-to-end pytest run")
+    parser.add_argument("--no-plugin", action="store_true", help="skip the end-to-end pytest runs")
+    parser.add_argument(
+        "--plugin-rounds", type=int, default=3, help="end-to-end pytest runs, each after a bare round"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
@@ -293,14 +296,24 @@ def main() -> None:
                   f"{best * 100:+.1f} % best against best), "
                   f"{(medians['pipeline'] - medians['bare']) * 1000 / len(requests):+.2f} ms per request; "
                   f"generation errors {errors}")  # fmt: skip
-            if not args.no_plugin:
-                plugin_dir = work / "plugin"
-                plugin_dir.mkdir()
-                wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens, problems)
-                g = report["generation"]
-                print(f"plugin end to end (pytest --humaneval-endpoint, -n 2): wall {wall:.2f} s, "
-                      f"generation {g['generation_wall_s']:.2f} s for {g['requested']} requests "
-                      f"({g['generation_wall_s'] / medians['bare'] - 1:+.1%} vs the bare loop)")  # fmt: skip
+            if not args.no_plugin:  # each run next to a bare round, so both see the same server state
+                walls, gens, bares = [], [], []
+                for index in range(args.plugin_rounds):
+                    bares.append(asyncio.run(bare(server, sampling, requests, args.concurrency))["wall_s"])
+                    plugin_dir = work / f"plugin-{index}"
+                    plugin_dir.mkdir()
+                    wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens, problems)
+                    walls.append(wall)
+                    gens.append(report["generation"]["generation_wall_s"])
+                    print(
+                        f"  plugin run {index + 1}: bare {bares[-1]:.3f} s, pytest wall {wall:.2f} s, "
+                        f"generation {gens[-1]:.3f} s for {report['generation']['requested']} requests"
+                    )
+                gen, floor = statistics.median(gens), statistics.median(bares)
+                print(f"plugin end to end (pytest --humaneval-endpoint, -n 2; medians of {len(gens)}): "
+                      f"wall {statistics.median(walls):.2f} s, generation {gen:.3f} s against {floor:.3f} s "
+                      f"for the bare loop ({gen / floor - 1:+.1%}; best against best "
+                      f"{min(gens) / min(bares) - 1:+.1%})")  # fmt: skip
         finally:
             server.stop()
 
