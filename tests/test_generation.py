@@ -429,6 +429,52 @@ def test_unwritable_output_fails_before_any_request(pytester: pytest.Pytester) -
     assert stub.requests == []
 
 
+def test_missing_openai_fails_before_a_server_starts(pytester: pytest.Pytester) -> None:
+    """Without the openai package the run stops with the install line before SGLang is even looked for."""
+    pytester.makeconftest("import sys\nsys.modules['openai'] = None  # as if it were not installed\n")
+    model = pytester.mkdir("model")
+    (model / "config.json").write_text('{"architectures": ["Qwen3ForCausalLM"]}')
+    marker = pytester.path / "sglang-python-ran"
+    fake = pytester.path / "sglang-python"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    fake.chmod(0o755)
+    result = run(
+        pytester,
+        "--humaneval-debug",
+        "--humaneval-server=process",
+        f"--humaneval-model-path={model}",
+        f"--humaneval-sglang-python={fake}",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: generation needs the openai package: pip install*"])
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_generation_time_leaves_out_the_client_import(pytester: pytest.Pytester) -> None:
+    """``generation_wall_s`` is the requests' time: importing openai (slowed to 3 s here) is start-up."""
+    pytester.makeconftest(
+        """
+        import importlib.abc, sys, time
+
+        class SlowOpenai(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "openai":
+                    time.sleep(3)
+                return None  # the normal finders import it
+
+        sys.meta_path.insert(0, SlowOpenai())
+        """
+    )
+    with stub_server() as stub:
+        result = run(pytester, *stub_args(stub))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # the stub solves nothing
+    generation = json.loads((pytester.path / "report.json").read_text())["generation"]
+    assert generation["requested"] == 4
+    assert generation["generation_wall_s"] < 3, generation
+    assert generation["wall_s"] >= 3, generation
+
+
 # -- the plugin around generation -------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..dataset import Problem
 from ..errors import HumanEvalError, clip
+from ..generation.client import openai_module
 from ..verdict import Result
 
 CATEGORIES = (
@@ -196,7 +197,7 @@ async def _ask_all(
     on_answer: Callable[[str, dict[str, Any]], None],
 ) -> bool:
     """Ask every question, at most ``CONCURRENCY`` at once; True if ``response_format`` was kept."""
-    openai = _openai()
+    openai = openai_module("the judge")
     client = openai.AsyncOpenAI(
         base_url=config.endpoint, api_key=config.api_key or "EMPTY", timeout=config.timeout, max_retries=0
     )
@@ -266,19 +267,9 @@ async def _ask(
         }
 
 
-def _openai() -> Any:
-    try:
-        import openai
-    except ImportError:
-        raise HumanEvalError(
-            "the judge needs the openai package: pip install 'pytest-humaneval[generate]'"
-        ) from None
-    return openai
-
-
 def check_judge(config: JudgeConfig) -> None:
     """Before any item runs: the judge answers and serves its model (else one clear message)."""
-    openai = _openai()
+    openai = openai_module("the judge")
     client = openai.OpenAI(
         base_url=config.endpoint, api_key=config.api_key or "EMPTY", timeout=30, max_retries=0
     )

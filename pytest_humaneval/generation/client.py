@@ -159,25 +159,26 @@ class ServerGone(Fatal):
     """The server stopped answering."""
 
 
-def _openai() -> Any:
+def openai_module(purpose: str = "generation") -> Any:
+    """The ``openai`` package, imported on first use (about 0.4 s, which a run needing no request skips)."""
     try:
         import openai
     except ImportError:
         raise HumanEvalError(
-            "generation needs the openai package: pip install 'pytest-humaneval[generate]'"
+            f"{purpose} needs the openai package: pip install 'pytest-humaneval[generate]'"
         ) from None
     return openai
 
 
 def make_client(base_url: str, api_key: str, timeout: float) -> Any:
     """An ``AsyncOpenAI`` client without its own retries (this module retries, with a budget)."""
-    openai = _openai()
+    openai = openai_module()
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY", timeout=timeout, max_retries=0)
 
 
 async def check_endpoint(client: Any, base_url: str, model: str) -> list[str]:
     """Check that the server answers and serves ``model``; return the served model names."""
-    openai = _openai()
+    openai = openai_module()
     try:
         served = [m.id for m in (await client.models.list()).data]
     except openai.AuthenticationError:
@@ -223,7 +224,7 @@ class Generator:
         grace: float = 30.0,
         notify: Callable[[str], None] = lambda line: None,
     ) -> None:
-        self.openai = _openai()
+        self.openai = openai_module()
         self.client = client
         self.base_url = base_url
         self.model = model

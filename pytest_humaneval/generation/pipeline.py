@@ -26,7 +26,16 @@ from ..fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
 from ..options import Settings
 from ..provenance import public_url
 from .cache import REUSABLE, CompletionCache, RunSpec, write_resolved
-from .client import Answer, Fatal, Generator, Request, check_endpoint, make_client, sampling_from
+from .client import (
+    Answer,
+    Fatal,
+    Generator,
+    Request,
+    check_endpoint,
+    make_client,
+    openai_module,
+    sampling_from,
+)
 from .extract import Extraction, extract
 from .progress import Progress
 from .prompts import build_messages, load_template, messages_digest
@@ -135,6 +144,8 @@ def _from_model(
                 used, wall = _generate_locally(config, settings, sampling, missing, on_answer)
                 meta["backend"] = {**meta["backend"], **used}
             else:
+                openai_module()  # before a server starts: a missing package fails now, and its import
+                # (about 0.4 s) is start-up, not generation time
                 endpoint = _open_endpoint(config, settings)
                 meta["endpoint"] = public_url(endpoint.base_url)
                 handle = config.stash.get(SERVER_KEY, None)
