@@ -21,7 +21,8 @@ Overhead = pipeline wall / bare wall - 1 (median of the rounds), and per request
 latency of each and the client process's CPU time per request (what the pipeline's own work costs,
 steadier than wall time when other jobs share the machine). Last (unless ``--no-plugin``),
 ``--plugin-rounds`` runs of ``pytest --humaneval --humaneval-endpoint=URL -n 2`` end to end, each in a
-fresh directory right after a bare round: the generation wall time its report records against that round.
+fresh directory right after a bare round in a fresh process (a plain script's one-time costs: first
+connections and the client's first responses): the generation wall time its report records against it.
 """
 
 from __future__ import annotations
@@ -214,6 +215,34 @@ def plugin_run(
     return wall, json.loads((work / ".humaneval" / "report.json").read_text())
 
 
+def cold_bare(server: Server, args: argparse.Namespace, max_tokens: int | None, problems: int) -> float:
+    """One bare round in a fresh process, as a plain script would run it: the same one-time costs as the
+    plugin's run (first connections, the client's first responses), with openai imported before the clock."""
+    cmd = [sys.executable, __file__, f"--cold-bare={server.url}", f"--cold-model={server.model}",
+           f"--cold-extra-body={json.dumps(server.extra_body)}", f"--problems={problems}",
+           f"--samples={args.samples}", f"--concurrency={args.concurrency}"]  # fmt: skip
+    if max_tokens is not None:
+        cmd.append(f"--cold-max-tokens={max_tokens}")
+    env = {**os.environ, "OPENAI_API_KEY": server.api_key}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return float(json.loads(proc.stdout.splitlines()[-1])["wall_s"])
+
+
+def run_cold_bare(args: argparse.Namespace) -> None:
+    """The child of :func:`cold_bare`: print one bare round's wall time as JSON."""
+    server = Server(args.cold_bare, args.cold_model, os.environ.get("OPENAI_API_KEY", "EMPTY"), None,
+                    lambda: None, json.loads(args.cold_extra_body))  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
+        s = default_settings(Path(tmp), model=server.model, concurrency=args.concurrency,
+                             max_tokens=args.cold_max_tokens)  # fmt: skip
+    sampling = replace(sampling_from(s), extra_body=server.extra_body)
+    spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
+    requests = build_requests(args.samples, spec, args.problems)
+    make_client(server.url, server.api_key, 600)  # imports openai, before the clock
+    result = asyncio.run(bare(server, sampling, requests, args.concurrency))
+    print(json.dumps({"wall_s": result["wall_s"]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,7 +262,14 @@ def main() -> None:
     parser.add_argument(
         "--plugin-rounds", type=int, default=3, help="end-to-end pytest runs, each after a bare round"
     )
+    parser.add_argument("--cold-bare", help=argparse.SUPPRESS)  # the child of cold_bare(): its URL
+    parser.add_argument("--cold-model", help=argparse.SUPPRESS)
+    parser.add_argument("--cold-extra-body", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--cold-max-tokens", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cold_bare:
+        run_cold_bare(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
         work = Path(tmp)
@@ -296,23 +332,24 @@ def main() -> None:
                   f"{best * 100:+.1f} % best against best), "
                   f"{(medians['pipeline'] - medians['bare']) * 1000 / len(requests):+.2f} ms per request; "
                   f"generation errors {errors}")  # fmt: skip
-            if not args.no_plugin:  # each run next to a bare round, so both see the same server state
+            if not args.no_plugin:  # each run next to a bare round in a fresh process, as a script runs
                 walls, gens, bares = [], [], []
                 for index in range(args.plugin_rounds):
-                    bares.append(asyncio.run(bare(server, sampling, requests, args.concurrency))["wall_s"])
+                    bares.append(cold_bare(server, args, max_tokens, problems))
                     plugin_dir = work / f"plugin-{index}"
                     plugin_dir.mkdir()
                     wall, report = plugin_run(server, plugin_dir, args.samples, max_tokens, problems)
                     walls.append(wall)
                     gens.append(report["generation"]["generation_wall_s"])
                     print(
-                        f"  plugin run {index + 1}: bare {bares[-1]:.3f} s, pytest wall {wall:.2f} s, "
-                        f"generation {gens[-1]:.3f} s for {report['generation']['requested']} requests"
+                        f"  plugin run {index + 1}: bare (fresh process) {bares[-1]:.3f} s, "
+                        f"pytest wall {wall:.2f} s, generation {gens[-1]:.3f} s "
+                        f"for {report['generation']['requested']} requests"
                     )
                 gen, floor = statistics.median(gens), statistics.median(bares)
                 print(f"plugin end to end (pytest --humaneval-endpoint, -n 2; medians of {len(gens)}): "
                       f"wall {statistics.median(walls):.2f} s, generation {gen:.3f} s against {floor:.3f} s "
-                      f"for the bare loop ({gen / floor - 1:+.1%}; best against best "
+                      f"for the bare loop in a fresh process ({gen / floor - 1:+.1%}; best against best "
                       f"{min(gens) / min(bares) - 1:+.1%})")  # fmt: skip
         finally:
             server.stop()
