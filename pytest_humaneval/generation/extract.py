@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 from dataclasses import dataclass
 
@@ -460,7 +461,10 @@ def _language(info: str) -> str:
     return m.group(0) if m else ""
 
 
+@functools.lru_cache(maxsize=1024)
 def _defines(entry_point: str) -> re.Pattern[str]:
+    """The pattern of a line defining ``entry_point`` (kept: ``re``'s own cache misses it when the
+    other patterns of a run have filled it, and a compile costs more than the rest of a short answer)."""
     return re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}[ \t]*\(", re.M)
 
 
