@@ -475,6 +475,30 @@ def test_generation_time_leaves_out_the_client_import(pytester: pytest.Pytester)
     assert generation["wall_s"] >= 3, generation
 
 
+@pytest.mark.slow
+def test_the_heap_before_generation_is_frozen_while_it_runs(pytester: pytest.Pytester) -> None:
+    """Full collections during generation skip what pytest held before it; after it, nothing stays frozen."""
+    pytester.makeconftest(
+        """
+        import gc, json
+
+        seen = []
+
+        def pytest_humaneval_extract_code(config, problem, answer):
+            seen.append(gc.get_freeze_count())  # called for each answer, while the requests run
+
+        def pytest_sessionfinish(session):
+            with open("freeze.json", "w") as f:
+                json.dump({"during": seen, "after": gc.get_freeze_count()}, f)
+        """
+    )
+    with stub_server() as stub:
+        run(pytester, *stub_args(stub))
+    counts = json.loads((pytester.path / "freeze.json").read_text())
+    assert len(counts["during"]) == 4 and min(counts["during"]) > 10_000, counts
+    assert counts["after"] == 0
+
+
 # -- the plugin around generation -------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import time
@@ -159,7 +160,11 @@ def _from_model(
                 gen_started = time.monotonic()
                 connection: dict[str, Any] = {}
                 meta["connection"] = connection
-                with _terminal(config) as out, Progress(len(missing), file=out) as progress:
+                with (
+                    _terminal(config) as out,
+                    Progress(len(missing), file=out) as progress,
+                    _old_heap_frozen(),
+                ):
                     coroutine = _generate(
                         settings, endpoint, sampling, missing, on_answer, progress, connection
                     )
@@ -198,6 +203,18 @@ def _from_model(
         f"{generated}{skipped}; cache {cache.path}",
     )
     return resolved
+
+
+@contextlib.contextmanager
+def _old_heap_frozen() -> Iterator[None]:
+    """``gc.freeze()`` while the requests run: the client allocates fast enough to trigger full
+    collections, each a walk over everything pytest and the plugins hold (about 70 ms of a 2 s run
+    against SGLang on the CPU); frozen, a collection sees only what generation allocates."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _source(settings: Settings) -> str:
