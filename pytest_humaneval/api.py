@@ -56,6 +56,12 @@ def evaluate(
     if judge_endpoint and not judge_model:
         raise HumanEvalError("evaluate(judge_endpoint=...) needs judge_model= (the judge's model name)")
     diagnose = diagnose or bool(judge_endpoint)
+    judging = None
+    if judge_endpoint and judge_model:  # an unreachable judge fails now, not after every program ran
+        from .analysis.judge import check_judge, judge_config
+
+        judging = judge_config(judge_endpoint, judge_model, judge_api_key, output)
+        check_judge(judging, api=True)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if completions == "canonical":
         samples = canonical(ds)
@@ -98,12 +104,10 @@ def evaluate(
     finally:
         box.close()
     judge = None
-    if judge_endpoint and judge_model:
-        from .analysis.judge import judge_config, judge_failures
+    if judging is not None:
+        from .analysis.judge import judge_failures
 
-        judge = judge_failures(
-            judge_config(judge_endpoint, judge_model, judge_api_key, output), ds.problems, results
-        )
+        judge = judge_failures(judging, ds.problems, results)
     return summarize(
         results,
         **({"judge": judge} if judge else {}),

@@ -124,6 +124,24 @@ def test_api_asks_the_judge_and_caches_its_answers(tmp_path: Path, monkeypatch: 
         evaluate(rows, dataset="humaneval-4", judge_endpoint=stub.base_url)
 
 
+def test_api_checks_the_judge_before_any_program_runs(tmp_path: Path) -> None:
+    """An unreachable judge, or one that does not serve the model, is one error naming evaluate()'s
+    arguments, raised before the programs run (not a run whose every answer comes back unusable)."""
+    rows = [{"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")}]
+    down = {"judge_endpoint": "http://127.0.0.1:9/v1", "judge_model": "judge", "output": tmp_path}
+    with pytest.raises(
+        HumanEvalError, match=r"judge_endpoint='http://127.0.0.1:9/v1': cannot reach the judge"
+    ):
+        evaluate(rows, dataset="humaneval-4", **down)
+    with stub_server(StubConfig(model="judge", reply=judge_reply)) as stub:
+        with pytest.raises(
+            HumanEvalError, match=r"judge_model='other' is not served at .*; it serves: judge"
+        ):
+            evaluate(rows, dataset="humaneval-4", judge_endpoint=stub.base_url, judge_model="other")
+        assert stub.requests == []  # no question was asked
+    assert not (tmp_path / "judge").exists()
+
+
 @pytest.mark.parametrize("schema_support", [True, False], ids=["response_format", "instructions-only"])
 def test_judge_end_to_end_with_a_server_answering_json(
     pytester: pytest.Pytester, schema_support: bool

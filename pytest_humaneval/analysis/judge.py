@@ -267,19 +267,26 @@ async def _ask(
         }
 
 
-def check_judge(config: JudgeConfig) -> None:
-    """Before any item runs: the judge answers and serves its model (else one clear message)."""
+def check_judge(config: JudgeConfig, *, api: bool = False) -> None:
+    """Before any program runs: the judge answers and serves its model (else one clear message naming
+    the plugin's options, or ``evaluate()``'s arguments with ``api``)."""
     openai = openai_module("the judge")
     client = openai.OpenAI(
         base_url=config.endpoint, api_key=config.api_key or "EMPTY", timeout=30, max_retries=0
     )
-    flag = f"--humaneval-judge-endpoint={config.endpoint}"
+    if api:
+        flag, key, model = (
+            f"judge_endpoint={config.endpoint!r}",
+            "judge_api_key=",
+            f"judge_model={config.model!r}",
+        )
+    else:
+        flag = f"--humaneval-judge-endpoint={config.endpoint}"
+        key, model = "--humaneval-judge-api-key", f"--humaneval-judge-model={config.model}"
     try:
         served = [m.id for m in client.models.list().data]
     except openai.AuthenticationError:
-        raise HumanEvalError(
-            f"{flag} refused the API key (401): give it with --humaneval-judge-api-key"
-        ) from None
+        raise HumanEvalError(f"{flag} refused the API key (401): give it with {key}") from None
     except openai.APIConnectionError as e:
         raise HumanEvalError(
             f"{flag}: cannot reach the judge ({clip(str(e.__cause__ or e))}); is it running?"
@@ -292,6 +299,5 @@ def check_judge(config: JudgeConfig) -> None:
         client.close()
     if config.model not in served:
         raise HumanEvalError(
-            f"--humaneval-judge-model={config.model} is not served at {config.endpoint}; it serves: "
-            f"{', '.join(served) or '(none)'}"
+            f"{model} is not served at {config.endpoint}; it serves: {', '.join(served) or '(none)'}"
         )
