@@ -55,8 +55,9 @@ MBPP_120 = (
 NOT_NONE_CHECK = "        exact_match = exp == (out is not None)\n"
 NOT_NONE_FIX = NOT_NONE_CHECK + "    assert exact_match\n"
 
-#: OriginFmt's float comparison calls ``np.allclose`` on any answer, so ``[]`` "equals" 5.2 (broadcasting an
-#: empty array); EvalPlus's oracle first requires the expected type (and length). Added here.
+#: OriginFmt's float comparison calls ``np.allclose`` on any answer, so ``[]`` "equals" 5.2 (broadcasting
+#: an empty array); EvalPlus's oracle first requires the expected type (and length). Added to HumanEval+
+#: and MBPP+.
 ALLCLOSE = "        assert np.allclose(out, exp, rtol=1e-07, atol=atol)\n"
 TYPED_ALLCLOSE = (
     "        assert type(out) == type(exp), f'out: {type(out).__name__}, exp: {type(exp).__name__}'\n"
@@ -81,6 +82,7 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             "humaneval-plus",
             HUMANEVAL_PLUS_FILE,
             "HumanEval+ (EvalPlus v0.1.10): HumanEval with base and plus tests",
+            load=humaneval_plus_problems,
             known_defects={"HumanEval/32": HUMANEVAL_PLUS_32},
         ),
         _bundled(
@@ -116,6 +118,14 @@ def _bundled(
         source=str(path),
         **kwargs,
     )
+
+
+def humaneval_plus_problems() -> Iterator[dict[str, str]]:
+    """HumanEval+'s rows, with EvalPlus's type (and length) check before the float comparison: without it
+    ``return []`` passed HumanEval/2, 4 and 45."""
+    for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_PLUS_FILE):
+        obj["test"] = obj["test"].replace(ALLCLOSE, TYPED_ALLCLOSE, 1)
+        yield obj
 
 
 def mbpp_problems(plus: bool) -> Iterator[dict[str, str]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from plugin_support import report, run, write_jsonl
 
+from pytest_humaneval.api import evaluate
 from pytest_humaneval.builtin_datasets import MBPP_TEMPLATE, check_from_loop
 from pytest_humaneval.dataset import load_dataset
 from pytest_humaneval.errors import HumanEvalError
@@ -230,6 +231,25 @@ def test_all_wrong_answers_score_zero(pytester: pytest.Pytester, dataset: str) -
         r["task_id"] for r in data["results"] if r["passed"]
     ]
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.mark.parametrize("dataset", ["humaneval-plus", "mbpp-plus"])
+@pytest.mark.parametrize("empty", ["[]", "()"])
+def test_an_empty_sequence_is_not_a_float(dataset: str, empty: str, tmp_path: Path) -> None:
+    """OriginFmt's float check is ``np.allclose``, true for ``[]`` against any float (an empty broadcast):
+    HumanEval/2, 4 and 45 passed ``return []``. EvalPlus checks the answer's type and length first; so do we."""
+    rows = [
+        {"task_id": p.task_id, "solution": f"def {p.entry_point}(*args, **kwargs):\n    return {empty}\n"}
+        for p in load_dataset(dataset)
+    ]
+    data = evaluate(rows, dataset=dataset, output=tmp_path)
+    assert [r["task_id"] for r in data["results"] if r["passed"]] == []
+    float_answer = next(
+        r
+        for r in data["results"]
+        if r["task_id"] == ("HumanEval/2" if "humaneval" in dataset else "Mbpp/721")
+    )
+    assert "out: " + ("list" if empty == "[]" else "tuple") + ", exp: float" in float_answer["reason"]
 
 
 def test_solution_and_completion_fields_both_work_for_mbpp(pytester: pytest.Pytester) -> None:
