@@ -144,9 +144,11 @@ def test_next_run_reuses_the_kept_container_and_removes_it_at_the_end(served: Se
     assert "--- pytest-humaneval: reusing this container" in (served.output / "server.log").read_text()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_while_the_container_starts_removes_it(
-    client: Any, sglang_image: str, tiny_qwen3_40k: Path, tmp_path: Path
+    client: Any, sglang_image: str, tiny_qwen3_40k: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C, or SIGTERM as a cancelled CI job sends, while SGLang imports in its container: removed."""
     name = unique_name()
     args = plugin_args(
         tiny_qwen3_40k,
@@ -160,11 +162,33 @@ def test_ctrl_c_while_the_container_starts_removes_it(
     try:
         read_lines_until(proc, lambda line: f"started SGLang container {name}" in line, 120, seen)
         time.sleep(2)  # SGLang is importing inside the container
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         end_run(proc)
     assert proc.returncode == 2 and "KeyboardInterrupt" in out, "".join(seen) + out
+    assert ours(client, name) == []
+
+
+def test_startup_timeout_names_the_option_and_removes_the_container(
+    client: Any, sglang_image: str, tiny_qwen3_40k: Path, tmp_path: Path
+) -> None:
+    """The container not healthy within --humaneval-startup-timeout (4 s: SGLang is still importing): one
+    message naming the option, and the container removed."""
+    name = unique_name()
+    args = plugin_args(
+        tiny_qwen3_40k,
+        free_port(),
+        tmp_path / "out",
+        f"--humaneval-image={sglang_image}",
+        f"--humaneval-container-name={name}",
+        "--humaneval-startup-timeout=4",
+    )
+    result = run_plugin(args, tmp_path)
+    assert result.returncode == 4, result.output
+    assert "did not become healthy within 4 s" in result.output, result.output
+    assert "raise --humaneval-startup-timeout" in result.output
+    assert "Traceback" not in result.output
     assert ours(client, name) == []
 
 

@@ -203,9 +203,11 @@ def test_killed_server_keeps_the_answers_that_arrived_and_the_rerun_completes(se
     assert not (served.output / STATE_NAME).exists()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_while_the_server_starts_removes_its_process_group(
-    tiny_qwen3_40k: Path, tmp_path: Path
+    tiny_qwen3_40k: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C, or SIGTERM as a cancelled CI job sends, while SGLang imports: its whole group goes."""
     python = require_sglang_python()
     output = tmp_path / "out"
     proc = start_run(
@@ -217,11 +219,29 @@ def test_ctrl_c_while_the_server_starts_removes_its_process_group(
         line = read_lines_until(proc, lambda text: "started SGLang, process" in text, 120, seen)
         pid = int(line.split("started SGLang, process ")[1].split()[0])
         time.sleep(3)  # SGLang is importing: its scheduler processes are on their way
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:
         end_run(proc)
     assert proc.returncode == 2 and "KeyboardInterrupt" in out, "".join(seen) + out
+    assert not alive(pid) and not group_pids(pid)
+    assert not (output / STATE_NAME).exists()
+
+
+def test_startup_timeout_names_the_option_and_removes_its_process_group(
+    tiny_qwen3_40k: Path, tmp_path: Path
+) -> None:
+    """SGLang not healthy within --humaneval-startup-timeout (here 4 s: it is still importing): one message
+    naming the option, and nothing of the server left."""
+    python = require_sglang_python()
+    output = tmp_path / "out"
+    args = ("--humaneval-server=process", sglang_flag(python), "--humaneval-startup-timeout=4")
+    result = run_plugin(plugin_args(tiny_qwen3_40k, free_port(), output, *args), tmp_path)
+    assert result.returncode == 4, result.output
+    assert "did not become healthy within 4 s" in result.output, result.output
+    assert "raise --humaneval-startup-timeout" in result.output
+    assert "Traceback" not in result.output
+    pid = int(result.output.split("started SGLang, process ")[1].split()[0])
     assert not alive(pid) and not group_pids(pid)
     assert not (output / STATE_NAME).exists()
 
