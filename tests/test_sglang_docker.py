@@ -62,15 +62,22 @@ class Served:
     peak_bytes: int
 
     def args(self, *extra: str) -> list[str]:
-        return plugin_args(
+        return container_args(
             self.model,
             self.port,
             self.output,
-            f"--humaneval-image={self.image}",
-            f"--humaneval-container-name={self.name}",
+            self.image,
+            self.name,
             f"--humaneval-max-tokens={MAX_TOKENS}",
             *extra,
         )
+
+
+def container_args(model: Path, port: int, output: Path, image: str, name: str, *extra: str) -> list[str]:
+    """The plugin's arguments for a run that serves ``model`` from container ``name`` of ``image``."""
+    return plugin_args(
+        model, port, output, f"--humaneval-image={image}", f"--humaneval-container-name={name}", *extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +157,7 @@ def test_ctrl_c_while_the_container_starts_removes_it(
 ) -> None:
     """Ctrl-C, or SIGTERM as a cancelled CI job sends, while SGLang imports in its container: removed."""
     name = unique_name()
-    args = plugin_args(
-        tiny_qwen3_40k,
-        free_port(),
-        tmp_path / "out",
-        f"--humaneval-image={sglang_image}",
-        f"--humaneval-container-name={name}",
-    )
+    args = container_args(tiny_qwen3_40k, free_port(), tmp_path / "out", sglang_image, name)
     proc = start_run(args, tmp_path)
     seen: list[str] = []
     try:
@@ -176,14 +177,8 @@ def test_startup_timeout_names_the_option_and_removes_the_container(
     """The container not healthy within --humaneval-startup-timeout (4 s: SGLang is still importing): one
     message naming the option, and the container removed."""
     name = unique_name()
-    args = plugin_args(
-        tiny_qwen3_40k,
-        free_port(),
-        tmp_path / "out",
-        f"--humaneval-image={sglang_image}",
-        f"--humaneval-container-name={name}",
-        "--humaneval-startup-timeout=4",
-    )
+    timeout = "--humaneval-startup-timeout=4"
+    args = container_args(tiny_qwen3_40k, free_port(), tmp_path / "out", sglang_image, name, timeout)
     result = run_plugin(args, tmp_path)
     assert result.returncode == 4, result.output
     assert "did not become healthy within 4 s" in result.output, result.output
@@ -198,14 +193,7 @@ def test_bad_server_args_port_in_use_and_missing_model_are_one_message_each(
     name = unique_name()
 
     def args(model: Path, port: int, *extra: str) -> list[str]:
-        return plugin_args(
-            model,
-            port,
-            tmp_path / "out",
-            f"--humaneval-image={sglang_image}",
-            f"--humaneval-container-name={name}",
-            *extra,
-        )
+        return container_args(model, port, tmp_path / "out", sglang_image, name, *extra)
 
     bad = run_plugin(
         args(tiny_qwen3_40k, free_port(), "--humaneval-server-args=--max-total-tokens lots"), tmp_path
