@@ -56,8 +56,7 @@ NOT_NONE_CHECK = "        exact_match = exp == (out is not None)\n"
 NOT_NONE_FIX = NOT_NONE_CHECK + "    assert exact_match\n"
 
 #: OriginFmt's float comparison calls ``np.allclose`` on any answer, so ``[]`` "equals" 5.2 (broadcasting
-#: an empty array); EvalPlus's oracle first requires the expected type (and length). Added to HumanEval+
-#: and MBPP+.
+#: an empty array); EvalPlus's oracle first requires the expected type (and length).
 ALLCLOSE = "        assert np.allclose(out, exp, rtol=1e-07, atol=atol)\n"
 TYPED_ALLCLOSE = (
     "        assert type(out) == type(exp), f'out: {type(out).__name__}, exp: {type(exp).__name__}'\n"
@@ -120,18 +119,26 @@ def _bundled(
     )
 
 
+def with_evalplus_oracle(test: str) -> str:
+    """An OriginFmt test (HumanEval+'s or MBPP+'s) with the checks EvalPlus's own oracle makes and the test
+    leaves out: the not-None problems' assert, and the type (and length) check before a float comparison
+    (without it ``return []`` passed HumanEval/2, 4 and 45 and Mbpp/721)."""
+    if NOT_NONE_CHECK in test and "assert exact_match" not in test:
+        test = test.replace(NOT_NONE_CHECK, NOT_NONE_FIX, 1)
+    return test.replace(ALLCLOSE, TYPED_ALLCLOSE, 1)
+
+
 def humaneval_plus_problems() -> Iterator[dict[str, str]]:
-    """HumanEval+'s rows, with EvalPlus's type (and length) check before the float comparison: without it
-    ``return []`` passed HumanEval/2, 4 and 45."""
+    """HumanEval+'s rows, their tests with EvalPlus's oracle checks."""
     for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_PLUS_FILE):
-        obj["test"] = obj["test"].replace(ALLCLOSE, TYPED_ALLCLOSE, 1)
+        obj["test"] = with_evalplus_oracle(obj["test"])
         yield obj
 
 
 def mbpp_problems(plus: bool) -> Iterator[dict[str, str]]:
-    """MBPP+ in HumanEval's schema. ``plus``: EvalPlus's test of every base and plus input (with the
-    missing assert of the not-None problems and EvalPlus's type check before a float comparison added);
-    else MBPP's original asserts (EvalPlus's ``assertion`` field)."""
+    """MBPP+ in HumanEval's schema. ``plus``: EvalPlus's test of every base and plus input, with its
+    oracle's checks (:func:`with_evalplus_oracle`); else MBPP's original asserts (EvalPlus's ``assertion``
+    field)."""
     folder = data_dir("datasets")
     tests = {}
     if plus:
@@ -141,10 +148,7 @@ def mbpp_problems(plus: bool) -> Iterator[dict[str, str]]:
     for _, obj in iter_jsonl(folder / MBPP_PLUS_FILE):
         task_id, entry = obj["task_id"], obj["entry_point"]
         if plus:
-            test = check_from_loop(tests[task_id], entry, task_id)
-            if NOT_NONE_CHECK in test and "assert exact_match" not in test:
-                test = test.replace(NOT_NONE_CHECK, NOT_NONE_FIX, 1)
-            test = test.replace(ALLCLOSE, TYPED_ALLCLOSE, 1)
+            test = with_evalplus_oracle(check_from_loop(tests[task_id], entry, task_id))
         else:  # the asserts call the entry point by name, which may be ``check`` itself (Mbpp/56)
             asserts = calls_candidate(obj["assertion"].strip(), entry)
             test = "def check(candidate):\n" + "".join(f"    {line}\n" for line in asserts.splitlines())
