@@ -275,6 +275,11 @@ def make_record(config: pytest.Config, problem: Problem, request: Request, answe
         result = extract_answer(
             config, problem, answer.content, answer.reasoning_content, answer.finish_reason
         )
+    return answer_record(request, answer, result)
+
+
+def answer_record(request: Request, answer: Answer, result: Extraction) -> dict[str, Any]:
+    """The record of ``answer``, its code as ``result`` extracted it: a cache and completions-file line."""
     return {
         "task_id": request.task_id,
         "sample": request.sample,
