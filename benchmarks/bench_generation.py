@@ -65,6 +65,7 @@ from pytest_humaneval.generation.client import (  # noqa: E402
     sampling_from,
 )
 from pytest_humaneval.generation.extract import extract  # noqa: E402
+from pytest_humaneval.generation.pipeline import answer_record  # noqa: E402
 from pytest_humaneval.generation.progress import Progress  # noqa: E402
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, messages_digest, render  # noqa: E402
 
@@ -120,6 +121,16 @@ def build_requests(samples: int, spec: RunSpec, problems: int = 164) -> list[Req
     return requests
 
 
+def workload(
+    server: Server, work: Path, args: argparse.Namespace, max_tokens: int | None, problems: int
+) -> tuple[Sampling, list[Request]]:
+    """The sampling and the requests of every round (in this process and in :func:`cold_bare`'s)."""
+    s = default_settings(work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens)
+    sampling = replace(sampling_from(s), extra_body=server.extra_body)
+    spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
+    return sampling, build_requests(args.samples, spec, problems)
+
+
 async def bare(
     server: Server, sampling: Sampling, requests: list[Request], concurrency: int
 ) -> dict[str, Any]:
@@ -158,13 +169,15 @@ async def pipeline(
     cache.open()
     answers: list[Answer] = []
 
-    def on_answer(request: Request, answer: Answer) -> None:
+    def on_answer(request: Request, answer: Answer) -> None:  # make_record, less its (empty) hook call
+        problem = dataset.problems[request.task_id]
         result = extract(
-            dataset.problems[request.task_id], answer.content, finish_reason=answer.finish_reason
+            problem,
+            answer.content,
+            reasoning_content=answer.reasoning_content,
+            finish_reason=answer.finish_reason,
         )
-        cache.append({"task_id": request.task_id, "sample": request.sample, "key": request.key,
-                      "completion": result.completion, "status": result.status, "raw": answer.content,
-                      "usage": answer.usage, "latency_s": answer.latency_s})  # fmt: skip
+        cache.append(answer_record(request, answer, result))
         answers.append(answer)
 
     client = make_client(server.url, server.api_key, 600)
@@ -232,12 +245,9 @@ def run_cold_bare(args: argparse.Namespace) -> None:
     """The child of :func:`cold_bare`: print one bare round's wall time as JSON."""
     server = Server(args.cold_bare, args.cold_model, os.environ.get("OPENAI_API_KEY", "EMPTY"), None,
                     lambda: None, json.loads(args.cold_extra_body))  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
-        s = default_settings(Path(tmp), model=server.model, concurrency=args.concurrency,
-                             max_tokens=args.cold_max_tokens)  # fmt: skip
-    sampling = replace(sampling_from(s), extra_body=server.extra_body)
-    spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
-    requests = build_requests(args.samples, spec, args.problems)
+    sampling, requests = workload(  # the bare loop writes nothing under its output directory
+        server, Path(tempfile.gettempdir()), args, args.cold_max_tokens, args.problems
+    )
     make_client(server.url, server.api_key, 600)  # imports openai, before the clock
     result = asyncio.run(bare(server, sampling, requests, args.concurrency))
     print(json.dumps({"wall_s": result["wall_s"]}))
@@ -281,13 +291,8 @@ def main() -> None:
             server = start_stub(args.latency)
             max_tokens = None
         try:
-            s = default_settings(
-                work, model=server.model, concurrency=args.concurrency, max_tokens=max_tokens
-            )
-            sampling = replace(sampling_from(s), extra_body=server.extra_body)
-            spec = RunSpec(model=server.model, think=False, sampling=sampling.as_dict())
             problems = args.problems or (164 if args.server == "stub" else 32)
-            requests = build_requests(args.samples, spec, problems)
+            sampling, requests = workload(server, work, args, max_tokens, problems)
             what = (
                 f"{args.latency:g} s per request"
                 if args.server == "stub"
