@@ -28,6 +28,7 @@ from .items import (
 from .options import Settings, read_settings
 from .report_html.pytest_html import add_pytest_html_extras
 from .time_limits import TimeLimits
+from .verdict import Result
 
 
 def activate(config: pytest.Config) -> None:
@@ -92,7 +93,16 @@ class ActiveRun:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        if isinstance(item, HumanEvalItem) and call.when == "call" and item.result is not None:
+        harness_failed = call.when == "setup" and report.failed
+        if harness_failed and isinstance(item, HumanEvalItem) and item.result is None:
+            # Interrupted before its verdict (pytest-timeout, a plugin's error): the row stays, left out of
+            # pass@k as the harness's failure, saying what stopped it.
+            item.result = interrupted(item, report)
+        if (
+            isinstance(item, HumanEvalItem)
+            and (call.when == "call" or harness_failed)
+            and item.result is not None
+        ):
             data = item.result.to_dict()
             # Reports stay small across xdist: the controller reads completions from the completions file
             # (for the judge too), and failures carry their output in a report section; a passing
@@ -112,6 +122,14 @@ class ActiveRun:
         evaluator = config.stash.get(EVALUATOR_KEY, None)
         if evaluator is not None:
             evaluator.close()
+
+
+def interrupted(item: HumanEvalItem, report: pytest.TestReport) -> Result:
+    text = report.longreprtext.strip().splitlines()
+    why = next((line for line in reversed(text) if line.strip()), "interrupted")
+    result = Result(item.problem.task_id, item.sample, "sandbox_error", f"no verdict: {why.strip()[:300]}")
+    result.mode = item.mode
+    return result
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

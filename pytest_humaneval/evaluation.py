@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .completions import PRESET_STATUSES, Sample
+from .completions import PRESET_STATUSES, Sample, prompt_definitions
 from .dataset import Dataset, Problem
 from .sandbox import Job, Sandbox
 from .verdict import Result
@@ -28,8 +28,20 @@ def prepare(dataset: Dataset, problem: Problem, sample: Sample, timeout: float) 
     elif sample.empty:
         result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
     else:
-        return Job(sample.program(problem), problem.test, problem.entry_point, timeout)
+        return program_job(problem, sample.program(problem), timeout)
     return conclude(dataset, problem, sample, result)
+
+
+def program_job(problem: Problem, solution: str, timeout: float) -> Job:
+    """The sandbox job that decides ``solution``'s verdict: the test runs beside the problem's own helpers
+    (the prompt's definitions, which the test uses as the dataset wrote them)."""
+    return Job(
+        solution,
+        problem.test,
+        problem.entry_point,
+        timeout,
+        definitions=prompt_definitions(problem.prompt, problem.entry_point),
+    )
 
 
 def conclude(dataset: Dataset, problem: Problem, sample: Sample, outcome: dict[str, Any] | Result) -> Result:

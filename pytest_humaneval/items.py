@@ -19,6 +19,7 @@ from .completions import Sample, canonical, pick, read_completions
 from .dataset import Dataset, Problem
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .options import Settings
+from .safe_text import printable
 from .sandbox import Limits, Sandbox, make_sandbox
 from .time_limits import TimeLimits
 from .verdict import Result
@@ -219,8 +220,9 @@ _OUTPUT_HEAD = "\n--- program output ---\n"
 
 
 def program_section(completion: str, output: str) -> str:
-    """The text of a failing item's report section (JUnit system-out, pytest's failure sections)."""
-    return f"{SECTION_HEAD}{completion}{_OUTPUT_HEAD}{output}"
+    """The text of a failing item's report section (JUnit system-out, pytest's failure sections), printable:
+    what the model wrote and the program printed reaches terminals and CI pages."""
+    return f"{SECTION_HEAD}{printable(completion)}{_OUTPUT_HEAD}{printable(output)}"
 
 
 def output_from_section(text: str, completion: str) -> str | None:
@@ -277,10 +279,29 @@ class HumanEvalItem(pytest.Item):
         self.result: Result | None = None
         self.extra_keyword_matches.add(problem.entry_point)
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        """The program runs here: a failure of the harness (could not fork, the sandbox died under it) is
+        then a pytest ERROR, not a failure charged to the model."""
         evaluator = self.config.stash[EVALUATOR_KEY]
-        result = evaluator.evaluate(self.problem, self.sample, lambda n: items_ahead(self, n), self.mode)
+        try:
+            result = evaluator.evaluate(self.problem, self.sample, lambda n: items_ahead(self, n), self.mode)
+        except Exception as e:  # a failure of the harness itself: the row stays, as the harness's failure
+            result = Result(self.problem.task_id, self.sample, "sandbox_error", f"{type(e).__name__}: {e}")
+            result.mode = self.mode
         self.result = result
+        if not result.scored:
+            mode = f" [{result.mode}]" if result.mode else ""
+            pytest.fail(
+                printable(
+                    f"{result.task_id}{mode} [s{result.sample}] {result.status}: {result.reason} (the "
+                    "harness could not run this program; it is left out of pass@k)"
+                ),
+                pytrace=False,
+            )
+
+    def runtest(self) -> None:
+        result = self.result
+        assert result is not None
         self.user_properties.extend(
             [("task_id", result.task_id), ("sample", result.sample), ("status", result.status)]
         )
@@ -290,7 +311,9 @@ class HumanEvalItem(pytest.Item):
             ratio, (low, high) = result.efficiency["ratio"], result.efficiency["ci95"]
             self.user_properties.append(("efficiency_ratio", f"{ratio:.3f} [{low:.3f}, {high:.3f}]"))
         if result.diagnosis:
-            self.user_properties.extend(("diagnosis_" + k, str(v)) for k, v in result.diagnosis.items())
+            self.user_properties.extend(
+                ("diagnosis_" + k, printable(str(v))) for k, v in result.diagnosis.items()
+            )
         if not result.passed:
             # Only failures carry the completion and output (JUnit system-out, pytest's failure
             # sections): passing reports stay small, which matters across xdist for 1,640 items.
@@ -301,7 +324,7 @@ class HumanEvalItem(pytest.Item):
         if isinstance(excinfo.value, ProgramFailed):
             r = excinfo.value.result
             mode = f" [{r.mode}]" if r.mode else ""
-            return f"{r.task_id}{mode} [s{r.sample}] {r.status}: {r.reason}"
+            return printable(f"{r.task_id}{mode} [s{r.sample}] {r.status}: {r.reason}")
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .dataset import task_key
+from .safe_text import printable
 from .verdict import STATUSES, Result
 
 KS = (1, 10, 100)
@@ -32,9 +33,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def per_task(results: Iterable[Result]) -> dict[str, tuple[int, int]]:
-    """``{task_id: (n, correct)}``."""
+    """``{task_id: (n, correct)}`` over the programs that count (not the harness's failures)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in results:
+        if not r.scored:
+            continue
         counts[r.task_id][0] += 1
         counts[r.task_id][1] += r.passed
     return {t: (n, c) for t, (n, c) in counts.items()}
@@ -73,6 +76,7 @@ def summarize(
     section, fed by ``mode_generation`` (per mode: ``tokens``, ``generation_wall_s``)."""
     results = sorted(results, key=lambda r: (task_key(r.task_id), r.mode or "", r.sample))
     passed = sum(r.passed for r in results)
+    scored = sum(r.scored for r in results)
     status_counts = Counter(r.status for r in results)
     report = {
         **meta,
@@ -80,9 +84,13 @@ def summarize(
         or max((r.sample + 1 for r in results), default=0),
         "problems": len(per_task(results)),
         "pass_at_k": pass_at_ks(results),
-        "pass_at_1_ci95": list(wilson_interval(passed, len(results))),
+        "pass_at_1_ci95": list(wilson_interval(passed, scored)),
         "passed": passed,
         "total": len(results),
+        "scored": scored,
+        "sandbox_errors": sorted(
+            (f"{r.task_id}[{r.mode + '-' if r.mode else ''}s{r.sample}]" for r in results if not r.scored),
+        ),
         "status_counts": {s: status_counts[s] for s in STATUSES if status_counts[s]},
         "known_defects": sorted({r.task_id for r in results if r.known_defect}, key=task_key),
         "results": [
@@ -141,7 +149,8 @@ def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # A lone surrogate from a program or a model never stops a report: it is written as an escape.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -154,7 +163,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
-    """Terminal lines for the report."""
+    """Terminal lines for the report (printable text only: model names and reasons come from outside)."""
+    return [printable(line) for line in _format_summary(report, slowest)]
+
+
+def _format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     total, passed = report["total"], report["passed"]
     lines = []
     ks = "  ".join(f"pass@{k}: {v:.4f}" for k, v in report["pass_at_k"].items()) or "pass@k: n/a"
@@ -166,6 +179,13 @@ def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     )
     counts = ", ".join(f"{s} {n}" for s, n in report["status_counts"].items())
     lines.append(f"status: {counts}")
+    harness = report.get("sandbox_errors") or []
+    if harness:
+        lines.append(
+            f"sandbox errors: {len(harness)} program(s) the harness could not run, left out of pass@k "
+            f"({report.get('scored', total - len(harness))} scored): {', '.join(harness[:10])}"
+            + (" ..." if len(harness) > 10 else "")
+        )
     base = report.get("baseline")
     if base:
         failing, passing = base["newly_failing"], base["newly_passing"]
@@ -315,7 +335,11 @@ def read_baseline(path: Path, dataset_sha: str) -> dict[str, Any]:
 
 
 def markdown_summary(report: dict[str, Any]) -> str:
-    """A GitHub step summary: pass@k, statuses, baseline changes."""
+    """A GitHub step summary: pass@k, statuses, baseline changes (printable text only)."""
+    return printable(_markdown_summary(report))
+
+
+def _markdown_summary(report: dict[str, Any]) -> str:
     lines = [f"### HumanEval: {report.get('model')} on {report.get('dataset')}", ""]
     lo, hi = report.get("pass_at_1_ci95", (0.0, 0.0))
     lines += ["| metric | value |", "| --- | --- |"]

@@ -17,7 +17,11 @@ STATUSES = (
     "no_code",  # empty answer or no completion for the task
     "truncated",  # the model's answer was cut by max_tokens
     "generation_error",  # the model server failed for this sample
+    "sandbox_error",  # the harness could not run the program (not the model's failure: left out of pass@k)
 )
+#: Statuses that are the harness's failure, not the program's: the item is a pytest ERROR and the program is
+#: left out of pass@k's denominator.
+HARNESS_STATUSES = ("sandbox_error",)
 
 
 @dataclass
@@ -46,6 +50,11 @@ class Result:
         return self.status == PASSED
 
     @property
+    def scored(self) -> bool:
+        """Counts in pass@k: a verdict on the program, not a failure of the harness."""
+        return self.status not in HARNESS_STATUSES
+
+    @property
     def output(self) -> str:
         """What the program printed: stdout, then stderr after a ``[stderr]`` line."""
         return self.stdout + (("\n[stderr]\n" + self.stderr) if self.stderr else "")
@@ -64,18 +73,29 @@ class Result:
 
     @classmethod
     def from_runner(cls, task_id: str, sample: int, raw: dict[str, Any], completion: str) -> Result:
+        """The verdict from the sandbox's answer; a malformed answer keeps its row, as an error saying so."""
         status = raw.get("status", "crashed")
         reason = raw.get("reason", "")
+        if not isinstance(reason, str) or not isinstance(status, str):
+            status, reason = (
+                "error",
+                f"a malformed verdict (status {status!r:.40}, reason {type(reason).__name__})",
+            )
         if raw.get("output_dropped"):
             reason += f" [output capped: {raw['output_dropped']} bytes dropped]"
+        try:
+            duration = float(raw.get("duration_s", 0.0))
+        except (TypeError, ValueError):
+            duration = 0.0
+        exc_type, stdout, stderr = raw.get("exc_type"), raw.get("stdout", ""), raw.get("stderr", "")
         return cls(
             task_id=task_id,
             sample=sample,
             status=status if status in STATUSES else "crashed",
             reason=reason.strip(),
-            duration_s=float(raw.get("duration_s", 0.0)),
-            exc_type=raw.get("exc_type"),
-            stdout=raw.get("stdout", ""),
-            stderr=raw.get("stderr", ""),
+            duration_s=duration,
+            exc_type=exc_type if isinstance(exc_type, str) else None,
+            stdout=stdout if isinstance(stdout, str) else "",
+            stderr=stderr if isinstance(stderr, str) else "",
             completion=completion,
         )

@@ -139,11 +139,11 @@ LIBC = (
     "            e = ctypes.get_errno()\n"
     "            raise OSError(e, os.strerror(e))\n"
 )
-#: Every other process a program can see in /proc (the runner, its zygote, programs beside it). With none
-#: in sight a case would be refused for want of a target: a LookupError, which no case expects.
+#: Every other process a program can see in /proc. In a PID namespace and /proc of its own there is none:
+#: no target at all is the strongest refusal (a PermissionError naming it, as a refused call would).
 OTHERS = (
     "    me = os.readlink('/proc/self')\n    others = [p for p in os.listdir('/proc') if p.isdigit() and p != me]\n"
-    "    if not others:\n        raise LookupError('no other process in sight')\n"
+    "    if not others:\n        raise PermissionError(13, 'no other process in sight')\n"
 )
 
 #: "Programs running with the runner's privileges": each tries to leave the sandbox or change the host
@@ -318,3 +318,294 @@ def leftovers(mark: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+# ------------------------------------------------------------------------------- forgeries
+#
+# A wrong program plus a few ordinary lines that try to make the harness report it passed. Each is a whole
+# program (EvalPlus's ``solution``) for a problem of any dataset: ENTRY is the entry point's name, WRONG a
+# wrong answer. Every one must come back not passed, and not as a harness failure either (a sandbox_error
+# would leave it out of pass@k's denominator: another way to raise the score).
+
+WRONG_FUNCTION = "def ENTRY(*args, **kwargs):\n    return WRONG\n"
+
+#: Writes a passing verdict, in every form a harness might read, to every descriptor the program holds.
+_WRITE_PASSED = (
+    "def _forge_everywhere():\n"
+    "    import json, os, gc\n"
+    "    nonces = set()\n"
+    "    for o in gc.get_objects():\n"
+    "        if isinstance(o, dict):\n"
+    "            try:\n"
+    "                n = o.get('nonce')\n"
+    "            except Exception:\n"
+    "                continue\n"
+    "            if isinstance(n, str):\n"
+    "                nonces.add(n)\n"
+    "    lines = [json.dumps({'nonce': n, 'status': 'passed', 'reason': ''}) for n in nonces or ['x']]\n"
+    "    data = ('\\n'.join(lines) + '\\n').encode()\n"
+    "    for fd in range(0, 64):\n"
+    "        try:\n"
+    "            os.write(fd, data)\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
+
+
+@dataclass(frozen=True)
+class Forgery:
+    name: str
+    program: str
+    #: The datasets it is meant for (None: all); numpy_allclose only means something on the plus ones.
+    datasets: tuple[str, ...] | None = None
+
+
+FORGERIES = [
+    Forgery(
+        "json_dumps_patched",
+        WRONG_FUNCTION + "import json\n_dumps = json.dumps\n"
+        "def _forged(obj, *a, **k):\n"
+        "    if isinstance(obj, dict) and 'status' in obj:\n"
+        "        obj = dict(obj, status='passed', reason='')\n"
+        "    return _dumps(obj, *a, **k)\n"
+        "json.dumps = _forged\n",
+    ),
+    Forgery(
+        "exec_disabled_and_own_check",
+        WRONG_FUNCTION + "def check(candidate):\n    pass\n"
+        "import builtins\nbuiltins.exec = lambda *a, **k: None\n",
+    ),
+    Forgery(
+        "os_write_rewritten",
+        WRONG_FUNCTION + "import os\n_write = os.write\n"
+        "def _forged(fd, data):\n"
+        "    for bad in (b'\"failed\"', b'\"error\"', b'\"crashed\"', b'\"timeout\"'):\n"
+        "        data = bytes(data).replace(bad, b'\"passed\"')\n"
+        "    return _write(fd, data)\n"
+        "os.write = _forged\n",
+    ),
+    Forgery(
+        "frame_walk_writes_verdict",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import sys, os\n"
+        "    f = sys._getframe()\n"
+        "    while f is not None:\n"
+        "        for v in list(f.f_locals.values()):\n"
+        "            if isinstance(v, dict) and 'nonce' in v:\n"
+        "                import json\n"
+        "                line = json.dumps({'nonce': v['nonce'], 'status': 'passed', 'reason': ''}) + '\\n'\n"
+        "                for fd in range(3, 64):\n"
+        "                    try:\n"
+        "                        os.write(fd, line.encode())\n"
+        "                    except OSError:\n"
+        "                        pass\n"
+        "        f = f.f_back\n"
+        "    os._exit(0)\n",
+    ),
+    Forgery(
+        "numpy_allclose_patched",
+        WRONG_FUNCTION + "import numpy\nnumpy.allclose = lambda *a, **k: True\n"
+        "numpy.isclose = lambda *a, **k: True\n",
+        datasets=("humaneval-plus", "mbpp-plus"),
+    ),
+    Forgery(
+        "math_isclose_patched",
+        WRONG_FUNCTION + "import math\nmath.isclose = lambda *a, **k: True\n",
+    ),
+    Forgery(
+        "always_equal_object",
+        "class _Equal:\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __ne__(self, other):\n        return False\n"
+        "    def __lt__(self, other):\n        return True\n"
+        "    def __gt__(self, other):\n        return True\n"
+        "    def __sub__(self, other):\n        return 0\n"
+        "    def __rsub__(self, other):\n        return 0\n"
+        "    def __abs__(self):\n        return 0\n"
+        "    def __bool__(self):\n        return True\n"
+        "    def __float__(self):\n        return 0.0\n"
+        "    def __len__(self):\n        return 0\n"
+        "    def __iter__(self):\n        return iter(())\n"
+        "    def __hash__(self):\n        return 0\n"
+        "def ENTRY(*args, **kwargs):\n    return _Equal()\n",
+    ),
+    Forgery(
+        "equal_subclass_of_int",
+        "class _Int(int):\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __ne__(self, other):\n        return False\n"
+        "    __hash__ = int.__hash__\n"
+        "class _Float(float):\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __ne__(self, other):\n        return False\n"
+        "    def __sub__(self, other):\n        return 0.0\n"
+        "    __hash__ = float.__hash__\n"
+        "def ENTRY(*args, **kwargs):\n    return _Float(-12345.5)\n",
+    ),
+    Forgery(
+        "generator_for_a_list",
+        "def ENTRY(*args, **kwargs):\n    return (x for x in ())\n",
+    ),
+    Forgery("builtins_abs_patched", WRONG_FUNCTION + "import builtins\nbuiltins.abs = lambda x: 0\n"),
+    Forgery(
+        "builtins_patched_wholesale",
+        WRONG_FUNCTION + "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.len = lambda x: 0\n"
+        "builtins.isinstance = lambda *a: True\nbuiltins.type = lambda *a: float\n",
+    ),
+    Forgery(
+        "gc_walk_rewrites_check",
+        WRONG_FUNCTION + "import gc, types\n"
+        "def _noop(*a, **k):\n    return None\n"
+        "for _o in gc.get_objects():\n"
+        "    if isinstance(_o, types.FunctionType) and _o.__name__ in ('check', 'assertion', 'run_program'):\n"
+        "        try:\n            _o.__code__ = _noop.__code__\n        except Exception:\n            pass\n",
+    ),
+    Forgery(
+        "sys_modules_swapped",
+        WRONG_FUNCTION + "import sys, types\n"
+        "_fake = types.ModuleType('json')\n"
+        '_fake.dumps = lambda *a, **k: \'{"status": "passed", "reason": ""}\'\n'
+        "_fake.loads = lambda *a, **k: {'status': 'passed', 'reason': ''}\n"
+        "for _name in ('json', 'pickle', 'numpy', 'math'):\n"
+        "    sys.modules[_name] = _fake\n",
+    ),
+    Forgery(
+        "thread_outlives_the_call",
+        WRONG_FUNCTION + _WRITE_PASSED + "import threading, time, os\n"
+        "def _later():\n"
+        "    for _ in range(40):\n"
+        "        time.sleep(0.005)\n"
+        "        _forge_everywhere()\n"
+        "    os._exit(0)\n"
+        "threading.Thread(target=_later, daemon=True).start()\n",
+    ),
+    Forgery(
+        "atexit_handler",
+        WRONG_FUNCTION + _WRITE_PASSED + "import atexit\natexit.register(_forge_everywhere)\n",
+    ),
+    Forgery(
+        "signal_handlers",
+        WRONG_FUNCTION + _WRITE_PASSED + "import signal, os\n"
+        "def _on_signal(*a):\n    _forge_everywhere()\n    os._exit(0)\n"
+        "for _sig in (signal.SIGTERM, signal.SIGALRM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):\n"
+        "    signal.signal(_sig, _on_signal)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.01)\n",
+    ),
+    Forgery(
+        "ctypes_writes_own_memory",
+        WRONG_FUNCTION + "import ctypes, gc, types\n"
+        "# every float the test could compare against becomes the wrong answer, in place\n"
+        "def _set(x):\n"
+        "    if type(x) is float:\n"
+        "        ctypes.c_double.from_address(id(x) + 16).value = WRONG\n"
+        "    elif type(x) in (list, tuple):\n"
+        "        for y in x:\n"
+        "            _set(y)\n"
+        "for _o in gc.get_objects():\n"
+        "    if isinstance(_o, (list, tuple)):\n"
+        "        _set(_o)\n"
+        "    elif isinstance(_o, types.FunctionType):\n"
+        "        _set(_o.__code__.co_consts)\n",
+    ),
+    Forgery(
+        "writes_forged_channel_frames",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import os, struct, json, pickle\n"
+        '    evil = b"cbuiltins\\neval\\n(S\'__import__(\\"os\\").system(\\"true\\")\'\\ntR."\n'
+        "    for body in (b'R' + evil, b'd' + json.dumps({'ok': True}).encode(), b'x',\n"
+        "                 b'R' + pickle.dumps((True, None, 0.0))):\n"
+        "        for fd in range(3, 16):\n"
+        "            try:\n"
+        "                os.write(fd, struct.pack('>I', len(body)) + body)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return WRONG\n",
+    ),
+    Forgery(
+        "malformed_verdicts",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import os, json, gc\n"
+        "    for fd in range(3, 64):\n"
+        "        for v in ({'status': 'passed', 'reason': 123}, {'status': 'passed'}, ['passed'], 'passed'):\n"
+        "            try:\n"
+        "                os.write(fd, (json.dumps(v) + '\\n').encode())\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return WRONG\n",
+    ),
+    Forgery(
+        "reads_the_answer_key",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import glob, gzip, json, sys, os\n"
+        "    tops = [p for p in sys.path if p] + [os.getcwd(), *PLACES]\n"
+        "    found = [f for t in tops for d in ('*', '*/*', '*/*/*') for f in glob.glob(f'{t}/{d}.jsonl*')]\n"
+        "    for path in found:\n"
+        "        if 'HumanEval' not in path and 'Mbpp' not in path:\n"
+        "            continue\n"
+        "        try:\n"
+        "            rows = gzip.open(path, 'rt') if path.endswith('.gz') else open(path)\n"
+        "            for line in rows:\n"
+        "                row = json.loads(line)\n"
+        "                if row.get('entry_point') == 'ENTRY':\n"
+        "                    g = {}\n"
+        "                    exec(row['prompt'] + row['canonical_solution'], g)\n"
+        "                    return g['ENTRY'](*args, **kwargs)\n"
+        "        except Exception:\n"
+        "            continue\n"
+        "    return WRONG\n",
+    ),
+    Forgery(
+        "kills_everything_it_can_see",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import os, signal\n"
+        "    for pid in range(2, 4096):\n"
+        "        try:\n"
+        "            os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return WRONG\n",
+    ),
+    Forgery(
+        "raises_harness_errors",
+        "def ENTRY(*args, **kwargs):\n"
+        "    import sys, os\n"
+        "    sys.stderr.write('SandboxError: could not start the program\\n')\n"
+        "    raise OSError(11, 'Resource temporarily unavailable: could not start the program')\n",
+    ),
+]
+
+#: Per dataset: a problem with float answers (abs, math.isclose and numpy.allclose all in play), and a
+#: wrong answer of the right type.
+FORGERY_TARGETS = {
+    "humaneval": ("HumanEval/2", "truncate_number", "0.25"),
+    "humaneval-plus": ("HumanEval/2", "truncate_number", "0.25"),
+    "mbpp": ("Mbpp/139", "circle_circumference", "1.0"),
+    "mbpp-plus": ("Mbpp/139", "circle_circumference", "1.0"),
+}
+
+
+def forgeries_for(dataset: str) -> list[Forgery]:
+    return [f for f in FORGERIES if f.datasets is None or dataset in f.datasets]
+
+
+#: Where a program may look for the dataset: where pytest runs, and the plugin's own folders.
+ANSWER_KEY_PLACES = [str(Path.cwd()), str(Path(__file__).resolve().parents[1])]
+
+
+def forged_program(forgery: Forgery, entry: str, wrong: str) -> str:
+    places = [*ANSWER_KEY_PLACES, str(Path(__file__).resolve().parents[1] / "pytest_humaneval")]
+    return forgery.program.replace("ENTRY", entry).replace("WRONG", wrong).replace("PLACES", repr(places))
+
+
+def write_forgeries(path: Path, dataset: str) -> dict[int, str]:
+    """A completions file (EvalPlus ``solution`` lines) with every forgery as one sample of the dataset's
+    target problem; returns sample index -> forgery name."""
+    task_id, entry, wrong = FORGERY_TARGETS[dataset]
+    names = {}
+    with path.open("w") as fh:
+        for i, forgery in enumerate(forgeries_for(dataset)):
+            fh.write(
+                json.dumps({"task_id": task_id, "solution": forged_program(forgery, entry, wrong)}) + "\n"
+            )
+            names[i] = forgery.name
+    return names

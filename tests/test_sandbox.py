@@ -24,6 +24,7 @@ from hostile import (
     unique_mark,
 )
 
+from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox.subprocess_sandbox import MAX_STRETCH, NO_NAMESPACES_ENV, SubprocessSandbox
 
@@ -32,15 +33,36 @@ pytestmark = pytest.mark.usefixtures("secret_in_environment")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="namespaces are Linux-only")
 
 
-def make_sandbox(namespaces: bool) -> SubprocessSandbox:
+def readable_by_others(python: str) -> bool:
+    """Can an unprivileged uid run ``python`` (its binary and standard library)? Not a pyenv under /root."""
+    path = Path(python).resolve().parent
+    while path != path.parent:
+        if not path.stat().st_mode & 0o001:
+            return False
+        path = path.parent
+    return True
+
+
+def make_sandbox(namespaces: bool, python: str | None = None, concurrency: int = 1) -> SubprocessSandbox:
     if not namespaces:
         os.environ[NO_NAMESPACES_ENV] = "1"
     try:
-        sandbox = SubprocessSandbox(Limits(memory_mb=1024, processes=32))
+        sandbox = SubprocessSandbox(
+            Limits(memory_mb=1024, processes=32), python=python, concurrency=concurrency
+        )
     finally:
         os.environ.pop(NO_NAMESPACES_ENV, None)
     sandbox.start()
     return sandbox
+
+
+@pytest.fixture(scope="module")
+def fallback_python(request: pytest.FixtureRequest) -> str | None:
+    """The interpreter for runs without namespaces: as root, one other uids can read (programs never run
+    as root; with no mount namespace to reach a closed interpreter through, the sandbox refuses to start)."""
+    if os.geteuid() != 0 or readable_by_others(sys.executable):
+        return None
+    return str(request.getfixturevalue("debian_venv"))
 
 
 @contextmanager
@@ -57,7 +79,8 @@ def sandbox_needing(feature: str, concurrency: int) -> Iterator[SubprocessSandbo
 
 @pytest.fixture(scope="module", params=["namespaces", "fallback"])
 def sandbox(request: pytest.FixtureRequest) -> Iterator[SubprocessSandbox]:
-    sb = make_sandbox(request.param == "namespaces")
+    fallback = request.param == "fallback"
+    sb = make_sandbox(not fallback, request.getfixturevalue("fallback_python") if fallback else None)
     yield sb
     sb.close()
 
@@ -188,51 +211,88 @@ def test_programs_reach_no_service_socket() -> None:
 
 
 @linux_only
-def test_without_namespaces_root_programs_still_drop_privileges() -> None:
-    """No namespaces (as in an unprivileged container): a root runner's programs switch to uid 65534 where
-    that uid can read the interpreter, else stay root, and the summary says so; never with capabilities."""
+def test_without_namespaces_root_programs_never_run_as_root(fallback_python: str | None) -> None:
+    """No namespaces (as in an unprivileged container): a root runner's programs run as uids of its block,
+    none as root, without capabilities; where those uids cannot read the interpreter (pyenv under /root),
+    the sandbox refuses to start, with one message naming the cause and the fix."""
     if os.geteuid() != 0:
         pytest.skip("about a root runner")
-    sb = make_sandbox(namespaces=False)
+    if not readable_by_others(sys.executable):
+        with pytest.raises(HumanEvalError, match=r"programs must not run as root.*cannot read"):
+            make_sandbox(namespaces=False)
+    sb = make_sandbox(namespaces=False, python=fallback_python, concurrency=2)
     try:
         body = (
             "    import os\n    status = open('/proc/self/status').read()\n"
             "    caps = {l.split()[1] for l in status.splitlines() if l.startswith(('CapEff', 'CapPrm'))}\n"
             "    assert caps == {'0000000000000000'}, status\n    print(os.getuid())\n    return x * 2\n"
         )
-        verdict = run(sb, body)
-        assert verdict["status"] == "passed", verdict
-        _, missing = describe_isolation("subprocess", sb.isolation)
-        if sb.isolation["root"]:
-            assert set(verdict["stdout"].split()) == {"0"}  # check() calls it twice
-            assert "an unprivileged uid (programs run as root)" in missing
-        else:
-            assert set(verdict["stdout"].split()) == {"65534"}
+        verdicts = [f.result() for f in [sb.submit(Job(PROMPT + body, TEST, "double", 5)) for _ in range(3)]]
+        assert [v["status"] for v in verdicts] == ["passed"] * 3, verdicts
+        low, high = sb.isolation["uids"]["programs"]
+        uids = [set(map(int, v["stdout"].split())) for v in verdicts]
+        assert all(len(u) == 1 and low <= min(u) <= high for u in uids), uids
+        assert not sb.isolation["root"]
+        summary, missing = describe_isolation("subprocess", sb.isolation)
+        assert "a uid per program" in summary and "REDUCED ISOLATION" in summary
+        assert not any("programs run as root" in m for m in missing)
     finally:
         sb.close()
 
 
 def test_reduced_isolation_names_each_missing_guarantee() -> None:
-    held = {"network": True, "read_only_fs": True, "pid_namespace": True, "uts_namespace": True}
+    held = {
+        "network": True,
+        "read_only_fs": True,
+        "own_scratch": True,
+        "program_pid_namespace": True,
+        "uts_namespace": True,
+    }
     summary, missing = describe_isolation(
         "subprocess",
-        {**held, "capabilities": True, "root": True, "unreadable": "uid 65534 cannot read /opt/py"},
+        {
+            **held,
+            "capabilities": True,
+            "root": True,
+            "unreadable": "uid 65534 cannot read /opt/py",
+            "program_uid": "shared",
+            "tree_limits": None,
+        },
     )
     assert missing == [
         "dropped capabilities (programs hold the runner's capabilities)",
         "an unprivileged uid (programs run as root)",
         "uid 65534 cannot read /opt/py (programs may fail to import)",
+        "a uid per program (programs share one, and its process limit)",
+        "memory and process limits per program tree (per process only)",
     ]
     assert summary.startswith(
-        "subprocess sandbox: no network, read-only file system, PID namespace, own host name"
+        "subprocess sandbox: no network, read-only file system, own /tmp, /var/tmp, /dev/shm and /proc per "
+        "program, own PID namespace per program, own host name"
     )
     assert "REDUCED ISOLATION, missing: dropped capabilities" in summary
+    uids = {"runner": 10, "judge": 11, "programs": [12, 17]}
     summary, missing = describe_isolation(
         "subprocess",
-        {**held, "capabilities": False, "hidden": ["/root"], "user_namespace": True, "uid": 65534},
+        {
+            **held,
+            "capabilities": False,
+            "hidden": ["/root"],
+            "uids": uids,
+            "tree_limits": "cgroup",
+            "cgroup_version": 2,
+            "program_uid": "per slot",
+        },
     )
     assert missing == []
-    assert "home directories hidden, no capabilities, own user namespace, uid 65534" in summary
+    assert (
+        "home directories hidden, no capabilities, a uid per program (12-17), memory and processes per program "
+        "tree (cgroup v2), verdicts decided outside the program's process" in summary
+    )
+    _, missing = describe_isolation("subprocess", {**held, "own_scratch": False})
+    assert missing == [
+        "a private scratch per program (programs share /tmp; host sockets under /tmp reachable)"
+    ]
 
 
 def test_output_is_captured_with_a_cap(sandbox: SubprocessSandbox) -> None:
@@ -284,8 +344,8 @@ def test_isolation_holds_where_the_os_allows() -> None:
         sb.close()
 
 
-def test_fallback_reports_reduced_isolation() -> None:
-    sb = make_sandbox(namespaces=False)
+def test_fallback_reports_reduced_isolation(fallback_python: str | None) -> None:
+    sb = make_sandbox(namespaces=False, python=fallback_python)
     try:
         assert not sb.isolation["network"] and not sb.isolation["pid_namespace"]
         assert run(sb, "    return x * 2\n")["status"] == "passed"
@@ -336,22 +396,18 @@ def test_programs_run_concurrently_and_time_out_together() -> None:
         sb.close()
 
 
-def test_runner_killer_alone_is_crashed_the_others_are_retried() -> None:
-    """Without namespaces a program running as the runner's uid can kill the runner; jobs running beside
-    it are run again."""
-    os.environ[NO_NAMESPACES_ENV] = "1"
+def test_a_runner_killed_under_its_programs_is_the_harnesss_failure_not_theirs() -> None:
+    """The runner dies while programs run (killed from outside): each is run again, alone, on a fresh runner,
+    and its verdict is its own; none is charged with the runner's death."""
+    sb = SubprocessSandbox(Limits(), concurrency=4)
     try:
-        sb = SubprocessSandbox(Limits(), concurrency=4, uid=None)
-    finally:
-        os.environ.pop(NO_NAMESPACES_ENV)
-    try:
-        slow_ok = "    import time\n    time.sleep(0.3)\n    return x * 2\n"
-        killer = (
-            "    import os, signal, time\n    time.sleep(0.1)\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-        )
-        futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in (slow_ok, killer, slow_ok)]
-        statuses = [f.result()["status"] for f in futures]
-        assert statuses == ["passed", "crashed", "passed"]
+        sb.start()
+        slow_ok = "    import time\n    time.sleep(0.5)\n    return x * 2\n"
+        futures = [sb.submit(Job(PROMPT + slow_ok, TEST, "double", 5.0)) for _ in range(3)]
+        time.sleep(0.2)
+        assert sb.proc is not None
+        os.killpg(sb.proc.pid, signal.SIGKILL)
+        assert [f.result()["status"] for f in futures] == ["passed"] * 3
         assert sb.restarts >= 1
     finally:
         sb.close()
@@ -369,8 +425,9 @@ def test_programs_running_side_by_side_cannot_kill_each_other() -> None:
 
 
 @linux_only
-def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
-    """With PID namespaces a zygote forks the programs; if it dies, the supervisor forks them itself."""
+def test_programs_fork_from_zygotes_and_a_dead_zygote_costs_no_verdict() -> None:
+    """Two zygotes fork the programs and the judges; if one dies, the runner is replaced (a fresh one forks
+    from a process that never held a test) and no program is charged with it."""
     with sandbox_needing("pid_namespace", concurrency=4) as sb:
         assert sb.isolation["zygote"] is True
         assert sb.proc is not None
@@ -378,20 +435,22 @@ def test_programs_fork_from_a_zygote_and_go_on_without_it() -> None:
         assert [f.result()["status"] for f in futures] == ["passed"] * 20
         processes = runner_processes(sb.proc.pid)
         zygotes = [pid for pid, parent in processes.items() if parent in processes]
-        assert len(processes) == 2 and len(zygotes) == 1, processes
+        assert len(processes) == 3 and len(zygotes) == 2, processes
         os.kill(zygotes[0], 9)
         time.sleep(0.1)
         futures = [sb.submit(Job(PROMPT + body, TEST, "double", 3.0)) for body in ("    return x * 2\n",) * 3]
         assert [f.result()["status"] for f in futures] == ["passed"] * 3
-        assert sb.restarts == 0
+        assert sb.restarts == 1
 
 
 def programs_of(group: int) -> tuple[int, list[int]]:
-    """(the supervisor, the pids of the programs it runs): its children outside its process group."""
+    """(the supervisor, the pids of the programs and judges it runs): its zygotes' children, each in a
+    process group of its own."""
     members = runner_processes(group)
     supervisor = next(pid for pid, parent in members.items() if parent not in members)
+    zygotes = {pid for pid, parent in members.items() if parent == supervisor}
     programs = [
-        pid for pid, fields in live_processes() if int(fields[1]) == supervisor and int(fields[2]) != group
+        pid for pid, fields in live_processes() if int(fields[1]) in zygotes and int(fields[2]) != group
     ]
     return supervisor, programs
 
@@ -415,11 +474,14 @@ def test_programs_die_with_their_runner() -> None:
         while not programs and time.monotonic() < deadline:
             time.sleep(0.02)
             supervisor, programs = programs_of(sb.proc.pid)
-        assert len(programs) == 1
-        os.kill(supervisor, signal.SIGKILL)
-        while alive(programs[0]) and time.monotonic() < deadline:
+        while len(programs) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not alive(programs[0]), "the program outlived its runner"
+            supervisor, programs = programs_of(sb.proc.pid)
+        assert len(programs) == 2  # the program and its judge
+        os.kill(supervisor, signal.SIGKILL)
+        while any(alive(p) for p in programs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(alive(p) for p in programs), "a program outlived its runner"
 
 
 def test_a_test_that_does_not_compile_is_an_error_not_a_crash(sandbox: SubprocessSandbox) -> None:

@@ -77,7 +77,8 @@ def efficiency_job(
     test = _test_with_harness(
         problem.test, problem.prompt + problem.canonical_solution, problem.entry_point, plan
     )
-    return Job(solution, test, problem.entry_point, plan.job_timeout(program_timeout))
+    # A measurement, never a verdict: program and test in one process (the candidate has passed already).
+    return Job(solution, test, problem.entry_point, plan.job_timeout(program_timeout), mode="inprocess")
 
 
 def read_measurement(outcome: dict[str, Any]) -> dict[str, Any]:

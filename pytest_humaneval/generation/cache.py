@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import HumanEvalError
 from ..report import write_atomically
+from ..safe_text import json_line
 
 #: Bump when the record format or the meaning of a key changes: old caches are then not reused.
 CACHE_VERSION = 1
@@ -42,7 +43,7 @@ LOCK_POLL_S = 0.01
 
 
 def _digest(obj: Any, size: int = 16) -> str:
-    data = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    data = json_line(obj, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()[:size]
 
 
@@ -129,7 +130,7 @@ class CompletionCache:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record now: a single ``os.write`` of the whole line, under the file lock."""
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
+        data = (json_line(record) + "\n").encode()
         fd = self._open()
         with self._locked(fd):
             size = os.fstat(fd).st_size  # a line left without its newline by a crash: end it first
@@ -189,5 +190,5 @@ class CompletionCache:
 
 def write_resolved(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write this run's samples as a completions file, atomically (workers never see half of it)."""
-    write_atomically(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    write_atomically(path, "".join(json_line(record) + "\n" for record in records))
     return path

@@ -8,7 +8,6 @@ may bring its own default (MBPP's asks for a function that is not given, by name
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from ..dataset import Problem
 from ..errors import HumanEvalError, clip
+from ..safe_text import json_line
 
 #: Placeholders a template may use; ``{prompt}`` is required.
 PROMPT = "{prompt}"
@@ -94,5 +94,5 @@ def validate_messages(messages: Any, problem: Problem) -> Messages:
 
 def messages_digest(messages: Messages) -> str:
     """Hash of the exact messages: part of each cache key, so a new template or hook misses the cache."""
-    data = json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()
+    data = json_line(messages, sort_keys=True).encode()
     return hashlib.sha256(data).hexdigest()[:16]

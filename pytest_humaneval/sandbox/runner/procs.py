@@ -1,0 +1,96 @@
+"""Processes, as /proc and signals show them: used by the runner and by the host."""
+
+import os
+import signal
+
+
+def kill_group(pid):
+    """SIGKILL a process and its process group, whichever of them still exists."""
+    for target in (-pid, pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (field 3 onwards), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_time(pid):
+    """When ``pid`` started (clock ticks since boot), to tell it from a later process with its pid."""
+    fields = stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+def children(pid):
+    """PIDs whose parent is ``pid`` (from /proc; empty where there is none)."""
+    me = str(pid)
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            fields = stat_fields(entry)
+            if fields and fields[1] == me:
+                found.append(int(entry))
+    return found
+
+
+def schedstat(pid):
+    """(seconds on a CPU, seconds runnable but waiting for one) of ``pid``'s main thread, or None."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as fh:
+            ran, waited = fh.read().split()[:2]
+        return int(ran) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+def tree(pid):
+    """``pid`` and all its descendants, from /proc/PID/task/*/children (empty if it is gone)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+def tree_usage(pid):
+    """(CPU seconds, resident bytes) of ``pid``'s process tree, living processes only."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    cpu, rss = 0.0, 0
+    for p in tree(pid):
+        fields = stat_fields(p)
+        if fields and len(fields) > 22:
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            rss += int(fields[21]) * page
+    return cpu, rss
+
+
+def describe_exit(status):
+    """Why a process ended, from its wait status: ``killed by SIGSEGV`` or ``exited (status 3)``."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        why = {"SIGXCPU": " (CPU time limit)", "SIGKILL": " (killed, e.g. out of memory or by itself)"}
+        return f"killed by {name}{why.get(name, '')}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    return f"exited (status {code})"
