@@ -125,8 +125,9 @@ class ActiveRun:
 
 
 def interrupted(item: HumanEvalItem, report: pytest.TestReport) -> Result:
-    text = report.longreprtext.strip().splitlines()
-    why = next((line for line in reversed(text) if line.strip()), "interrupted")
+    crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
+    lines = [line for line in report.longreprtext.splitlines() if line.strip()]
+    why = crash if isinstance(crash, str) and crash else (lines[-1] if lines else "interrupted")
     result = Result(item.problem.task_id, item.sample, "sandbox_error", f"no verdict: {why.strip()[:300]}")
     result.mode = item.mode
     return result

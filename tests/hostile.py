@@ -609,3 +609,203 @@ def write_forgeries(path: Path, dataset: str) -> dict[int, str]:
             )
             names[i] = forgery.name
     return names
+
+
+# ------------------------------------------------------------------------------- isolation
+#
+# Programs against the host and against each other. Each scenario is one or more programs for the "double"
+# problem, run side by side (``together``) or one after another in the same sandbox; ``expect`` gives each
+# program's allowed statuses. Placeholders: SOCKET (a host socket under /tmp anyone may connect to), TMUX (a
+# host tmux server's socket), OUTSIDE (a host file a command run on the host would create), MARK (unique).
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    programs: tuple[str, ...]
+    expect: tuple[tuple[str, ...], ...]
+    reason_has: tuple[str, ...] = ()
+    together: bool = False
+    #: Meaningless where the program cannot see the host (the docker sandbox has no host sockets).
+    host_only: bool = False
+
+
+#: Every place a program may write a file a later (or concurrent) one could read.
+_PLANT_PLACES = (
+    "['/tmp/MARK', '/var/tmp/MARK', '/dev/shm/MARK', 'MARK', '../MARK', os.path.expanduser('~/MARK')]"
+)
+
+ISOLATION = [
+    Scenario(
+        "host_socket_under_tmp",
+        (
+            "    import socket\n    s = socket.socket(socket.AF_UNIX)\n    s.connect(SOCKET)\n"
+            "    s.sendall(b'pwned')\n    return x * 2\n",
+        ),
+        (("error",),),
+        ("FileNotFoundError",),
+        host_only=True,
+    ),
+    Scenario(
+        "tmux_server_of_the_user",
+        (
+            "    import os, subprocess\n"
+            "    if os.path.exists(TMUX):\n        return x * 2  # the host's server is in reach\n"
+            "    r = subprocess.run(['tmux', '-S', TMUX, 'run-shell', 'touch ' + OUTSIDE],\n"
+            "                       capture_output=True, timeout=10)\n"
+            "    if r.returncode == 0:\n        return x * 2\n"
+            "    raise PermissionError('tmux refused: %r' % r.stderr[-200:])\n",
+        ),
+        (("error",),),
+        ("tmux refused",),
+        host_only=True,
+    ),
+    Scenario(
+        "plant_then_read",
+        (
+            "    import os, socket, time\n"
+            "    for p in " + _PLANT_PLACES + ":\n"
+            "        try:\n            open(p, 'w').write('planted')\n        except OSError:\n            pass\n"
+            "    return x * 2\n",
+            "    import os\n"
+            "    for p in " + _PLANT_PLACES + ":\n"
+            "        if os.path.exists(p):\n            return x * 2\n"
+            "    raise LookupError('nothing planted in sight')\n",
+        ),
+        (("passed",), ("error",)),
+        ("", "nothing planted"),
+    ),
+    Scenario(
+        "plant_and_read_side_by_side",
+        (
+            "    import os, socket, time\n"
+            "    for p in " + _PLANT_PLACES + ":\n"
+            "        try:\n            open(p, 'w').write('planted')\n        except OSError:\n            pass\n"
+            "    s = socket.socket(socket.AF_UNIX)\n    s.bind('\\0MARK')\n    s.listen(1)\n"
+            "    time.sleep(1.5)\n    return x * 2\n",
+            "    import os, socket, time\n    time.sleep(0.5)\n"
+            "    for p in " + _PLANT_PLACES + ":\n"
+            "        if os.path.exists(p):\n            return x * 2\n"
+            "    try:\n        socket.socket(socket.AF_UNIX).connect('\\0MARK')\n        return x * 2\n"
+            "    except OSError:\n        pass\n"
+            "    raise LookupError('nothing planted in sight')\n",
+        ),
+        (("passed",), ("error",)),
+        ("", "nothing planted"),
+        together=True,
+    ),
+    Scenario(
+        "fill_then_write",
+        (
+            "    import os\n"
+            "    for d in ('/tmp', '/dev/shm', '.'):\n"
+            "        for i in range(400):\n"
+            "            try:\n"
+            "                with open(os.path.join(d, 'fill%d' % i), 'wb') as f:\n"
+            "                    f.write(b'x' * (8 << 20))\n"
+            "            except OSError:\n"
+            "                break\n"
+            "    return x * 2\n",
+            "    with open('/tmp/mine', 'wb') as f:\n        f.write(b'y' * (4 << 20))\n"
+            "    with open('/dev/shm/mine', 'wb') as f:\n        f.write(b'y' * (4 << 20))\n"
+            "    with open('mine', 'wb') as f:\n        f.write(b'y' * (4 << 20))\n    return x * 2\n",
+        ),
+        (("passed", "crashed", "error"), ("passed",)),
+    ),
+    Scenario(
+        "memory_of_a_process_tree",
+        (
+            "    import os, time\n"
+            "    r, w = os.pipe()\n"
+            "    for _ in range(4):\n"
+            "        if os.fork() == 0:\n"
+            "            b = bytearray(600 << 20)\n"
+            "            for i in range(0, len(b), 4096):\n                b[i] = 1\n"
+            "            os.write(w, b'1')\n            time.sleep(20)\n            os._exit(0)\n"
+            "    os.close(w)\n    held = 0\n    deadline = time.time() + 8\n"
+            "    os.set_blocking(r, False)\n"
+            "    while held < 4 and time.time() < deadline:\n"
+            "        try:\n            held += len(os.read(r, 4))\n        except BlockingIOError:\n"
+            "            time.sleep(0.05)\n"
+            "    if held >= 3:\n        return x * 2\n"
+            "    raise MemoryError('the tree held only %d x 600 MB' % held)\n",
+        ),
+        (("error", "crashed"),),
+    ),
+    Scenario(
+        "neighbours_forks",
+        (
+            "    import os, time\n    kids = 0\n"
+            "    for _ in range(80):\n"
+            "        try:\n            pid = os.fork()\n        except OSError:\n            break\n"
+            "        if pid == 0:\n            time.sleep(4)\n            os._exit(0)\n"
+            "        kids += 1\n"
+            "    time.sleep(3)\n    return x * 2\n",
+            "    import subprocess, time\n    time.sleep(0.5)\n"
+            "    for _ in range(10):\n        subprocess.run(['true'], check=True)\n    return x * 2\n",
+        ),
+        (("passed",), ("passed",)),
+        together=True,
+    ),
+    Scenario(
+        "kill_everyone",
+        (
+            "    import os, signal, time\n    time.sleep(0.5)\n"
+            "    for pid in [-1] + list(range(2, 32768)):\n"
+            "        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+            "    return x * 2\n",
+            "    import time\n    time.sleep(2)\n    return x * 2\n",
+        ),
+        (("passed", "crashed"), ("passed",)),
+        together=True,
+    ),
+    Scenario(
+        "ptrace_a_neighbour",
+        (
+            "    import time\n    time.sleep(2)\n    return x * 2\n",
+            "    import ctypes, os, time\n    time.sleep(0.5)\n"
+            "    libc = ctypes.CDLL(None, use_errno=True)\n    me = os.getpid()\n"
+            "    seen = [int(p) for p in os.listdir('/proc') if p.isdigit()]\n"
+            "    for pid in set(seen + list(range(1, 4096))) - {me}:\n"
+            "        if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH\n"
+            "            return x * 2\n"
+            "    raise PermissionError('nothing to trace')\n",
+        ),
+        (("passed",), ("error",)),
+        ("", "nothing to trace"),
+        together=True,
+    ),
+    Scenario(
+        "scratch_is_writable",
+        (
+            "    import os, tempfile\n"
+            "    for p in ('/tmp/x', '/var/tmp/x', '/dev/shm/x', os.path.join(tempfile.gettempdir(), 'y'), 'z'):\n"
+            "        open(p, 'w').write('ok')\n"
+            "    return x * 2\n",
+        ),
+        (("passed",),),
+    ),
+    Scenario(
+        "sys_is_read_only",
+        (
+            "    import os, glob\n"
+            "    for p in glob.glob('/sys/kernel/mm/transparent_hugepage/*') + glob.glob('/sys/class/*/*/uevent'):\n"
+            "        try:\n            open(p, 'w').write('x')\n            return x * 2\n"
+            "        except OSError:\n            pass\n"
+            "    raise PermissionError('read-only')\n",
+        ),
+        (("error",),),
+        ("read-only",),
+    ),
+]
+
+
+def scenario_programs(scenario: Scenario, socket_path: str, tmux: str, outside: str, mark: str) -> list[str]:
+    return [
+        PROMPT
+        + body.replace("SOCKET", repr(socket_path))
+        .replace("TMUX", repr(tmux))
+        .replace("OUTSIDE", repr(outside))
+        .replace("MARK", mark)
+        for body in scenario.programs
+    ]

@@ -49,6 +49,14 @@ CORRECT = "    return x * 2\n"
 OUTSIDE_IN_CONTAINER = Path("/outside.txt")
 #: Cases whose verdict legitimately differs in a container: (status, reason fragment, why).
 CONTAINER_EXPECTED: dict[str, tuple[str, str, str]] = {
+    "kills_parent": (
+        "passed|crashed",
+        "",
+        "programs, judges and the runner's zygotes share the container's uid (the container holds no "
+        "capability to give them others): killing its parent, a zygote, takes the runner down, before or "
+        "after the judge has its (correct) answer; run again in a fresh container it does the same",
+    ),
+    "kills_everything": ("crashed", "broke its container", "as kills_parent: kill(-1) reaches the zygotes"),
     "network": (
         "error",
         "ConnectionRefusedError",
@@ -90,6 +98,12 @@ def processes_in(sb: DockerSandbox) -> list[str]:
     return [" ".join(p) for p in top.get("Processes") or []]
 
 
+def runner_only(sb: DockerSandbox) -> bool:
+    """Nothing in the container but the runner: its supervisor (PID 1) and its two zygotes."""
+    left = processes_in(sb)
+    return len(left) == 3 and all("runner.supervisor" in p and LEFTOVER_MARK not in p for p in left)
+
+
 def ours(client: Any, run_id: str) -> list[Any]:
     return ds._ours(client, run_id)
 
@@ -104,21 +118,23 @@ ALL_CASES = CASES + [c for c in PRIVILEGED_CASES if c not in CASES]
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
 def test_hostile_case(sandbox: DockerSandbox, case: Case, listener: socket.socket) -> None:
     status, reason_has, _why = CONTAINER_EXPECTED.get(case.name, (case.status, case.reason_has, ""))
+    sandbox.start()  # a fresh container, if the case before broke the last one
     container = sandbox.container.name
     start = time.monotonic()
     verdict = run(sandbox, body_for(case, listener.getsockname()[1], OUTSIDE_IN_CONTAINER))
     elapsed = time.monotonic() - start
-    assert verdict["status"] == status, verdict
+    assert verdict["status"] in status.split("|"), verdict
     assert reason_has in verdict["reason"]
     # The runner gives a program crowded off a loaded machine's CPUs that wait back, up to MAX_STRETCH.
     assert elapsed < sandbox.longest_run(TIMEOUT) + 3, "the verdict took far longer than the time limit"
     # Scoped to the container: host-wide leftovers() would see other sessions' hostile programs.
-    left = processes_in(sandbox)
-    assert len(left) == 1 and LEFTOVER_MARK not in left[0], f"the runner (PID 1) did not reap: {left}"
+    if case.name not in CONTAINER_EXPECTED:  # (those take their container down: it is gone, with them)
+        assert runner_only(sandbox), f"the runner did not reap: {processes_in(sandbox)}"
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
     assert run(sandbox, CORRECT)["status"] == "passed", "the sandbox is unusable after this case"
-    assert sandbox.container.name == container, "a hostile program got the container replaced"
+    if case.name not in CONTAINER_EXPECTED:
+        assert sandbox.container.name == container, "a hostile program got the container replaced"
 
 
 def test_payload_with_dockers_detach_keys_in_its_length(sandbox: DockerSandbox) -> None:
@@ -184,13 +200,14 @@ def test_container_is_hardened(sandbox: DockerSandbox) -> None:
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
     assert "no-new-privileges" in host["SecurityOpt"]
-    assert attrs["Config"]["User"] == "65534:65534"
+    uid = sandbox.uid
+    assert attrs["Config"]["User"] == f"{uid}:{uid}" and uid >= 1_000_000, "a uid of its own, unprivileged"
     assert host["PidsLimit"] == LIMITS.processes + ds.PIDS_HEADROOM
     assert host["Memory"] == (LIMITS.memory_mb + ds.MEMORY_HEADROOM_MB) << 20
     assert host["MemorySwap"] == host["Memory"], "no swap beyond the memory limit"
     assert host["NanoCpus"] == 1_000_000_000
     assert not host.get("Binds") and attrs["Mounts"] == []
-    assert list(host["Tmpfs"]) == [ds.WORKBASE]
+    assert sorted(host["Tmpfs"]) == sorted([ds.WORKBASE, "/var/tmp"])
     assert not host.get("Init") and not host.get("Privileged")
     assert attrs["Config"]["Labels"][ds.LABEL_RUN] == sandbox.run_id
     assert attrs["Config"]["Labels"][ds.LABEL_PID] == str(os.getpid())
@@ -201,10 +218,10 @@ def test_isolation_seen_from_inside(sandbox: DockerSandbox) -> None:
     probe = (
         "    import os\n"
         "    status = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-        "    assert os.getuid() == 65534 and os.getgid() == 65534, 'uid'\n"
+        f"    assert os.getuid() == {sandbox.uid} and os.getgid() == {sandbox.uid}, 'uid'\n"
         "    assert int(status['CapEff'], 16) == 0, 'capabilities'\n"
         "    assert status['NoNewPrivs'].strip() == '1', 'no-new-privileges'\n"
-        "    assert os.getppid() == 1, 'the runner is PID 1'\n"
+        "    assert os.getppid() != 1, 'forked by a zygote, not the runner'\n"
         "    assert os.listdir('/sys/class/net') == ['lo'], 'network interfaces'\n"
         "    assert open('/proc/1/cmdline', 'rb').read().startswith(b'python3'), 'PID 1'\n" + CORRECT
     )
@@ -216,7 +233,8 @@ def test_isolation_summary_names_the_container(sandbox: DockerSandbox) -> None:
     summary, missing = describe_isolation("docker", sandbox.isolation)
     assert summary == (
         "docker sandbox: container (no network, read-only root, no capabilities, no-new-privileges, "
-        "uid 65534, pids/memory/CPU limits, no host mounts), rlimits"
+        f"uid {sandbox.uid}, pids/memory/CPU limits, no host mounts), fresh scratch per program, verdicts "
+        "decided outside the program's process, rlimits"
     )
     assert missing == []
     assert sandbox.isolation["subreaper"] is True  # what the runner reports about itself comes along
@@ -228,9 +246,8 @@ def test_isolation_summary_names_the_container(sandbox: DockerSandbox) -> None:
 def test_runner_killed_mid_program_is_replaced(fresh: DockerSandbox, client: Any) -> None:
     old = fresh.container
     threading.Timer(0.5, old.kill).start()
-    verdict = run(fresh, "    import time\n    time.sleep(5)\n" + CORRECT, timeout=10)
-    assert verdict["status"] == "crashed"
-    assert "runner was killed by SIGKILL" in verdict["reason"]
+    verdict = run(fresh, "    import time\n    time.sleep(2)\n" + CORRECT, timeout=10)
+    assert verdict["status"] == "passed", "the program runs again in a fresh container: its own verdict"
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name != old.name and fresh.restarts == 1
     assert [c.name for c in ours(client, fresh.run_id)] == [fresh.container.name]
@@ -247,7 +264,8 @@ def test_runner_killed_between_programs_is_replaced(fresh: DockerSandbox) -> Non
 
 def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
     """The runner made the OOM killer's choice from outside: a program cannot write the runner's /proc
-    files (the runner is not dumpable), which the first program shows."""
+    files (the runner is not dumpable), which the first program shows. The program runs again, alone, in a
+    fresh container, where nobody raises the runner's score: it waits out its limit there."""
     old = fresh.container.name
     denied = run(fresh, "    open('/proc/1/oom_score_adj', 'w').write('1000')\n    return x * 2\n")
     assert denied["status"] == "error" and "PermissionError" in denied["reason"], denied
@@ -262,18 +280,17 @@ def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
         "    time.sleep(30)\n"
     )
     verdicts: list[dict[str, Any]] = []
-    running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=20)))
+    running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=5)))
     running.start()
-    while len(processes_in(fresh)) < 2 and running.is_alive():  # the runner, then the program beside it
+    while len(processes_in(fresh)) < 5 and running.is_alive():  # the runner's three, the judge, the program
         time.sleep(0.05)
     code, out = fresh.container.exec_run(["sh", "-c", "echo 1000 > /proc/1/oom_score_adj"], user="root")
     assert code == 0, out
     running.join()
     verdict = verdicts[0]
-    assert verdict["status"] == "crashed", verdict
-    assert "out of memory" in verdict["reason"] and "fresh container" in verdict["reason"]
+    assert verdict["status"] == "timeout", verdict
+    assert fresh.restarts == 1 and fresh.container.name != old
     assert run(fresh, CORRECT)["status"] == "passed"
-    assert fresh.container.name != old
 
 
 def test_memory_exhaustion_kills_the_program_not_the_container(fresh: DockerSandbox) -> None:
@@ -291,7 +308,7 @@ def test_memory_exhaustion_kills_the_program_not_the_container(fresh: DockerSand
     verdict = run(fresh, hog, timeout=20)
     assert verdict["status"] == "crashed"
     assert "SIGKILL" in verdict["reason"]
-    assert processes_in(fresh) and len(processes_in(fresh)) == 1, "the children were not killed"
+    assert runner_only(fresh), "the children were not killed"
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name == old
 
@@ -315,7 +332,7 @@ def test_pid_exhaustion_leaves_the_container_usable(fresh: DockerSandbox) -> Non
     verdict = run(fresh, bomb, timeout=5)
     assert verdict["status"] == "error", verdict
     assert "out of processes" in verdict["reason"]
-    assert len(processes_in(fresh)) == 1
+    assert runner_only(fresh)
     assert run(fresh, CORRECT)["status"] == "passed"
 
 
@@ -324,10 +341,10 @@ def test_wedged_container_is_replaced(fresh: DockerSandbox) -> None:
     old.pause()
     start = time.monotonic()
     verdict = run(fresh, CORRECT, timeout=0.5)
-    assert verdict["status"] == "crashed"
-    assert "stopped answering" in verdict["reason"] and "wedged" in verdict["reason"]
+    assert verdict["status"] == "passed", "run again in a fresh container: the wedge was not the program's"
+    assert fresh.restarts == 1
     # The host waits for the longest the runner may stretch a crowded-out program's limit, then the grace.
-    assert time.monotonic() - start < fresh.longest_run(0.5) + fresh.grace_s + 3
+    assert time.monotonic() - start < fresh.longest_run(0.5) + fresh.grace_s + 5
     assert run(fresh, CORRECT)["status"] == "passed"
     assert fresh.container.name != old.name
 
@@ -571,12 +588,8 @@ def test_hostile_programs_through_the_plugin(pytester: pytest.Pytester, image: s
     )
     report = json.loads((pytester.path / "report.json").read_text())
     statuses = {r["task_id"].split("/")[1]: r["status"] for r in report["results"]}
-    expected = {c.name: CONTAINER_EXPECTED.get(c.name, (c.status,))[0] for c in ALL_CASES}
-    wrong = [
-        r
-        for r in report["results"]
-        if statuses[r["task_id"].split("/")[1]] != expected.get(r["task_id"].split("/")[1])
-    ]
-    assert statuses == expected, wrong
+    expected = {c.name: CONTAINER_EXPECTED.get(c.name, (c.status,))[0].split("|") for c in ALL_CASES}
+    wrong = [r for r in report["results"] if r["status"] not in expected[r["task_id"].split("/")[1]]]
+    assert set(statuses) == set(expected) and not wrong, wrong
     # What the programs left (leaves_daemon_*, fork_bomb) died with the containers, which are all gone.
     assert leaked_since(client, started) == []

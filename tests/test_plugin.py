@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from hostile import CASES, leftovers, unique_mark, write_completions, write_dataset
 from plugin_support import canonical_completions, problems, report, run, write_jsonl
+from venv_support import readable_by_others
 
 
 def test_silent_without_the_flag(pytester: pytest.Pytester) -> None:
@@ -288,7 +291,8 @@ def test_timeout_program_and_pytest_timeout(pytester: pytest.Pytester) -> None:
     )
     result.assert_outcomes(failed=1, deselected=3)
     assert report(pytester)["results"][0]["status"] == "timeout"
-    # pytest-timeout fires first: the item fails, the program is killed, the session goes on
+    # pytest-timeout fires first: no verdict, so the item is an ERROR (the harness stopped it, not the
+    # program's limit), the program is killed, its row stays (left out of pass@k) and the session goes on
     result = run(
         pytester,
         "--humaneval-debug",
@@ -296,8 +300,11 @@ def test_timeout_program_and_pytest_timeout(pytester: pytest.Pytester) -> None:
         "--humaneval-timeout=30",
         "--timeout=1",
     )
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=3, errors=1)
     assert "Timeout" in result.stdout.str()
+    rows = report(pytester)["results"]
+    assert [r["status"] for r in rows] == ["sandbox_error", "no_code", "no_code", "no_code"]
+    assert "Timeout" in rows[0]["reason"]
 
 
 def test_known_dataset_defect_is_shown(pytester: pytest.Pytester) -> None:
@@ -354,6 +361,11 @@ def test_reduced_isolation_is_said_in_the_header_and_the_summary(
 ) -> None:
     monkeypatch.setenv("PYTEST_HUMANEVAL_NO_NAMESPACES", "1")
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
+    if os.geteuid() == 0 and not readable_by_others(sys.executable):
+        # Programs never run as root, and no other uid can reach this interpreter without a mount namespace.
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*programs must not run as root, and uid * cannot read *"])
+        return
     result.assert_outcomes(passed=4)
     reduced = "humaneval: subprocess sandbox: *REDUCED ISOLATION, missing: network isolation*"
     result.stdout.fnmatch_lines([reduced, "*= humaneval =*", reduced])  # the header, then the summary
@@ -362,6 +374,6 @@ def test_reduced_isolation_is_said_in_the_header_and_the_summary(
     monkeypatch.delenv("PYTEST_HUMANEVAL_NO_NAMESPACES")
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
     result.stdout.fnmatch_lines(
-        ["humaneval: subprocess sandbox: no network, read-only file system, PID namespace*"]
+        ["humaneval: subprocess sandbox: no network, read-only file system, own /tmp, /var/tmp, /dev/shm*"]
     )
     assert "REDUCED" not in result.stdout.str()

@@ -23,6 +23,7 @@ from hostile import (
     leftovers,
     unique_mark,
 )
+from venv_support import readable_by_others
 
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
@@ -31,16 +32,6 @@ from pytest_humaneval.sandbox.subprocess_sandbox import MAX_STRETCH, NO_NAMESPAC
 TIMEOUT = 1.5
 pytestmark = pytest.mark.usefixtures("secret_in_environment")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="namespaces are Linux-only")
-
-
-def readable_by_others(python: str) -> bool:
-    """Can an unprivileged uid run ``python`` (its binary and standard library)? Not a pyenv under /root."""
-    path = Path(python).resolve().parent
-    while path != path.parent:
-        if not path.stat().st_mode & 0o001:
-            return False
-        path = path.parent
-    return True
 
 
 def make_sandbox(namespaces: bool, python: str | None = None, concurrency: int = 1) -> SubprocessSandbox:

@@ -41,6 +41,16 @@ def plugin_requirements() -> tuple[str, ...]:
 PLUGIN_REQUIREMENTS = plugin_requirements()
 
 
+def readable_by_others(python: str) -> bool:
+    """Can an unprivileged uid run ``python`` (its directories all open to others)? Not a pyenv under /root."""
+    path = Path(python).resolve().parent
+    while path != path.parent:
+        if not path.stat().st_mode & 0o001:
+            return False
+        path = path.parent
+    return True
+
+
 def unavailable(reason: str) -> None:
     """Skip where this machine cannot build the environment; under CI that is a failure."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):

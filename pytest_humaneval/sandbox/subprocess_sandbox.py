@@ -70,11 +70,13 @@ SERVICE_DIRS = ("/run", "/var/run", "/tmp/.X11-unix")
 def hidden_dirs() -> list[str]:
     """Directories hidden from programs: every home directory, wherever the invoking user's (or, under
     sudo, the calling user's) lives, SERVICE_DIRS, the directory pytest runs in (a model repo: its data,
-    its completions) and this package with its datasets (the answer key: a program that found the
-    dataset could run the reference solution). What the interpreter needs under them stays reachable."""
+    its completions), this package with its datasets (the answer key: a program that found the dataset
+    could run the reference solution; the whole checkout when run from one) and other evaluators' copies.
+    What the interpreter needs under them stays reachable."""
     package = Path(__file__).resolve().parents[1]
+    if (package.parent / "pyproject.toml").is_file():  # run from a checkout: it all (data, benchmarks)
+        package = package.parent
     hidden = {"/root", "/home", os.path.expanduser("~"), *SERVICE_DIRS, os.getcwd(), str(package)}
-    hidden.add(str(package.parent / "datasets"))  # an editable install's bundled data
     hidden.update(peer_data_dirs())
     for name in (None, os.environ.get("SUDO_USER")):
         try:

@@ -496,6 +496,9 @@ def enter_program(plan, slot, cgroup_fds, workdir=None):
         os.write(fd, b"0")
         os.close(fd)
     if plan["own_userns"]:  # an ordinary user: a user namespace per program, so its process limit is its own
+        # Its /proc files belong to the host's root while it is not dumpable (as everything the runner
+        # forks): dumpable for as long as it writes its own maps, before any of the program runs.
+        prctl(PR_SET_DUMPABLE, 1)
         if not (
             write_file("/proc/self/setgroups", "deny")
             and write_file("/proc/self/uid_map", "0 0 1")
@@ -505,6 +508,7 @@ def enter_program(plan, slot, cgroup_fds, workdir=None):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         write_file("/proc/sys/user/max_user_namespaces", "0")
+        prctl(PR_SET_DUMPABLE, 0)
     if plan["own_mounts"]:
         umount(plan["workbase"])  # the runner's own work dir: no host path left in this mount table
         # What the interpreter needs under /tmp or /var/tmp (a venv made there) is bound back, read-only.

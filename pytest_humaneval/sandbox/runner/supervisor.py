@@ -139,7 +139,10 @@ def isolate(init, workbase):
     )
     own_userns = bool(userns and not root and isolation.clone_call())
     own_mounts = bool(info["read_only_fs"] and info["pid_namespace"] and isolation.clone_call())
-    info.update(isolation.lock_down(slots + 4 if own_userns else (0 if userns else None)) if linux else {})
+    # Only the program zygote makes user namespaces in the runner's (one per program; freed a little after
+    # the program ends); none in a program's own (enter_program sets its limit to 0).
+    nested = 1024 + 8 * slots if own_userns else (0 if userns else None)
+    info.update(isolation.lock_down(nested) if linux else {})
     info["root"] = bool(root and slot_base is None and not userns)
     info["capabilities"] = bool(isolation.holds_capabilities() and not isolation._CAPSET)
     flags = 0
@@ -277,14 +280,14 @@ def spawn_program(plan, head, fds, sock, devnull, netns, home_net, keep):
     (channel,) = fds
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    if netns:
+    if netns:  # the slot's network namespace, for the child to be born in
         isolation.setns(netns[slot], isolation.CLONE_NEWNET)
     pid, why = _fork(plan["clone_flags"])
-    if netns:
-        isolation.setns(home_net, isolation.CLONE_NEWNET)
     if pid == 0:
         cgroup_fds = keep["cgroups"][slot] if keep["cgroups"] else []
         program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, head.get("workdir"))
+    if netns:
+        isolation.setns(home_net, isolation.CLONE_NEWNET)
     for fd in (out_w, err_w, channel):
         os.close(fd)
     if pid is None:
@@ -627,6 +630,11 @@ class Runner:
                 if job is not None:
                     if int(pid) == job.p_pid:
                         job.p_exit = (int(status), float(cpu))
+                        # What it started goes with it: a child holding the channel would keep the
+                        # judge waiting for an answer that cannot come.
+                        procs.kill_group(job.p_pid)
+                        if not self.info.get("program_pid_namespace"):
+                            self.reap_orphans()
                     else:
                         job.t_exit = (int(status), float(cpu))
                         if job.p_exit is None and job.p_pid:  # the verdict is in: the program goes
