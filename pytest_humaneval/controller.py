@@ -142,7 +142,9 @@ class Controller:
             return time_limits(
                 self.dataset,
                 s.fixed_timeout(),
-                s.time_scale(workers),
+                # Where the sandbox gives a program back its wait for a CPU, limits are the same however
+                # many programs run at once; elsewhere they grow with the programs in flight.
+                1.0 if self.isolation.get("fair_deadline") else s.time_scale(workers),
                 cache_file=cache_path(s.output, self.dataset, s.sandbox),
                 sandbox=sandbox,
             )

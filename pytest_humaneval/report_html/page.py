@@ -18,6 +18,7 @@ from typing import Any
 
 from ..dataset import Dataset
 from ..report import per_task, write_atomically
+from ..safe_text import printable
 from ..verdict import STATUSES, Result
 from . import charts
 from .highlight import css as code_css
@@ -66,6 +67,8 @@ def write_html_report(
     notes = [f"completions not shown: {unreadable}"] if unreadable else []
     completions = None if source == "canonical" else source
     page = render_html(report, dataset, programs, outputs, gates, notes, completions_path=completions)
+    # What programs and models wrote, inert: lone surrogates and control characters shown as escapes.
+    page = printable(page)
     try:
         write_atomically(path, page)
     except OSError as e:

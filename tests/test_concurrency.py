@@ -1,0 +1,91 @@
+"""What a 64-core box runs, on any machine: 64 and 128 programs at once, each correct after sleeping 2.5 s
+(of a 3 s limit), all pass. None is charged with the harness's limits: programs of one runner have uids (and
+so process limits) of their own, the runner's descriptors grow with its concurrency, and time limits do not
+depend on how many programs run at once (a crowded-out program gets its wait for a CPU back instead)."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+import pytest
+from plugin_support import problems, report, write_jsonl
+
+from pytest_humaneval.sandbox import Job, Limits
+from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+
+pytestmark = pytest.mark.slow
+
+#: A correct program that first sleeps 2.5 s, while being defined (once, not in every call).
+SLEEPY = "\n\nimport time\ntime.sleep(2.5)\n"
+
+
+def sleepy_completions(path: Path, count: int) -> Path:
+    rows = [
+        {"task_id": p["task_id"], "completion": p["canonical_solution"] + SLEEPY}
+        for p in problems()[: count // 4]
+        for _ in range(4)
+    ]
+    return write_jsonl(path, rows)
+
+
+@pytest.mark.parametrize("parallel", [64, 128])
+def test_many_sleepy_programs_at_once_all_pass(pytester: pytest.Pytester, parallel: int) -> None:
+    completions = sleepy_completions(pytester.path / "sleepy.jsonl", 128)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        "--humaneval",
+        f"--humaneval-completions={completions}",
+        f"--humaneval-parallel={parallel}",
+        "--humaneval-report=report.json",
+        "-k",
+        " or ".join(p["entry_point"] for p in problems()[:32]),
+    )
+    rows = report(pytester)["results"]
+    assert len(rows) == 128
+    wrong = [(r["task_id"], r["status"], r["reason"]) for r in rows if r["status"] != "passed"]
+    assert not wrong, wrong
+    result.assert_outcomes(passed=128)
+    header = result.stdout.str()
+    assert "x" not in header.split("timeout ", 1)[1].split("\n", 1)[0], (
+        "limits grew with the programs in flight"
+    )
+
+
+def test_the_runner_holds_enough_descriptors_for_its_programs() -> None:
+    """Each program in flight holds a few of the runner's descriptors (its pipes, its channel): at 128 at
+    once (256 with the parked ones) the runner's own limit is raised to fit, never a program's."""
+    sandbox = SubprocessSandbox(Limits(), concurrency=128)
+    try:
+        sandbox.start()
+        assert sandbox.proc is not None
+        runner = group_members(sandbox.proc.pid)
+        assert runner, "no live runner process"
+        limits = Path(f"/proc/{runner[0]}/limits").read_text()
+        soft = int(next(line for line in limits.splitlines() if line.startswith("Max open files")).split()[3])
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        assert soft >= min(64 + 16 * sandbox.slots, hard if os.geteuid() else 1 << 20), limits
+        body = "def f(x):\n    import resource\n    print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n    return x\n"
+        verdict = sandbox.run(Job(body, "def check(c):\n    assert c(1) == 1\n", "f", 5))
+        assert verdict["status"] == "passed", verdict
+        assert verdict["stdout"].split() == ["256"], (
+            "a program's own limit is the sandbox's, not the runner's"
+        )
+    finally:
+        sandbox.close()
+
+
+def group_members(group: int) -> list[int]:
+    """The live processes of the runner's process group (its supervisor and zygotes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
