@@ -84,7 +84,9 @@ def evaluate(
         for problem in ds:
             for index in range(n):
                 sample = pick(samples, problem.task_id, index)
-                job = prepare(ds, problem, sample, limits(problem.task_id))
+                job = prepare(
+                    ds, problem, sample, limits(problem.task_id), limits.call_limits(problem.task_id)
+                )
                 pending.append((problem, sample, job if isinstance(job, Result) else box.submit(job)))
         results = [
             conclude(ds, problem, sample, outcome if isinstance(outcome, Result) else outcome.result())

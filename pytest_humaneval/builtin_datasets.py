@@ -83,6 +83,7 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             "HumanEval+ (EvalPlus v0.1.10): HumanEval with base and plus tests",
             load=humaneval_plus_problems,
             known_defects={"HumanEval/32": HUMANEVAL_PLUS_32},
+            reference_calls=partial(reference_calls, "humaneval-plus"),
         ),
         _bundled(
             "mbpp",
@@ -99,6 +100,7 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             load=lambda: mbpp_problems(plus=True),
             prompt_template=MBPP_TEMPLATE,
             memory_mb=MBPP_PLUS_MEMORY_MB,
+            reference_calls=partial(reference_calls, "mbpp-plus"),
         ),
     )
 
@@ -178,13 +180,18 @@ def calls_candidate(code: str, entry_point: str) -> str:
 
 
 @cache
-def _reference_times_file() -> dict[str, dict[str, float]]:
+def _reference_times_file() -> dict[str, Any]:
     path = data_dir("datasets") / REFERENCE_TIMES_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["datasets"]
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    return data
 
 
 def reference_times(name: str) -> dict[str, float]:
-    return dict(_reference_times_file().get(name, {}))
+    return dict(_reference_times_file().get("datasets", {}).get(name, {}))
+
+
+def reference_calls(name: str) -> dict[str, dict[str, Any]]:
+    return dict(_reference_times_file().get("calls", {}).get(name, {}))

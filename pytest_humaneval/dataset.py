@@ -80,6 +80,10 @@ class Dataset:
     time_limit: float = 3.0
     #: task_id -> seconds the reference solution needs (measured), from which per-problem limits follow.
     reference_times: Mapping[str, float] = field(default_factory=dict)
+    #: task_id -> the reference solution's calls, as EvalPlus budgets its inputs: ``{"n": calls, "base": how
+    #: many of them are the base inputs, "slow": {call index: CPU seconds}}`` (calls not listed took less
+    #: than a quarter of a second: their budget is the 1 s floor). Empty: one limit for the whole program.
+    reference_calls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Address-space limit per program (MB) unless --humaneval-memory says otherwise.
     memory_mb: int = 2048
 

@@ -6,6 +6,7 @@ The single place where a completion becomes a :class:`Result`: the pytest items 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .completions import PRESET_STATUSES, Sample, prompt_definitions
@@ -20,7 +21,13 @@ PRESET_REASONS = {
 }
 
 
-def prepare(dataset: Dataset, problem: Problem, sample: Sample, timeout: float) -> Job | Result:
+def prepare(
+    dataset: Dataset,
+    problem: Problem,
+    sample: Sample,
+    timeout: float,
+    call_limits: Mapping[str, Any] | None = None,
+) -> Job | Result:
     """The job to run for ``sample``, or its verdict already: preset statuses and empty answers."""
     if sample.status in PRESET_STATUSES:
         status = sample.status or "no_code"
@@ -28,11 +35,13 @@ def prepare(dataset: Dataset, problem: Problem, sample: Sample, timeout: float) 
     elif sample.empty:
         result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
     else:
-        return program_job(problem, sample.program(problem), timeout)
+        return program_job(problem, sample.program(problem), timeout, call_limits)
     return conclude(dataset, problem, sample, result)
 
 
-def program_job(problem: Problem, solution: str, timeout: float) -> Job:
+def program_job(
+    problem: Problem, solution: str, timeout: float, call_limits: Mapping[str, Any] | None = None
+) -> Job:
     """The sandbox job that decides ``solution``'s verdict: the test runs beside the problem's own helpers
     (the prompt's definitions, which the test uses as the dataset wrote them)."""
     return Job(
@@ -41,6 +50,7 @@ def program_job(problem: Problem, solution: str, timeout: float) -> Job:
         problem.entry_point,
         timeout,
         definitions=prompt_definitions(problem.prompt, problem.entry_point),
+        call_limits=dict(call_limits) if call_limits else None,
     )
 
 

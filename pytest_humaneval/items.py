@@ -94,7 +94,10 @@ class Evaluator:
         key = (problem.task_id, index, mode)
         if key not in self._started:
             sample = pick(self.samples(mode), problem.task_id, index)
-            job = prepare(self.dataset, problem, sample, self.config.stash[TIME_LIMITS_KEY](problem.task_id))
+            limits = self.config.stash[TIME_LIMITS_KEY]
+            job = prepare(
+                self.dataset, problem, sample, limits(problem.task_id), limits.call_limits(problem.task_id)
+            )
             self._started[key] = (sample, job if isinstance(job, Result) else self.sandbox.submit(job))
 
     def evaluate(

@@ -49,6 +49,11 @@ class Benchmark:
     #: task_id -> seconds its reference solution took, measured (shipped budgets). Without them, a dataset
     #: with canonical solutions is measured once per machine.
     reference_times: Mapping[str, float] | Callable[[], Mapping[str, float]] | None = None
+    #: task_id -> the reference solution's per-call times (``Dataset.reference_calls``): EvalPlus's per-input
+    #: budgets, max(1 s, 4 x each input's time).
+    reference_calls: (
+        Mapping[str, Mapping[str, Any]] | Callable[[], Mapping[str, Mapping[str, Any]]] | None
+    ) = None
     #: Address-space limit per program, MB (``--humaneval-memory`` overrides it).
     memory_mb: int = 2048
     #: Where the problems come from (shown in the report); default: the file defining ``load``.
@@ -64,6 +69,7 @@ class Benchmark:
             raise HumanEvalError(f"{where}: its loader failed: {describe(e)}") from None
         problems = index_problems(((f"{where}, problem {i}", row) for i, row in enumerate(rows)), where)
         times = self.reference_times() if callable(self.reference_times) else self.reference_times
+        calls = self.reference_calls() if callable(self.reference_calls) else self.reference_calls
         return Dataset(
             name=self.name,
             path=Path(self.source or _defined_in(self.load)),
@@ -72,6 +78,7 @@ class Benchmark:
             known_defects=dict(self.known_defects),
             time_limit=float(self.time_limit),
             reference_times=dict(times or {}),
+            reference_calls=dict(calls or {}),
             memory_mb=int(self.memory_mb),
         )
 

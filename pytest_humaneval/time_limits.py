@@ -31,6 +31,10 @@ from .sandbox import Job, Sandbox
 
 #: A problem's limit is this many times its reference solution's time (EvalPlus's gt_time_limit_factor).
 FACTOR = 4.0
+#: EvalPlus's per-input budgets (datasets that ship their reference's per-call times): each input
+#: max(CALL_FLOOR, FACTOR x its time); the base and the plus inputs each at most TASK_CAP in all, plus 1 s.
+CALL_FLOOR = 1.0
+TASK_CAP = 60.0
 #: While measuring, a reference solution may take this long (a slower one gets this as its time).
 MEASURE_LIMIT_S = 300.0
 
@@ -43,9 +47,15 @@ class TimeLimits:
     per_task: Mapping[str, float] = field(default_factory=dict)
     #: How the limits were set, for the header and the report.
     origin: str = ""
+    #: task_id -> each call's budget: ``{"default": seconds, "slow": {call index: seconds}}`` (EvalPlus's
+    #: per-input limits); a task without one has its whole-program limit alone.
+    calls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __call__(self, task_id: str) -> float:
         return self.per_task.get(task_id, self.default)
+
+    def call_limits(self, task_id: str) -> Mapping[str, Any] | None:
+        return self.calls.get(task_id)
 
     @property
     def range(self) -> tuple[float, float]:
@@ -60,11 +70,17 @@ class TimeLimits:
         return f"{low:g}-{high:g} s/program ({self.origin})"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"default": self.default, "per_task": dict(self.per_task), "origin": self.origin}
+        return {
+            "default": self.default,
+            "per_task": dict(self.per_task),
+            "origin": self.origin,
+            "calls": {t: dict(c) for t, c in self.calls.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TimeLimits:
-        return cls(float(d["default"]), {k: float(v) for k, v in d["per_task"].items()}, d.get("origin", ""))
+        per_task = {k: float(v) for k, v in d["per_task"].items()}
+        return cls(float(d["default"]), per_task, d.get("origin", ""), dict(d.get("calls") or {}))
 
 
 def time_limits(
@@ -80,6 +96,8 @@ def time_limits(
     at once than twice the cores)."""
     if timeout is not None:
         return TimeLimits(float(timeout), {}, "--humaneval-timeout")
+    if dataset.reference_calls:
+        return per_input_limits(dataset, scale)
     floor = dataset.time_limit
     refs: Mapping[str, float] = {t: s for t, s in dataset.reference_times.items() if t in dataset.problems}
     origin = "shipped reference times"
@@ -92,6 +110,35 @@ def time_limits(
     if scale > 1:
         how += f", x{scale:.2g} for the programs in flight"
     return TimeLimits(round(floor * scale, 2), per_task, how)
+
+
+def per_input_limits(dataset: Dataset, scale: float = 1.0) -> TimeLimits:
+    """EvalPlus's limits, from the reference solution's time on each input (shipped): each input may take
+    max(1 s, 4 x that time), and the program as a whole min(60 s, the base inputs' budgets) + min(60 s, the
+    plus inputs' budgets) + 1 s each, as EvalPlus runs the two in separate processes. A slow but correct
+    answer then gets EvalPlus's verdict, and a loop on one input stops after that input's budget."""
+    per_task, calls = {}, {}
+    for task_id in dataset.problems:
+        spec = dataset.reference_calls.get(task_id)
+        if not spec:
+            continue
+        slow = {int(i): max(CALL_FLOOR, FACTOR * float(t)) for i, t in spec.get("slow", {}).items()}
+        n, base = int(spec["n"]), int(spec.get("base", 0))
+        budget = [slow.get(i, CALL_FLOOR) for i in range(n)]
+        total = min(TASK_CAP, sum(budget[:base])) + min(TASK_CAP, sum(budget[base:])) + 2.0
+        per_task[task_id] = round(total * scale, 2)
+        calls[task_id] = {
+            "default": round(CALL_FLOOR * scale, 3),
+            "slow": {str(i): round(b * scale, 3) for i, b in slow.items() if b > CALL_FLOOR},
+        }
+    how = (
+        f"per input: max({CALL_FLOOR:g} s, {FACTOR:g} x the reference's time on it), per program the base "
+        f"and the plus inputs' budgets, each at most {TASK_CAP:g} s (EvalPlus's limits), shipped reference "
+        "times"
+    )
+    if scale > 1:
+        how += f", x{scale:.2g} for the programs in flight"
+    return TimeLimits(round(dataset.time_limit * scale, 2), per_task, how, calls)
 
 
 def cache_path(output: Path, dataset: Dataset, kind: str) -> Path:
@@ -116,6 +163,23 @@ def cached_or_measured(
         record = {"dataset": dataset.name, "digest": dataset.digest, "times": times}
         write_atomically(path, json.dumps(record, indent=1, sort_keys=True))
     return times, f"measured on this machine in {time.monotonic() - started:.0f} s, cached"
+
+
+def measure_calls(dataset: Dataset, sandbox: Sandbox) -> dict[str, list[float]]:
+    """CPU seconds of each call the test makes to each (passing) reference solution, in order."""
+    samples = canonical(dataset)
+    pending = []
+    for problem in dataset:
+        job = prepare(dataset, problem, samples[problem.task_id][0], MEASURE_LIMIT_S)
+        if isinstance(job, Job):
+            job.measure_calls = True
+            pending.append((problem.task_id, sandbox.submit(job)))
+    times = {}
+    for task_id, future in pending:
+        verdict = future.result()
+        if verdict.get("status") == "passed":
+            times[task_id] = [float(t) for t in verdict.get("call_times", [])]
+    return times
 
 
 def measure(dataset: Dataset, sandbox: Sandbox) -> dict[str, float]:

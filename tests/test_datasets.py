@@ -208,7 +208,8 @@ def test_mbpp_plus_canonical_scores_378_of_378(pytester: pytest.Pytester) -> Non
     data = report(pytester)
     assert data["pass_at_k"] == {"1": 1.0} and data["total"] == 378
     limits = data["time_limits"]["per_task"]
-    assert limits["Mbpp/2"] == 3.0 and limits["Mbpp/599"] > 3.0  # Mbpp/599 sums a range of 10^8 numbers
+    assert limits["Mbpp/2"] <= limits["Mbpp/599"]  # Mbpp/599 sums a range of 10^8 numbers
+    assert data["time_limits"]["calls"]["Mbpp/599"]["slow"]
 
 
 @pytest.mark.parametrize("dataset", ["mbpp", "mbpp-plus"])
@@ -303,18 +304,69 @@ def test_mbpp_prompt_asks_for_the_whole_function_and_extraction_keeps_it() -> No
 
 
 def test_limits_follow_the_reference_solutions() -> None:
+    slow = {**PROBLEM, "task_id": "T/1"}
+    toy = Benchmark("toy", lambda: [PROBLEM, slow], reference_times={"T/0": 0.01, "T/1": 2.0}).dataset()
+    limits = time_limits(toy, None)
+    assert limits("T/0") == 3.0  # a fast reference: the floor
+    assert limits("T/1") == FACTOR * 2.0
+    assert limits.describe().startswith("3-8 s") and "per problem: max(3 s, 4 x" in limits.describe()
+    assert limits.call_limits("T/1") is None  # no per-input times: one limit for the program
+    assert time_limits(load_dataset("humaneval"), None).describe() == "3 s/program"
+    assert time_limits(load_dataset("mbpp"), None).call_limits("Mbpp/2") is None  # MBPP's own asserts
+    assert time_limits(toy, 7.5)("T/1") == 7.5  # --humaneval-timeout=N wins
+    scaled = time_limits(toy, None, scale=2.0)
+    assert scaled("T/0") == 6.0 and scaled("T/1") == 2 * limits("T/1")
+    assert TimeLimits.from_dict(limits.as_dict()) == limits
+
+
+def test_evalplus_datasets_budget_each_input_as_evalplus_does() -> None:
+    """HumanEval+ and MBPP+: each input max(1 s, 4 x the reference's time on it), the program the base and
+    the plus inputs' budgets, each capped at 60 s, plus 1 s each (EvalPlus's two processes)."""
     mbpp_plus = load_dataset("mbpp-plus")
     limits = time_limits(mbpp_plus, None)
-    assert limits("Mbpp/2") == 3.0  # a fast reference: the floor
-    assert limits("Mbpp/599") == round(FACTOR * mbpp_plus.reference_times["Mbpp/599"], 2) > 3.0
-    assert limits.describe().startswith("3-") and "per problem: max(3 s, 4 x" in limits.describe()
-    assert time_limits(load_dataset("humaneval"), None).describe() == "3 s/program"
-    assert time_limits(mbpp_plus, 7.5)("Mbpp/599") == 7.5  # --humaneval-timeout=N wins
-    scaled = time_limits(mbpp_plus, None, scale=2.0)
-    assert scaled("Mbpp/2") == 6.0 and scaled("Mbpp/599") == 2 * limits("Mbpp/599")
+    spec = mbpp_plus.reference_calls["Mbpp/599"]
+    slow = {int(i): max(1.0, FACTOR * t) for i, t in spec["slow"].items()}
+    budgets = [slow.get(i, 1.0) for i in range(spec["n"])]
+    base, plus = sum(budgets[: spec["base"]]), sum(budgets[spec["base"] :])
+    assert limits("Mbpp/599") == round(min(60, base) + min(60, plus) + 2, 2)
+    calls = limits.call_limits("Mbpp/599")
+    assert calls is not None and calls["default"] == 1.0
+    assert {int(i): b for i, b in calls["slow"].items()} == {i: round(b, 3) for i, b in slow.items() if b > 1}
+    assert "EvalPlus" in limits.describe()
+    small = mbpp_plus.reference_calls["Mbpp/2"]
+    assert limits("Mbpp/2") == min(60, small["base"]) + min(60, small["n"] - small["base"]) + 2
     assert TimeLimits.from_dict(limits.as_dict()) == limits
+    assert time_limits(mbpp_plus, 7.5).call_limits("Mbpp/599") is None  # --humaneval-timeout=N: one limit
     plus = time_limits(load_dataset("humaneval-plus"), None)
-    assert plus("HumanEval/0") == 3.0 and plus("HumanEval/15") > 10.0
+    assert plus.call_limits("HumanEval/0") == {"default": 1.0, "slow": {}}
+    assert plus("HumanEval/32") == 3.0  # its reference fails its test: nothing measured, the floor
+
+
+@pytest.mark.slow
+def test_a_slow_correct_answer_passes_and_a_loop_stops_at_its_inputs_budget(
+    pytester: pytest.Pytester,
+) -> None:
+    """A correct answer that takes 40 ms of CPU on each of HumanEval/138's 121 inputs needs 5 s in all:
+    EvalPlus passes it (each input is within its 1 s budget), and so does the plugin, where one limit for the
+    whole program (3 s) timed it out. A loop on the fourth input stops after that input's budget."""
+    slow = (
+        "    import time\n    t = time.process_time()\n    while time.process_time() - t < 0.04:\n        pass\n"
+        "    return n >= 8 and n % 2 == 0\n"
+    )
+    loop = "    if n == 10:\n        while True:\n            pass\n    return n >= 8 and n % 2 == 0\n"
+    rows = [{"task_id": "HumanEval/138", "completion": body} for body in (slow, loop)]
+    path = pytester.path / "slow.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["--humaneval", "--humaneval-dataset=humaneval-plus", f"--humaneval-completions={path}"]
+    run(pytester, *args, "-k", "is_equal_to_sum_even")
+    results = {r["sample"]: r for r in report(pytester)["results"] if r["task_id"] == "HumanEval/138"}
+    assert results[0]["status"] == "passed", results[0]
+    assert results[0]["duration_s"] > 3.0
+    assert results[1]["status"] == "timeout" and "input 3 ran past its 1 s budget" in results[1]["reason"]
+    assert results[1]["duration_s"] < 5.0
+    run(pytester, *args, "-k", "is_equal_to_sum_even", "--humaneval-timeout=3")
+    results = {r["sample"]: r for r in report(pytester)["results"] if r["task_id"] == "HumanEval/138"}
+    assert results[0]["status"] == "timeout", "one limit for the program: the slow answer times out"
 
 
 def test_limits_without_reference_times_are_measured_once_and_cached(tmp_path: Path) -> None:
@@ -375,7 +427,9 @@ def test_a_loop_still_stops_at_its_problems_limit(pytester: pytest.Pytester) -> 
     )
     result.assert_outcomes(passed=3, failed=1)
     (loop,) = [r for r in report(pytester)["results"] if not r["passed"]]
-    assert loop["status"] == "timeout" and 3.0 <= loop["duration_s"] < 3 * 3.0 + 2
+    # MBPP+ budgets each input (EvalPlus's max(1 s, 4 x the reference's time)): the loop stops at its first
+    assert loop["status"] == "timeout" and "input 0 ran past its 1 s budget" in loop["reason"]
+    assert 1.0 <= loop["duration_s"] < 3.0
 
 
 @pytest.mark.docker

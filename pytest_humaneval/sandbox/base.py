@@ -39,7 +39,8 @@ class Job:
 
     ``definitions``: the prompt's own helpers (imports, functions such as HumanEval/32's ``poly``), which
     the test runs as the dataset wrote them, whatever the program redefines. ``call_limits``: seconds each
-    call of the entry point may take, in call order (EvalPlus's per-input budgets). ``measure_calls``: the
+    call of the entry point may take, by call order (EvalPlus's per-input budgets): ``{"default": seconds,
+    "slow": {"index": seconds}}``. ``measure_calls``: the
     verdict lists each call's CPU time (measuring reference solutions). ``mode="inprocess"``: a
     measurement run with program and test in one process (``--humaneval-efficiency``), never a verdict.
     """
@@ -49,7 +50,7 @@ class Job:
     entry_point: str
     timeout: float
     definitions: str = ""
-    call_limits: list[float] | None = None
+    call_limits: dict[str, Any] | None = None
     measure_calls: bool = False
     mode: str | None = None
 

@@ -74,9 +74,11 @@ class Channel:
         return True
 
     def recv(self, deadline=None):
-        """The next frame (kind, payload); TimeoutError once ``deadline`` (monotonic) passes."""
+        """The next frame (kind, payload); TimeoutError once ``deadline`` (monotonic) passes with nothing of
+        it here. A frame that has begun to arrive is waited for whole: the deadline bounds the other side's
+        work, not the transfer of a large answer (the supervisor's limit bounds that)."""
         while not self.frames:
-            timeout = None if deadline is None else deadline - time.monotonic()
+            timeout = None if deadline is None or self.buf else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
                 raise TimeoutError
             self._fill(timeout)

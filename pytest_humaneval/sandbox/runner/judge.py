@@ -14,6 +14,7 @@ verdict is then never ``passed``, whatever the test caught.
 import builtins
 import json
 import linecache
+import struct
 import sys
 import time
 import types
@@ -28,6 +29,9 @@ FAIR_SHARE = 0.5
 MAX_STRETCH = 10.0
 #: The fewest inputs worth sending to the program in one batch.
 BATCH_MIN = 8
+#: An answer (``R``) starts with the CPU seconds the program says its call and the encoding of the answer
+#: took: kept only when measuring reference solutions, never trusted for a verdict.
+SPENT = struct.Struct(">d")
 
 
 class ProgramRaised:
@@ -128,10 +132,9 @@ def split_joined(solution, test):
 class Batch:
     """Inputs sent ahead (a test that loops over a list ``inputs`` calling ``candidate(*inp)``)."""
 
-    def __init__(self, inputs, sent):
+    def __init__(self, inputs):
         self.inputs = inputs
         self.next = 0
-        self.last = sent  # when the previous answer arrived (or the batch was sent)
 
 
 class Judge:
@@ -139,7 +142,9 @@ class Judge:
         self.job = job
         self.ch = Channel(channel_fd, self.callback, crossing.MAX_FRAME)
         self.program_pid = program_pid
-        self.limits = job.get("call_limits") or ()
+        limits = job.get("call_limits") or {}
+        self.call_default = limits.get("default")
+        self.call_slow = limits.get("slow") or {}
         self.calls = 0
         self.batch = None
         self.tried_batch = False
@@ -350,10 +355,13 @@ class Judge:
             self.taint("the program's process answered out of turn")
             raise crossing.CrossingError("an answer out of turn")
         try:
-            reply = crossing.load_in_judge(payload)
-            if type(reply) is not tuple or len(reply) != 3:
+            if len(payload) < SPENT.size:
                 raise crossing.CrossingError("a malformed answer")
-            result, after, spent = reply
+            (spent,) = SPENT.unpack_from(payload)
+            reply = crossing.load_in_judge(payload[SPENT.size :])
+            if type(reply) is not tuple or len(reply) != 2:
+                raise crossing.CrossingError("a malformed answer")
+            result, after = reply
             if after is not None:
                 if type(after) is not bytes or args is None:
                     raise crossing.CrossingError("a malformed answer")
@@ -361,7 +369,7 @@ class Judge:
         except crossing.CrossingError as e:
             self.taint(str(e))
             raise
-        if self.call_times is not None and args is not None and type(spent) is float:
+        if self.call_times is not None and args is not None:
             self.call_times.append(round(spent, 6))
         return result
 
@@ -418,15 +426,14 @@ class Judge:
         except crossing.CrossingError:
             return False
         self.ch.send(b"B", crossing.dump_from_judge((("e", ""), blobs)))
-        self.batch = Batch(inputs, time.monotonic())
+        self.batch = Batch(inputs)
         return True
 
     def batch_answer(self, args, k):
-        b = self.batch
-        b.next += 1
-        frame = self.wait(k, b.last)
-        b.last = time.monotonic()
-        return self.answer(frame, (args, {}))
+        """The next answer of the batch. Its clock starts now, as the test asks for it: the program went on
+        to this input while the test looked at the last answer, and the judge's own time is not its."""
+        self.batch.next += 1
+        return self.answer(self.wait(k, time.monotonic()), (args, {}))
 
     def end_batch(self):
         """Stop the batch (the program answers ``x`` once it sees the stop): the test asks something else."""
@@ -439,30 +446,27 @@ class Judge:
 
     def wait(self, k, started):
         """The answer to call ``k``, which started at ``started``: within its budget, if it has one. A call
-        over budget that waited for a CPU beyond its fair share gets that wait back (up to MAX_STRETCH)."""
-        budget = self.limits[k] if k < len(self.limits) else None
+        over budget gets back what the program was owed so far: its wait for a CPU beyond its fair share
+        (the kernel's run delay of its process, as the supervisor judges the whole program), up to
+        MAX_STRETCH times the budget."""
+        budget = self.call_slow.get(str(k), self.call_default)
         if budget is None:
             return self.reply(None)
         deadline = started + budget
         give_up = started + budget * MAX_STRETCH
-        sample = None
         while True:
             try:
                 return self.reply(deadline)
             except TimeoutError:
                 now = time.monotonic()
                 times = procs.schedstat(self.program_pid) if self.program_pid else None
-                if times is not None and sample is not None and now < give_up:
-                    ran, waited = times[0] - sample[0], times[1] - sample[1]
+                if times is not None and now < give_up:
+                    ran, waited = times
                     owed = waited - ran * (1.0 - FAIR_SHARE) / FAIR_SHARE
-                    if owed > 0.05 * (now - sample[2]):
-                        sample = (*times, now)
-                        deadline = min(give_up, now + max(owed, 0.1))
+                    extended = min(give_up, started + budget + max(0.0, owed))
+                    if extended > now + 0.001:
+                        deadline = extended
                         continue
-                elif times is not None and sample is None and now < give_up:
-                    sample = (*times, now)  # judge the next stretch of time by what the program got in it
-                    deadline = min(give_up, now + max(0.25, min(budget, 1.0)))
-                    continue
                 self.timed_out = (
                     f"timed out: input {k} ran past its {budget:g} s budget "
                     "(max(1 s, 4 x the reference's time))"

@@ -10,6 +10,7 @@ import builtins
 import json
 import linecache
 import os
+import struct
 import sys
 import time
 
@@ -23,6 +24,10 @@ _BUILTIN_EXCEPTIONS = {
     for name, obj in vars(builtins).items()
     if isinstance(obj, type) and issubclass(obj, BaseException)
 }
+
+
+#: The CPU seconds of a call and of encoding its answer, in front of the answer (measurements only).
+SPENT = struct.Struct(">d")
 
 
 def flush():
@@ -99,39 +104,39 @@ class Program:
         return self.entry if ref[0] == "e" else crossing.resolve(ref)
 
     def perform(self, op, ref, args):
+        """(the operation's result, the call's arguments after it if they changed, else None)."""
         obj = self.resolve(ref)
         if op == "call":
             a, k = crossing.load_in_program(args[0])
-            started = time.thread_time()
             result = obj(*a, **k)
-            spent = time.thread_time() - started
             after = crossing.dump_from_program((a, k))
-            return result, (after if after != args[0] else None), spent
+            return result, (after if after != args[0] else None)
         if op == "getattr":
-            return getattr(obj, args[0]), None, 0.0
+            return getattr(obj, args[0]), None
         if op == "load":
-            return obj, None, 0.0
+            return obj, None
         if op == "iter":
-            return iter(obj), None, 0.0
+            return iter(obj), None
         if op == "next":
-            return next(obj), None, 0.0
+            return next(obj), None
         if op == "len":
-            return len(obj), None, 0.0
+            return len(obj), None
         if op == "getitem":
-            return obj[args[0]], None, 0.0
+            return obj[args[0]], None
         if op == "bool":
-            return bool(obj), None, 0.0
+            return bool(obj), None
         if op == "str":
-            return str(obj), None, 0.0
+            return str(obj), None
         raise ValueError(f"unknown operation {op!r}")
 
     def answer(self, op, ref, *args):
+        started = time.thread_time()
         try:
             answer = crossing.dump_from_program(self.perform(op, ref, args))
         except BaseException as e:
             self.ch.send(b"E", json.dumps(self.describe(e)).encode())
         else:
-            self.ch.send(b"R", answer)
+            self.ch.send(b"R", SPENT.pack(time.thread_time() - started) + answer)
 
     def batch(self, ref, blobs):
         """Call ``ref`` on each argument blob in turn, answering each as it is done; stop at ``X``."""

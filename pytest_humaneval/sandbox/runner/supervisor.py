@@ -393,10 +393,10 @@ def warm_up(kind):
     """Pay one-time costs (codec lookups, encoders, the compiler) in the zygote, not in every child."""
     try:
         if kind == "program":
-            crossing.load_in_program(crossing.dump_from_program(([1, "a", 2.5, None], None, 0.0)))
+            crossing.load_in_program(crossing.dump_from_program(([1, "a", 2.5, None], None)))
             compile("def f(x):\n    return x\n", "<solution>", "exec")
         else:
-            crossing.load_in_judge(crossing.dump_from_program(([1, "a", 2.5, None, (1,)], None, 0.0)))
+            crossing.load_in_judge(crossing.dump_from_program(([1, "a", 2.5, None, (1,)], None)))
             crossing.dump_from_judge((([1, 2], "x"), {}))
             judge.test_names(compile("def check(c):\n    assert c(1) == 1\n", "<test>", "exec"))
         json.dumps({"status": "passed", "reason": ""})
