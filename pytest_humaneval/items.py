@@ -38,6 +38,8 @@ TIME_LIMITS_KEY = pytest.StashKey[TimeLimits]()
 #: How long an item's program may run before programs further ahead are started, and how far at most.
 LOOK_FURTHER_AFTER_S = 0.05
 MAX_LOOK_AHEAD = 4096
+#: A problem whose reference solution needs more than this many seconds starts before its turn.
+HEAVY_REFERENCE_S = 0.5
 XDIST_QUEUE_KEY = pytest.StashKey[Any]()
 
 
@@ -149,8 +151,13 @@ class Evaluator:
         limits = self.config.stash[TIME_LIMITS_KEY]
         if self.sandbox.concurrency <= 1 or not limits.per_task:
             return
-        heavy = [item for item in ahead(MAX_LOOK_AHEAD) if limits(item.problem.task_id) > limits.default]
-        heavy.sort(key=lambda item: -limits(item.problem.task_id))
+        # How heavy: the reference solution's measured time where shipped (per-input budgets make every
+        # HumanEval+ limit about a minute, whatever the problem weighs), else the limit itself.
+        refs = self.dataset.reference_times
+        weight = (lambda t: refs.get(t, 0.0)) if refs else limits
+        floor = HEAVY_REFERENCE_S if refs else limits.default
+        heavy = [item for item in ahead(MAX_LOOK_AHEAD) if weight(item.problem.task_id) > floor]
+        heavy.sort(key=lambda item: -weight(item.problem.task_id))
         for item in heavy[: self.parallel]:
             self.start(item.problem, item.sample, item.mode)
 

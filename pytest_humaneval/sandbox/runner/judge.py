@@ -144,7 +144,7 @@ class Judge:
         self.program_pid = program_pid
         limits = job.get("call_limits") or {}
         self.call_default = limits.get("default")
-        self.call_slow = limits.get("slow") or {}
+        self.call_slow = {int(k): v for k, v in (limits.get("slow") or {}).items()}
         self.calls = 0
         self.batch = None
         self.tried_batch = False
@@ -449,7 +449,7 @@ class Judge:
         over budget gets back what the program was owed so far: its wait for a CPU beyond its fair share
         (the kernel's run delay of its process, as the supervisor judges the whole program), up to
         MAX_STRETCH times the budget."""
-        budget = self.call_slow.get(str(k), self.call_default)
+        budget = self.call_slow.get(k, self.call_default) if self.call_slow else self.call_default
         if budget is None:
             return self.reply(None)
         deadline = started + budget
@@ -475,7 +475,12 @@ class Judge:
 
 
 def _same_args(args, inp):
-    return type(inp) in (list, tuple) and len(args) == len(inp) and all(a is b for a, b in zip(args, inp))
+    if type(inp) not in (list, tuple) or len(args) != len(inp):
+        return False
+    for a, b in zip(args, inp):
+        if a is not b:
+            return False
+    return True
 
 
 JUDGE = None

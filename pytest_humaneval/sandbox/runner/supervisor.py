@@ -28,7 +28,7 @@ import time
 
 from . import cgroups as cgroups_mod
 from . import crossing, isolation, judge, procs, program
-from .framing import Closed, FrameBuffer, read_frame, write_body, write_frame
+from .framing import Closed, FrameBuffer, read_body, read_frame, write_body, write_frame
 
 #: The first byte a program's (or judge's) process writes once its sandbox is set up: a job whose process
 #: ends without it failed in the harness, not in the program (which never ran).
@@ -241,6 +241,8 @@ def zygote_main(kind, plan, jobs_r, sock, keep):
         if jobs_r in ready:
             try:
                 head = read_frame(jobs_r)
+                if kind != "program":
+                    head["job"] = json.loads(read_body(jobs_r))
             except Closed:
                 os._exit(0)
             _, fds, _, _ = socket.recv_fds(sock, 64, 4)
@@ -338,6 +340,7 @@ def program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, workdi
 
 def spawn_judge(plan, head, fds, sock, devnull, tests):
     seq, job = head["seq"], head["job"]
+    job["program_pid"] = head.get("program_pid")
     (channel,) = fds
     test = job["test"]
     code = tests.get(test)
@@ -425,9 +428,12 @@ class Zygote:
         mine.setblocking(False)
         self.kind, self.pid, self.jobs_w, self.sock = kind, pid, jobs_w, mine
 
-    def request(self, head, fds):
+    def request(self, head, fds, body=None):
+        """Send ``head`` (and the job's frame as the host sent it: never encoded again) with ``fds``."""
         socket.send_fds(self.sock, [b"%d" % head["seq"]], fds)
         write_body(self.jobs_w, json.dumps(head).encode())
+        if body is not None:
+            write_body(self.jobs_w, body)
 
     def messages(self):
         """Replies waiting now: (text, descriptors); None at the end (the zygote died)."""
@@ -452,8 +458,9 @@ class Zygote:
 class Job:
     """A job in flight: its two processes, their pipes, what they wrote, and its deadline."""
 
-    def __init__(self, spec, body_len, slot):
+    def __init__(self, spec, body, slot):
         self.spec = spec
+        self.body = body  # the job's frame as the host sent it (the test zygote reads it as it is)
         self.slot = slot
         self.seq = None
         self.channel = None  # the judge's end, until the test zygote has it
@@ -589,14 +596,14 @@ class Runner:
             if spec.get("op") == "exit":
                 self.closing = True
             else:
-                self.start(spec, len(body))
+                self.start(spec, body)
 
-    def start(self, spec, body_len):
+    def start(self, spec, body):
         """Ask the program zygote for the job's program process (the judge's comes once its pid is known)."""
         if not self.free:
             return self.reply(spec, sandbox_error("no free program slot (more programs sent than announced)"))
         slot = self.free.pop()
-        job = Job(spec, body_len, slot)
+        job = Job(spec, body, slot)
         try:
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         except OSError as e:
@@ -684,11 +691,9 @@ class Runner:
             job.inproc_channel = ch
             self.running(job)
             return
-        spec = dict(job.spec)
-        spec["program_pid"] = job.p_pid
         ch, job.channel = job.channel, None
         try:
-            self.judges.request({"seq": job.seq, "job": spec}, [ch])
+            self.judges.request({"seq": job.seq, "program_pid": job.p_pid}, [ch], job.body)
         except OSError as e:
             self.fail(job, f"could not reach the test zygote: {e}")
         finally:
