@@ -727,7 +727,14 @@ ISOLATION = [
             "    while held < 4 and time.time() < deadline:\n"
             "        try:\n            held += len(os.read(r, 4))\n        except BlockingIOError:\n"
             "            time.sleep(0.05)\n"
-            "    if held >= 3:\n        return x * 2\n"
+            "    alive = 0\n"
+            "    for _ in range(4):  # those that touched their memory and still hold it\n"
+            "        try:\n            pid, _ = os.waitpid(-1, os.WNOHANG)\n        except ChildProcessError:\n"
+            "            break\n"
+            "    alive = len([p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()\n"
+            "                 and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getpid())\n"
+            "                 and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] != 'Z'])\n"
+            "    if min(held, alive) >= 3:\n        return x * 2\n"
             "    raise MemoryError('the tree held only %d x 600 MB' % held)\n",
         ),
         (("error", "crashed"),),

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,9 @@ from pytest_humaneval.sandbox import Job, Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
 pytestmark = pytest.mark.slow
+
+PROMPT = "def double(x):\n"
+TEST = "def check(candidate):\n    assert candidate(2) == 4\n"
 
 #: A correct program that first sleeps 2.5 s, while being defined (once, not in every call).
 SLEEPY = "\n\nimport time\ntime.sleep(2.5)\n"
@@ -89,3 +95,22 @@ def group_members(group: int) -> list[int]:
             if int(fields[2]) == group and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def test_a_judge_that_retires_never_loses_its_last_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A judge serves a number of jobs, writes its last verdict and exits: its exit, reported by its zygote,
+    can reach the runner before the verdict it wrote does. With one job per judge every job is a judge's
+    last; every correct program must still pass (it was a `crashed` 'died before its verdict')."""
+    monkeypatch.setattr(SubprocessSandbox, "judge_jobs", 1)
+    sb = SubprocessSandbox(Limits(), concurrency=8)
+    # A busy machine (as a 64-core box under load): the runner wakes to find both the exit and the verdict.
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        futures = [sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 30.0)) for _ in range(400)]
+        statuses = Counter(f.result()["status"] for f in futures)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+        sb.close()
+    assert statuses == {"passed": 400}

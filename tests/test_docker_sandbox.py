@@ -99,9 +99,9 @@ def processes_in(sb: DockerSandbox) -> list[str]:
 
 
 def runner_only(sb: DockerSandbox) -> bool:
-    """Nothing in the container but the runner: its supervisor (PID 1) and its two zygotes."""
+    """Nothing in the container but the runner: its supervisor (PID 1), its two zygotes and its judge."""
     left = processes_in(sb)
-    return len(left) == 3 and all("runner.supervisor" in p and LEFTOVER_MARK not in p for p in left)
+    return 3 <= len(left) <= 4 and all("runner.supervisor" in p and LEFTOVER_MARK not in p for p in left)
 
 
 def ours(client: Any, run_id: str) -> list[Any]:

@@ -142,6 +142,8 @@ class SubprocessSandbox(Sandbox):
     """
 
     kind = "subprocess"
+    #: Jobs a judge process serves before a fresh one takes over (None: the runner's default).
+    judge_jobs: int | None = None
 
     def __init__(
         self,
@@ -216,6 +218,7 @@ class SubprocessSandbox(Sandbox):
                     "cgroups": self.cgroups,
                     "isolate": self.namespaces,
                     "max_stretch": MAX_STRETCH,
+                    "judge_jobs": self.judge_jobs,
                     "site_dirs": site_dirs(self.python),
                     "hide": hidden_dirs(),
                 },

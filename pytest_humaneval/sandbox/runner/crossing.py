@@ -268,6 +268,12 @@ class JudgeRef:
         raise pickle.UnpicklingError("no state")
 
 
+def reset_judge():
+    """Forget the last job's callbacks (a judge serves job after job)."""
+    CALLBACKS.clear()
+    _CALLBACK_IDS.clear()
+
+
 def _callback_id(obj):
     key = _CALLBACK_IDS.get(id(obj))
     if key is None or CALLBACKS.get(key) is not obj:

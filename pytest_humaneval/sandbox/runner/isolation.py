@@ -495,6 +495,8 @@ def enter_program(plan, slot, cgroup_fds, workdir=None):
     for fd in cgroup_fds:
         os.write(fd, b"0")
         os.close(fd)
+    # The OOM killer's first choice, with all it starts: never the runner or a judge beside it.
+    write_file("/proc/self/oom_score_adj", "1000")
     if plan["own_userns"]:  # an ordinary user: a user namespace per program, so its process limit is its own
         # Its /proc files belong to the host's root while it is not dumpable (as everything the runner
         # forks): dumpable for as long as it writes its own maps, before any of the program runs.

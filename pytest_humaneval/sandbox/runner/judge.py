@@ -175,6 +175,8 @@ class Judge:
         if self.tainted and (verdict is None or verdict["status"] == "passed"):
             verdict = {"status": "error", "reason": clip(self.tainted), "exc_type": "SandboxProtocolError"}
         verdict["calls"] = self.calls
+        if self.tainted:  # the judge that saw a misbehaving channel serves no other job
+            verdict["tainted"] = True
         if self.call_times is not None:
             verdict["call_times"] = self.call_times
         return verdict

@@ -66,7 +66,7 @@ PRELOAD = (
     "pickle",
 )
 #: Statuses a judge may give.
-JUDGE_STATUSES = ("passed", "failed", "error", "timeout", "crashed", "syntax_error")
+JUDGE_STATUSES = ("passed", "failed", "error", "timeout", "crashed", "syntax_error", "sandbox_error")
 
 
 # ------------------------------------------------------------------------------------ isolation
@@ -172,6 +172,7 @@ def isolate(init, workbase):
         "poll_memory": bool(init.get("poll_memory", True)),
         "program_path": list(sys.path),
         "scratch_keep": scratch_keep(),
+        "judge_jobs": int(init.get("judge_jobs") or JUDGE_JOBS),
     }
     return info, plan, cgroups
 
@@ -222,7 +223,6 @@ def zygote_main(kind, plan, jobs_r, sock, keep):
     netns = isolation.new_netns_fds(plan["slots"]) if kind == "program" and plan["own_mounts"] else []
     home_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC) if netns else None
     devnull = os.open(os.devnull, os.O_RDWR)
-    tests = {}
     warm_up(kind)
     gc.collect()
     gc.freeze()
@@ -241,15 +241,13 @@ def zygote_main(kind, plan, jobs_r, sock, keep):
         if jobs_r in ready:
             try:
                 head = read_frame(jobs_r)
-                if kind != "program":
-                    head["job"] = json.loads(read_body(jobs_r))
             except Closed:
                 os._exit(0)
             _, fds, _, _ = socket.recv_fds(sock, 64, 4)
             if kind == "program":
                 spawn_program(plan, head, fds, sock, devnull, netns, home_net, keep)
             else:
-                spawn_judge(plan, head, fds, sock, devnull, tests)
+                spawn_judge(plan, head, fds, sock, devnull)
             reap(sock)
 
 
@@ -338,58 +336,107 @@ def program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, workdi
         os._exit(0)
 
 
-def spawn_judge(plan, head, fds, sock, devnull, tests):
-    seq, job = head["seq"], head["job"]
-    job["program_pid"] = head.get("program_pid")
-    (channel,) = fds
+def spawn_judge(plan, head, fds, sock, devnull):
+    """A judge process, which serves job after job (``judge_main``): its control socket, the pipe it reads
+    jobs from and the pipe it writes verdicts to are the supervisor's, passed here."""
+    seq = head["seq"]
+    pid, why = _fork(0)
+    if pid == 0:
+        judge_main(plan, devnull, fds)
+    for fd in fds:
+        os.close(fd)
+    if pid is None:
+        _reply(sock, f"r {seq} " + json.dumps(sandbox_error(f"could not start a test process: {why}")))
+        return
+    _reply(sock, f"s {seq} {pid}")
+
+
+#: A judge serves at most this many jobs, then a fresh one takes over (nothing accumulates).
+JUDGE_JOBS = 200
+#: Tests compiled per judge (a job of the same test goes to the judge that has it, where one is free).
+JUDGE_TESTS = 64
+
+
+def judge_main(plan, devnull, fds):
+    """A judge process: set itself up once (its uid, limits, no capability), say it is ready, then for
+    each job: its channel to the program (SCM_RIGHTS) and its frame, the verdict, a clean slate. Trusted
+    code, fed only plain data: its state after a job is reset (random generators, recursion limit, the
+    callbacks it held); after a job whose channel misbehaved it exits, and a fresh judge takes over."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        arrange([devnull, devnull, devnull, *fds])  # 3: control socket, 4: jobs, 5: verdicts
+        os.setsid()
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+        isolation.enter_judge(plan)
+        control = socket.socket(fileno=3)
+        write_body(5, b'{"ready": true}')
+    except BaseException:
+        os._exit(70)
+    import random
+
+    tests = {}
+    clean = (random.getstate(), sys.getrecursionlimit())
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    jobs = plan["judge_jobs"]
+    for served in range(1, jobs + 1):
+        try:
+            msg, got, _, _ = socket.recv_fds(control, 64, 1)
+        except OSError:
+            os._exit(0)
+        if not msg or not got:
+            os._exit(0)
+        seq, program_pid = (int(x) for x in msg.split())
+        channel = got[0]
+        try:
+            job = json.loads(read_body(4))
+        except Closed:
+            os._exit(0)
+        started = os.times()
+        random.setstate(clean[0])
+        sys.setrecursionlimit(clean[1])
+        if numpy_state is not None:
+            numpy.random.set_state(numpy_state)
+        crossing.reset_judge()
+        verdict = judge_one(job, channel, program_pid, tests)
+        os.close(channel)
+        used = os.times()
+        verdict["seq"] = seq
+        verdict["judge_cpu"] = round(used.user + used.system - started.user - started.system, 6)
+        retire = served == jobs or verdict.pop("tainted", False)
+        verdict["retire"] = retire
+        try:
+            write_body(5, json.dumps(verdict).encode())
+        except OSError:
+            os._exit(0)
+        if retire:
+            os._exit(0)
+    os._exit(0)
+
+
+def judge_one(job, channel, program_pid, tests):
     test = job["test"]
     code = tests.get(test)
     if code is None:
         try:
             code = compile(test, "<test>", "exec")
         except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
-            os.close(channel)
-            _reply(
-                sock,
-                f"r {seq} "
-                + json.dumps({"status": "error", "reason": f"the dataset's test does not compile: {e}"}),
-            )
-            return
-        if len(tests) > 512:
-            tests.clear()
+            reason = f"the dataset's test does not compile: {e}"
+            return {"status": "error", "reason": reason, "exc_type": "SandboxError", "refused": True}
+        if len(tests) >= JUDGE_TESTS:
+            tests.pop(next(iter(tests)))
         tests[test] = code
     job["test_code"] = code
-    res_r, res_w = os.pipe()
-    pid, why = _fork(0)
-    if pid == 0:
-        judge_child(plan, job, devnull, channel, res_w)
-    os.close(res_w)
-    os.close(channel)
-    if pid is None:
-        os.close(res_r)
-        _reply(sock, f"r {seq} " + json.dumps(sandbox_error(f"could not start the test's process: {why}")))
-        return
-    _reply(sock, f"s {seq} {pid}", (res_r,))
-    os.close(res_r)
-
-
-def judge_child(plan, job, devnull, channel, res_w):
     try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        arrange([devnull, devnull, devnull, channel, res_w])
-        os.setsid()
-        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-        isolation.enter_judge(plan)
-        os.write(4, MARK)
-    except BaseException:
-        os._exit(70)
-    try:
-        verdict = judge.judge(job, 3, job.get("program_pid"))
-        write_body(4, json.dumps(verdict).encode())
-    finally:
-        os._exit(0)
+        return judge.judge(job, channel, program_pid)
+    except BaseException as e:  # the judge's own failure: never a verdict on the program
+        return {
+            "status": "sandbox_error",
+            "reason": f"the test process failed: {type(e).__name__}: {e}",
+            "tainted": True,
+        }
 
 
 def warm_up(kind):
@@ -405,6 +452,53 @@ def warm_up(kind):
         json.dumps({"status": "passed", "reason": ""})
     except Exception:
         pass
+
+
+def read_some(fd):
+    """What a non-blocking pipe holds: None while it is empty, b"" once its writers are gone."""
+    try:
+        return os.read(fd, 1 << 20)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+class Judge:
+    """The supervisor's end of a judge process: its control socket, the pipe its jobs go down, the pipe
+    its verdicts come up, and the job it is judging."""
+
+    def __init__(self, seq):
+        self.seq = seq  # its spawn request
+        self.pid = None
+        self.ready = False
+        self.retired = False  # it said it exits after its last verdict
+        self.job = None
+        self.tests = []  # the tests it has compiled, newest last
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        jobs_r, self.jobs_w = os.pipe()
+        self.verdicts, verdicts_w = os.pipe()
+        os.set_blocking(self.verdicts, False)
+        self.theirs = [theirs.detach(), jobs_r, verdicts_w]
+        self.buf = FrameBuffer()
+
+    def send(self, job, channel):
+        socket.send_fds(self.control, [b"%d %d" % (job.seq, job.p_pid)], [channel])
+        write_body(self.jobs_w, job.body)
+        self.job = job
+        test = job.spec.get("test")
+        if test in self.tests:
+            self.tests.remove(test)
+        self.tests.append(test)
+        del self.tests[:-JUDGE_TESTS]
+
+    def close(self):
+        self.control.close()
+        for fd in (self.jobs_w, self.verdicts):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class Zygote:
@@ -483,6 +577,9 @@ class Job:
         self.workdir = None
         self.harness_error = None
         self.refusal = None
+        self.judge = None  # the Judge judging it
+        self.judged = None  # the judge's verdict (a dict)
+        self.judge_base = None  # the judge's (CPU, wait) when it took the job
         self.inproc_channel = None
 
     def add_pipe(self, name, fd):
@@ -512,7 +609,7 @@ class Job:
 
     @property
     def done(self):
-        return self.p_exit is not None and (self.t_exit is not None or self.inprocess or self.t_pid is None)
+        return self.p_exit is not None and (self.t_exit is not None or self.inprocess)
 
 
 class Runner:
@@ -527,6 +624,10 @@ class Runner:
         self.by_pid = {}  # pid -> Job
         self.free = list(range(plan["slots"]))
         self.seq = 0
+        self.judges_by_pid = {}  # pid -> Judge
+        self.starting = {}  # spawn seq -> Judge
+        self.waiting = []  # jobs whose program runs, waiting for a judge
+        self.judge_failures = 0
         self.closing = False
         self.poll_memory = cgroups is None and plan["poll_memory"] and sys.platform.startswith("linux")
         keep = {"cgroups": cgroups.procs if cgroups else None}
@@ -546,6 +647,7 @@ class Runner:
         watched = set()
         while not (self.closing and not self.jobs):
             want = {self.programs.sock.fileno(), self.judges.sock.fileno()}
+            want |= {j.verdicts for j in self.judges_by_pid.values()}
             if not self.closing:
                 want.add(self.proto_in)
             for job in self.jobs.values():
@@ -574,6 +676,8 @@ class Runner:
             self.zygote_says(self.programs)
         elif fd == self.judges.sock.fileno():
             self.zygote_says(self.judges)
+        elif fd in self.verdict_fds():
+            self.judge_says(self.verdict_fds()[fd])
         else:
             for job in self.jobs.values():
                 if fd in job.open:
@@ -582,12 +686,9 @@ class Runner:
                     return
 
     def read_host(self):
-        try:
-            chunk = os.read(self.proto_in, 1 << 20)
-        except BlockingIOError:
+        chunk = read_some(self.proto_in)
+        if chunk is None:
             return
-        except OSError:
-            chunk = b""
         if not chunk:
             self.closing = True  # the host is gone: finish what runs, then exit
             return
@@ -633,6 +734,9 @@ class Runner:
             kind, _, rest = text.partition(" ")
             if kind == "x":
                 pid, status, cpu = rest.split()
+                if zygote is self.judges:
+                    self.judge_gone(int(pid), int(status))
+                    continue
                 job = self.by_pid.get(int(pid))
                 if job is not None:
                     if int(pid) == job.p_pid:
@@ -642,19 +746,11 @@ class Runner:
                         procs.kill_group(job.p_pid)
                         if not self.info.get("program_pid_namespace"):
                             self.reap_orphans()
-                    else:
-                        job.t_exit = (int(status), float(cpu))
-                        if job.p_exit is None and job.p_pid:  # the verdict is in: the program goes
-                            if job.res is not None:
-                                job.drain(job.res)
-                            if b'"program_gone": true' in job.bufs.get(job.res, b""):
-                                # It ended by itself (or closed the channel): a moment for its own exit
-                                # to be reported, so the verdict says how it ended.
-                                job.kill_at = time.monotonic() + GONE_GRACE_S
-                            else:
-                                procs.kill_group(job.p_pid)
                 continue
             seq_text, _, detail = rest.partition(" ")
+            if zygote is self.judges:
+                self.judge_spawned(int(seq_text), kind, detail)
+                continue
             job = self.jobs.get(int(seq_text))
             if job is None:
                 for fd in fds:
@@ -667,17 +763,12 @@ class Runner:
                 else:
                     job.refusal = {"status": "error", "reason": refusal["reason"], "exc_type": "SandboxError"}
                     self.fail(job, None)
-            elif zygote is self.programs:
+            else:
                 job.p_pid = int(detail)
                 self.by_pid[job.p_pid] = job
                 job.add_pipe("out", fds[0])
                 job.add_pipe("err", fds[1])
                 self.program_started(job)
-            else:
-                job.t_pid = int(detail)
-                self.by_pid[job.t_pid] = job
-                job.add_pipe("res", fds[0])
-                self.running(job)
 
     def program_started(self, job):
         if job.inprocess:  # a measurement (efficiency): no judge; the supervisor hands the program its job
@@ -691,13 +782,130 @@ class Runner:
             job.inproc_channel = ch
             self.running(job)
             return
-        ch, job.channel = job.channel, None
-        try:
-            self.judges.request({"seq": job.seq, "program_pid": job.p_pid}, [ch], job.body)
-        except OSError as e:
-            self.fail(job, f"could not reach the test zygote: {e}")
-        finally:
-            os.close(ch)
+        self.waiting.append(job)
+        self.dispatch()
+
+    # -- the judges ------------------------------------------------------------------------------
+
+    def verdict_fds(self):
+        return {j.verdicts: j for j in self.judges_by_pid.values()}
+
+    def dispatch(self):
+        """Hand waiting jobs to free judges (the one that has compiled the job's test, where one is free);
+        start more judges while jobs wait, up to one per program slot."""
+        while self.waiting:
+            free = [j for j in self.judges_by_pid.values() if j.ready and j.job is None]
+            if not free:
+                break
+            job = self.waiting.pop(0)
+            test = job.spec.get("test")
+            judge_ = next((j for j in free if test in j.tests), free[0])
+            ch, job.channel = job.channel, None
+            try:
+                judge_.send(job, ch)
+            except OSError as e:
+                self.fail(job, f"could not reach a test process: {e}")
+                continue
+            finally:
+                os.close(ch)
+            job.judge = judge_
+            job.t_pid = judge_.pid
+            job.judge_base = procs.schedstat(judge_.pid)
+            self.running(job)
+        unready = sum(1 for j in self.judges_by_pid.values() if not j.ready)
+        wanted = len(self.waiting) - len(self.starting) - unready
+        total = len(self.judges_by_pid) + len(self.starting)
+        for _ in range(max(0, min(wanted, self.plan["slots"] - total))):
+            self.seq += 1
+            judge_ = Judge(self.seq)
+            self.starting[self.seq] = judge_
+            try:
+                self.judges.request({"seq": self.seq}, judge_.theirs)
+            except OSError:
+                os._exit(3)
+            finally:
+                for fd in judge_.theirs:
+                    os.close(fd)
+
+    def judge_spawned(self, seq, kind, detail):
+        judge_ = self.starting.pop(seq, None)
+        if judge_ is None:
+            return
+        if kind == "r":  # could not fork: the jobs waiting fail as the harness's, if no judge is left
+            judge_.close()
+            self.judge_failures += 1
+            if not self.judges_by_pid:
+                reason = json.loads(detail).get("reason", "could not start a test process")
+                for job in self.waiting:
+                    self.fail(job, reason)
+                self.waiting = []
+            return
+        judge_.pid = int(detail)
+        self.judges_by_pid[judge_.pid] = judge_
+
+    def judge_says(self, judge_, everything=False):
+        """Read what a judge wrote: once, when its pipe is readable, or ``everything`` it left before its
+        exit was reported (the zygote's report of its exit can come before its last verdict is read)."""
+        while True:
+            chunk = read_some(judge_.verdicts)
+            if not chunk:
+                break  # nothing yet, or it ended: its exit is reported by the zygote
+            self.judge_frames(judge_, chunk)
+            if not everything:
+                break
+        if not everything:
+            self.dispatch()
+
+    def judge_frames(self, judge_, chunk):
+        for body in judge_.buf.feed(chunk):
+            try:
+                frame = json.loads(body)
+            except ValueError:
+                frame = None
+            if type(frame) is not dict:
+                procs.kill_group(judge_.pid)
+                continue
+            if frame.get("ready"):
+                judge_.ready = True
+                self.judge_failures = 0
+                continue
+            job, judge_.job = judge_.job, None
+            if frame.pop("retire", False):
+                judge_.ready = False  # it exits: its end is reported
+                judge_.retired = True
+            if job is None or frame.get("seq") != job.seq:
+                continue
+            job.judged = frame
+            job.t_exit = (0, float(frame.get("judge_cpu") or 0.0))
+            self.judged(job)
+
+    def judged(self, job):
+        """The verdict is in: the program goes (a moment later if it went away by itself, so that the verdict
+        can say how it ended)."""
+        if job.p_exit is None and job.p_pid:
+            if job.judged and job.judged.get("program_gone"):
+                job.kill_at = time.monotonic() + GONE_GRACE_S
+            else:
+                procs.kill_group(job.p_pid)
+
+    def judge_gone(self, pid, status):
+        judge_ = self.judges_by_pid.get(pid)
+        if judge_ is None:
+            return
+        del self.judges_by_pid[pid]  # no job goes to it now
+        self.judge_says(judge_, everything=True)
+        judge_.close()
+        job = judge_.job
+        if not judge_.ready and not judge_.retired and job is None and not self.judges_by_pid:
+            self.judge_failures += 1  # died while setting itself up
+            if self.judge_failures >= 3:
+                for waiting in self.waiting:
+                    self.fail(waiting, "the test processes could not be set up")
+                self.waiting = []
+        if job is not None and job.t_exit is None:
+            job.t_exit = (status, 0.0)
+            self.judged(job)
+        self.dispatch()
 
     def running(self, job):
         # The limit runs from now: the zygotes' queue and compiling a large test (MBPP+'s Mbpp/462: 790 KB)
@@ -737,6 +945,8 @@ class Runner:
         if p is None:
             return False
         t = procs.schedstat(job.t_pid) if job.t_pid else None
+        if t is not None and job.judge_base is not None:  # the judge's, since it took this job
+            t = (t[0] - job.judge_base[0], t[1] - job.judge_base[1])
         tree_cpu, _ = procs.tree_usage(job.p_pid)
         ran = max(tree_cpu, p[0]) + (t[0] if t else 0.0)
         waited = p[1] + (t[1] if t else 0.0)
@@ -750,9 +960,13 @@ class Runner:
 
     def kill(self, job):
         job.killed = True
-        for pid in (job.p_pid, job.t_pid):
-            if pid:
-                procs.kill_group(pid)
+        if job.p_pid:
+            procs.kill_group(job.p_pid)
+        if job.judge is not None and job.t_exit is None:
+            procs.kill_group(job.judge.pid)  # a judge busy with it: a fresh one takes over
+        if job in self.waiting:
+            self.waiting.remove(job)
+            job.t_exit = (0, 0.0)
 
     def fail(self, job, reason):
         """A job that cannot run: its processes go; answered as a sandbox error if ``reason`` is one."""
@@ -763,7 +977,7 @@ class Runner:
             job.channel = None
         if job.p_pid is None:
             job.p_exit = (0, 0.0)
-        if job.t_pid is None:
+        if job.judge is None:
             job.t_exit = (0, 0.0)
 
     # -- the end of a job ------------------------------------------------------------------------
@@ -782,8 +996,7 @@ class Runner:
         if job.workdir:
             shutil.rmtree(job.workdir, ignore_errors=True)
         del self.jobs[job.seq]
-        for pid in (job.p_pid, job.t_pid):
-            self.by_pid.pop(pid, None)
+        self.by_pid.pop(job.p_pid, None)
         for path in self.plan["wipe"]:
             wipe(path, keep=self.plan["workbase"])
         verdict = self.verdict(job)
@@ -807,6 +1020,8 @@ class Runner:
             return job.refusal
         if job.harness_error:
             return sandbox_error(job.harness_error)
+        if job.judged is not None and job.judged.get("refused"):  # the test itself: before the program is up
+            return {k: job.judged[k] for k in ("status", "reason", "exc_type")}
         out = bytes(job.bufs.get(job.out, b""))
         if not out.startswith(MARK) and not job.timed_out:
             err = bytes(job.bufs.get(job.err, b"")).decode("utf-8", "replace").strip()
@@ -830,14 +1045,7 @@ class Runner:
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
                 return {"status": "passed", "reason": ""}
             return {"status": "crashed", "reason": self.program_end(job)}
-        res = bytes(job.bufs.get(job.res, b""))
-        if not res.startswith(MARK):
-            return sandbox_error("the test's process could not be set up")
-        bodies = FrameBuffer().feed(res[1:])
-        try:
-            v = json.loads(bodies[0]) if bodies else None
-        except ValueError:
-            v = None
+        v = job.judged
         if v is None:
             return {
                 "status": "crashed",
@@ -853,8 +1061,12 @@ class Runner:
             or type(v.get("reason", "")) is not str
         ):
             return {"status": "error", "reason": "a malformed verdict", "exc_type": "SandboxError"}
+        if v.get("status") == "sandbox_error":
+            return sandbox_error(str(v.get("reason")))
         if v.pop("program_gone", False):
             v["reason"] = self.program_end(job)
+        for key in ("seq", "judge_cpu"):
+            v.pop(key, None)
         return v
 
     def program_end(self, job):
