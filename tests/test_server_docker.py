@@ -329,7 +329,12 @@ def test_missing_model_path_fails_before_docker_is_asked(
 
 @pytest.mark.parametrize(
     ("gpus", "tp", "error"),
-    [("0", 2, "--humaneval-tp=2 needs 2 GPUs but --humaneval-gpus=0 gives 1"), (" , ", 1, "give all, none")],
+    [
+        ("0", 2, "--humaneval-tp=2 needs 2 GPUs but --humaneval-gpus=0 gives 1"),
+        (" , ", 1, "give all, none"),
+        ("nope", 1, "--humaneval-gpus='nope': give all, none, or device ids like 0,1"),
+        ("0,gpu1", 2, "--humaneval-gpus='0,gpu1': give all, none, or device ids like 0,1"),
+    ],
 )
 def test_gpu_selection_is_checked_before_docker_is_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: str, tp: int, error: str

@@ -226,7 +226,8 @@ def _parse_gpus(gpus: str, tp: int, dp: int = 1) -> list[str] | None:
     if value.lower() == "all":
         return []
     ids = [part.strip() for part in value.split(",") if part.strip()]
-    if not ids:
+    # An index, or a GPU's or a MIG instance's UUID (what CUDA_VISIBLE_DEVICES and Docker accept).
+    if not ids or not all(i.isdigit() or i.startswith(("GPU-", "MIG-")) for i in ids):
         raise HumanEvalError(f"--humaneval-gpus={gpus!r}: give all, none, or device ids like 0,1")
     if len(ids) < tp * dp:
         need = f"--humaneval-tp={tp}" if dp == 1 else f"--humaneval-tp={tp} x --humaneval-dp={dp}"
