@@ -445,6 +445,14 @@ def _value(config: pytest.Config, opt: Option) -> tuple[Any, Path]:
     return value, base
 
 
+def _given(config: pytest.Config, name: str) -> Any:
+    """The option's value where the user gave one (command line or ini file), else None."""
+    raw = config.getoption("humaneval_" + name)
+    if raw is None:
+        raw = config.getini("humaneval_" + name)
+    return None if raw in (None, "", []) else raw
+
+
 def requested(config: pytest.Config) -> bool:
     """Was the plugin asked for? Without ``--humaneval`` it reads no option and adds nothing."""
     return bool(config.getoption("humaneval") or config.getoption("humaneval_debug"))
@@ -457,6 +465,10 @@ def read_settings(config: pytest.Config) -> Settings:
         if opt.name == "completions" and values[opt.name] not in (None, "canonical"):
             values[opt.name] = str((base / Path(values[opt.name]).expanduser()).resolve())
     values["debug"] = bool(config.getoption("humaneval_debug"))
+    if values["model_path"] is not None and _given(config, "model") is None:
+        # A local checkpoint with no name given: named for itself, not for the default Hub model.
+        path = values["model_path"]
+        values["model"] = path.stem if path.suffix.lower() == ".gguf" else path.name
     if values["timeout"] != "auto":
         try:
             if float(values["timeout"]) <= 0:

@@ -208,3 +208,22 @@ def test_a_bad_launch_option_stops_the_run_before_anything_starts(pytester: pyte
         ["ERROR: --humaneval-server-args: --port is set by --humaneval-port; remove it from *"]
     )
     assert not (pytester.path / ".humaneval").exists()
+
+
+def test_a_local_checkpoint_names_the_model_when_no_name_is_given(pytester: pytest.Pytester) -> None:
+    """With --humaneval-model-path and no --humaneval-model, the run is named for the checkpoint (terminal,
+    report.json, the HTML title, the cache name), not for the default Hub model it is not."""
+    (pytester.path / "SmolLM2-135M-Instruct").mkdir()
+    (pytester.path / "model.Q4_1.gguf").write_bytes(b"GGUF")
+    config = pytester.parseconfig("--humaneval-debug", "--humaneval-model-path=SmolLM2-135M-Instruct")
+    assert read_settings(config).model == "SmolLM2-135M-Instruct"
+    config = pytester.parseconfig("--humaneval-debug", "--humaneval-model-path=model.Q4_1.gguf")
+    assert read_settings(config).model == "model.Q4_1"
+    config = pytester.parseconfig(
+        "--humaneval-debug", "--humaneval-model-path=SmolLM2-135M-Instruct", "--humaneval-model=mine"
+    )
+    assert read_settings(config).model == "mine", "a name given wins"
+    pytester.makeini("[pytest]\nhumaneval_model = from-ini\n")
+    config = pytester.parseconfig("--humaneval-debug", "--humaneval-model-path=SmolLM2-135M-Instruct")
+    assert read_settings(config).model == "from-ini"
+    assert read_settings(pytester.parseconfig("--humaneval-debug")).model == "from-ini"
