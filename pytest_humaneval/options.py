@@ -95,7 +95,11 @@ OPTIONS: list[Option] = [
         "int",
     ),
     # --- model source (generation runs once, on the controller)
-    Option("model", "model to serve and name in requests", "Qwen/Qwen3-0.6B"),
+    Option(
+        "model",
+        "model to serve and name in requests (default; with --humaneval-model-path, the checkpoint's name)",
+        "Qwen/Qwen3-0.6B",
+    ),
     Option(
         "model_path",
         "local weights directory, mounted read-only (default: the Hugging Face cache)",
