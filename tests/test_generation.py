@@ -615,3 +615,19 @@ def test_killed_run_resumes_where_it_stopped(pytester: pytest.Pytester) -> None:
     assert {(r["task_id"], r["sample"]) for r in cache_records(pytester)} == {
         (f"HumanEval/{t}", s) for t in range(4) for s in range(3)
     }
+
+
+@pytest.mark.parametrize(("model", "warned"), [("stub-model", True), ("Qwen/Qwen3-8B", False)])
+def test_think_on_a_model_without_a_thinking_mode_is_said_once(
+    pytester: pytest.Pytester, model: str, warned: bool
+) -> None:
+    """--think on a model with no known thinking mode samples with the thinking settings into a separate
+    cache and reports the run as thinking: the run says so, once, and the report records it."""
+    with stub_server(StubConfig(model=model, reply=lambda body: STRLEN_ANSWER)) as stub:
+        args = ["--humaneval-debug", f"--humaneval-endpoint={stub.base_url}", f"--humaneval-model={model}"]
+        result = run(pytester, *args, "--think")
+    out = result.stdout.str()
+    line = f"humaneval: --think, but {model} has no known thinking mode"
+    assert out.count(line) == (1 if warned else 0), out
+    generation = json.loads((pytester.path / "report.json").read_text())["generation"]
+    assert generation.get("think_unknown", False) is warned

@@ -38,6 +38,7 @@ from .client import (
     sampling_from,
 )
 from .extract import Extraction, extract
+from .launch import reasoning_parser
 from .progress import Progress
 from .prompts import build_messages, load_template, messages_digest
 
@@ -86,6 +87,16 @@ def _from_model(
 
         check_options(settings)
     sampling = sampling_from(settings)
+    think_unknown = settings.think and reasoning_parser(settings) is None
+    if think_unknown:
+        _say(
+            config,
+            f"humaneval: --think, but {settings.model} has no known thinking mode (no reasoning parser "
+            "by its name or config): it is sampled with the thinking settings "
+            f"(temperature {sampling.temperature:g}, top_p {sampling.top_p:g}), cached and reported as "
+            "thinking. Leave --think out for this model, or name its parser with "
+            "--humaneval-reasoning-parser=NAME if it does think",
+        )
     template = load_template(settings.prompt_template, dataset.prompt_template)
     spec = RunSpec(
         model=settings.model,
@@ -127,6 +138,8 @@ def _from_model(
     elif not missing:
         config.stash[NO_ENDPOINT_KEY] = "every completion came from the cache, so no server was started"
 
+    if think_unknown:
+        meta["think_unknown"] = True
     if settings.model_path and not settings.endpoint:
         meta["model_path"] = str(settings.model_path)
     if settings.backend == "server" and not settings.endpoint and settings.server == "docker":
