@@ -101,6 +101,13 @@ def read_completions(path: Path, dataset: Dataset) -> dict[str, list[Sample]]:
     return parse_completions(iter_jsonl(path), str(path), dataset)
 
 
+def tasks_left_out(path: Path, dataset: Dataset) -> int:
+    """How many tasks of a completions file lie outside ``dataset``'s subset (and are skipped)."""
+    if not dataset.left_out:
+        return 0
+    return len({obj.get("task_id") for _, obj in iter_jsonl(path)} & dataset.left_out)
+
+
 def parse_completions(
     rows: Iterable[tuple[int, dict[str, Any]]], source: str, dataset: Dataset
 ) -> dict[str, list[Sample]]:
@@ -113,6 +120,8 @@ def parse_completions(
             raise HumanEvalError(
                 f'{where}: missing \'task_id\' (expected {{"task_id": ..., "completion": ...}})'
             )
+        if task_id in dataset.left_out:
+            continue  # a task of the whole benchmark, outside this subset (--humaneval-debug)
         if task_id not in dataset.problems:
             raise HumanEvalError(
                 f"{where}: unknown task_id {task_id!r}: not in dataset {dataset.name} ({dataset.path}); "

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .completions import samples_per_problem
+from .completions import samples_per_problem, tasks_left_out
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
@@ -106,6 +106,13 @@ class Controller:
         if source:
             samples_from(self.config, source, self.dataset)  # every error surfaces now, before any item runs
             self.model = Path(source).name
+            skipped = tasks_left_out(Path(source), self.dataset)
+            if skipped:
+                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(
+                        f"humaneval: {skipped} tasks of {self.model} outside the debug subset left out"
+                    )
             return source
         from .generation import GENERATION_KEY, generate_completions
 

@@ -86,6 +86,8 @@ class Dataset:
     reference_calls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Address-space limit per program (MB) unless --humaneval-memory says otherwise.
     memory_mb: int = 2048
+    #: The whole benchmark's tasks this subset leaves out (a completions file may hold them: skipped).
+    left_out: frozenset[str] = frozenset()
 
     def __iter__(self) -> Iterator[Problem]:
         return iter(self.problems.values())
@@ -110,7 +112,8 @@ class Dataset:
     def subset(self, name: str, task_ids: Iterable[str]) -> Dataset:
         """The same benchmark on fewer problems (the debug run)."""
         problems = {t: self.problems[t] for t in task_ids}
-        return replace(self, name=name, problems=problems)
+        left_out = self.left_out | frozenset(t for t in self.problems if t not in problems)
+        return replace(self, name=name, problems=problems, left_out=left_out)
 
 
 def open_text(path: Path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hostile import CASES, leftovers, unique_mark, write_completions, write_dataset
-from plugin_support import canonical_completions, problems, report, run, write_jsonl
+from plugin_support import canonical_completions, problems, report, run, usage_error, write_jsonl
 from venv_support import readable_by_others
 
 
@@ -87,6 +87,19 @@ def test_debug_subset_node_ids(pytester: pytest.Pytester) -> None:
     )
     result = run(pytester, "--humaneval-debug", "--humaneval-completions=canonical")
     result.assert_outcomes(passed=4)
+
+
+def test_debug_subset_takes_its_tasks_from_a_whole_file(pytester: pytest.Pytester) -> None:
+    """A completions file of all 164 tasks runs under --humaneval-debug: its first four tasks, the rest of the
+    file left out (it was refused: "unknown task_id 'HumanEval/4'"). A task of no dataset is still refused."""
+    path = canonical_completions(pytester.path / "all.jsonl", wrong={"HumanEval/1"})
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}")
+    result.assert_outcomes(passed=3, failed=1)
+    data = report(pytester)
+    assert data["total"] == 4 and data["pass_at_k"] == {"1": 0.75}
+    result.stdout.fnmatch_lines(["*160 tasks of all.jsonl outside the debug subset left out*"])
+    write_jsonl(pytester.path / "odd.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
+    usage_error(run(pytester, "--humaneval-debug", "--humaneval-completions=odd.jsonl"), "*unknown task_id*")
 
 
 def test_own_tests_only_with_paths(pytester: pytest.Pytester) -> None:
