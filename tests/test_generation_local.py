@@ -15,6 +15,7 @@ import pytest
 from plugin_support import RECORD_FIELDS, usage_error
 
 from pytest_humaneval.generation.cache import RunSpec
+from pytest_humaneval.generation.launch import generation_threads
 from pytest_humaneval.generation.local import split_reasoning
 
 TASKS = [f"HumanEval/{i}" for i in range(4)]
@@ -42,12 +43,16 @@ def report(pytester: pytest.Pytester, output: str = ".humaneval") -> dict[str, A
 
 
 @pytest.mark.slow
-def test_generate_cache_report_and_rerun(pytester: pytest.Pytester, tiny_qwen3: Path) -> None:
+def test_generate_cache_report_and_rerun(
+    pytester: pytest.Pytester, tiny_qwen3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # threads: the plugin's choice, from the cores
+    threads = generation_threads()
     first = run(pytester, tiny_qwen3, "--humaneval-max-tokens=16", "--humaneval-seed=3")
     first.assert_outcomes(failed=4)  # random weights solve nothing
     first.stdout.fnmatch_lines(
         [
-            f"humaneval: loading {tiny_qwen3} with transformers on cpu (dtype auto)",
+            f"humaneval: loading {tiny_qwen3} with transformers on cpu (dtype auto, {threads} threads)",
             "humaneval: 4 samples of *: 0 from the cache, 4 generated in *",
             "humaneval: model * via transformers (cpu, dtype float32), think off, temperature=0.7 top_p=0.8 "
             "top_k=20 min_p=0.0 max_tokens=16 seed=3, 1 sample(s)/problem",
@@ -82,6 +87,7 @@ def test_generate_cache_report_and_rerun(pytester: pytest.Pytester, tiny_qwen3: 
     backend = gen["backend"]
     assert backend["name"] == "transformers" and backend["device"] == "cpu" and backend["dtype"] == "float32"
     assert backend["batch_size"] == 8 and backend["final_batch_size"] == 8 and backend["transformers"]
+    assert backend["threads"] == threads
     assert gen["cache"] == str(path) and Path(gen["completions"]).is_file()
     assert gen["usage"]["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in records)
     assert gen["tokens_per_s"] > 0

@@ -11,7 +11,13 @@ from server_support import default_settings
 
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.generation import launch
-from pytest_humaneval.generation.launch import cpu_kv_tokens, detect_reasoning_parser, plan_launch
+from pytest_humaneval.generation.launch import (
+    cpu_kv_tokens,
+    detect_reasoning_parser,
+    generation_threads,
+    plan_launch,
+    usable_cores,
+)
 from pytest_humaneval.generation.server import _parse_gpus
 from pytest_humaneval.options import read_settings
 
@@ -76,7 +82,7 @@ def test_a_cpu_server_runs_the_cpu_engine_sleeps_when_idle_and_sizes_its_kv_cach
     model = model_dir(tmp_path, "tiny", QWEN3_TINY, weights=1000)
     settings = default_settings(tmp_path, model="tiny", model_path=model, gpus="none")
     planned = plan_launch(settings, "/model", "0.0.0.0", 30000, memory=lambda: 8 * GIB)
-    assert planned.env == {"SGLANG_USE_CPU_ENGINE": "1"}
+    assert planned.env == {"SGLANG_USE_CPU_ENGINE": "1", "OMP_NUM_THREADS": str(generation_threads())}
     assert "--sleep-on-idle" in planned.args and "--dp-size" not in planned.args
     assert planned.sized == ["--max-total-tokens", str(4 * 40960)], "capped at four contexts"
     assert planned.args[-2:] == planned.sized and planned.stable_args == planned.args[:-2]
@@ -100,8 +106,28 @@ def test_a_cpu_server_keeps_the_users_memory_and_idle_choices(tmp_path: Path) ->
         planned = plan_launch(settings, "m", "h", 1, memory=lambda: pytest.fail("memory was asked for"))
         assert planned.sized == [] and planned.args.count("--sleep-on-idle") == 1
         assert "--max-total-tokens" not in planned.args[: planned.args.index("--served-model-name")]
-    off = default_settings(tmp_path, gpus="none", server_env=("SGLANG_USE_CPU_ENGINE=0",))
-    assert plan_launch(off, "m", "h", 1, memory=lambda: 8 * GIB).env == {"SGLANG_USE_CPU_ENGINE": "0"}
+    off = default_settings(tmp_path, gpus="none", server_env=("SGLANG_USE_CPU_ENGINE=0", "OMP_NUM_THREADS=3"))
+    env = plan_launch(off, "m", "h", 1, memory=lambda: 8 * GIB).env
+    assert env == {"SGLANG_USE_CPU_ENGINE": "0", "OMP_NUM_THREADS": "3"}, "the user's word wins"
+
+
+@pytest.mark.parametrize(
+    ("affinity", "cpu_max", "cores", "threads"),
+    [
+        (2, "max 100000", 2, 1),  # this machine: torch's default 2 threads was 7-10x slower than 1
+        (64, "max 100000", 64, 63),
+        (64, "400000 100000", 4, 3),  # a container given --cpus=4 on a 64-core host
+        (64, "150000 100000", 2, 1),  # --cpus=1.5: rounded up
+        (1, None, 1, 1),
+        (8, "garbage", 8, 7),
+    ],
+)
+def test_cpu_generation_threads_follow_the_cores_this_process_may_use(
+    affinity: int, cpu_max: str | None, cores: int, threads: int
+) -> None:
+    assert usable_cores(affinity, cpu_max) == cores
+    assert generation_threads(cores) == threads
+    assert generation_threads() == max(1, usable_cores() - 1)
 
 
 def test_cpu_kv_cache_size_follows_the_memory_and_the_model(tmp_path: Path) -> None:

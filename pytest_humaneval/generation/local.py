@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import gc
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from typing import IO, Any
@@ -38,6 +39,7 @@ from ..errors import HumanEvalError, describe
 from ..options import Settings
 from .client import Answer, Fatal, Request, Sampling
 from .extract import THINK_CLOSE, THINK_OPEN
+from .launch import generation_threads
 from .progress import Progress
 from .prompts import messages_digest
 
@@ -97,7 +99,14 @@ class LocalModel:
         torch = self.torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype: Any = "auto" if settings.dtype == "auto" else getattr(torch, settings.dtype)
-        notify(f"loading {self.source} with transformers on {self.device} (dtype {settings.dtype})")
+        self.threads = torch.get_num_threads()
+        if self.device == "cpu" and not os.environ.get("OMP_NUM_THREADS"):  # the user's setting stands
+            self.threads = generation_threads()
+            torch.set_num_threads(self.threads)
+        notify(
+            f"loading {self.source} with transformers on {self.device} (dtype {settings.dtype}"
+            + (f", {self.threads} threads)" if self.device == "cpu" else ")")
+        )
         started = time.monotonic()
         try:
             self.tokenizer = self.transformers.AutoTokenizer.from_pretrained(self.source, padding_side="left")
@@ -181,6 +190,7 @@ class LocalModel:
             "device": str(self.model.device),
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "batch_size": self.batch,
+            "threads": self.threads,
             "load_s": round(self.load_s, 3),
             "transformers": self.transformers.__version__,
             "torch": self.torch.__version__,
