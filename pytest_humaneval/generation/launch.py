@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,24 +224,32 @@ def generation_threads(cores: int | None = None) -> int:
 
 def _cgroup_cpu_max() -> str | None:
     """This process's cgroup CPU quota as "QUOTA PERIOD" (v2's cpu.max; v1's cfs files), None if unknown."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
+    for version, base in _own_cgroups("cpu"):
         try:
-            if hierarchy == "0" and controllers == "":
-                return (Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.max").read_text().strip()
-            if "cpu" in controllers.split(","):
-                base = Path("/sys/fs/cgroup") / controllers / path.lstrip("/")
-                quota = (base / "cpu.cfs_quota_us").read_text().strip()
-                period = (base / "cpu.cfs_period_us").read_text().strip()
-                return f"{'max' if quota.startswith('-') else quota} {period}"
+            if version == 2:
+                return (base / "cpu.max").read_text().strip()
+            quota = (base / "cpu.cfs_quota_us").read_text().strip()
+            period = (base / "cpu.cfs_period_us").read_text().strip()
+            return f"{'max' if quota.startswith('-') else quota} {period}"
         except OSError:
             continue
     return None
+
+
+def _own_cgroups(controller: str) -> Iterator[tuple[int, Path]]:
+    """This process's cgroup directories that hold ``controller``'s files: (2, the unified one) and
+    (1, the v1 hierarchy's), as /proc/self/cgroup lists them."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            yield 2, Path("/sys/fs/cgroup") / path.lstrip("/")
+        elif controller in controllers.split(","):
+            yield 1, Path("/sys/fs/cgroup") / controllers / path.lstrip("/")
 
 
 def available_memory() -> int | None:
@@ -265,21 +273,12 @@ def _meminfo_available() -> int | None:
 
 def _cgroup_headroom() -> int | None:
     """Limit minus usage of this process's memory cgroup (v2, else v1); None when unlimited or unknown."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        if hierarchy == "0" and controllers == "":
-            base = Path("/sys/fs/cgroup") / path.lstrip("/")
-            files = ("memory.max", "memory.current")
-        elif "memory" in controllers.split(","):
-            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            files = ("memory.limit_in_bytes", "memory.usage_in_bytes")
-        else:
-            continue
+    for version, base in _own_cgroups("memory"):
+        files = (
+            ("memory.max", "memory.current")
+            if version == 2
+            else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        )
         try:
             limit_text = (base / files[0]).read_text().strip()
             usage = int((base / files[1]).read_text().strip())
