@@ -5,13 +5,16 @@ depend on how many programs run at once (a crowded-out program gets its wait for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 from plugin_support import problems, report, write_jsonl
 
@@ -95,6 +98,63 @@ def group_members(group: int) -> list[int]:
             if int(fields[2]) == group and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def _runner_children(sb: SubprocessSandbox) -> list[psutil.Process]:
+    """The runner's zygotes, oldest first (the test processes' zygote is made before the programs')."""
+    group = os.getpgid(sb.proc.pid) if sb.proc.poll() is None else sb.proc.pid
+    runner = next(
+        p
+        for p in psutil.process_iter(["pid"])
+        if _pgid(p.pid) == group and p.pid != sb.proc.pid and p.ppid() in (1, sb.proc.pid)
+    )
+    return sorted(runner.children(), key=lambda p: p.create_time())
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def test_a_job_the_runner_lost_is_answered_as_the_harness_s_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job waiting for something the runner will never get (here: its test process, from a zygote that
+    stopped) is answered by the runner's backstop as a sandbox error saying what it waited for. It was held
+    until the host's wedge check, ten times the limit later, and then charged to the model as a timeout."""
+    monkeypatch.setattr(SubprocessSandbox, "backstop_s", 2.0)
+    sb = SubprocessSandbox(Limits(), concurrency=2)
+    judges_zygote = None
+    try:
+        sb.start()
+        judges_zygote = _runner_children(sb)[0]
+        judges_zygote.suspend()
+        t0 = time.monotonic()
+        verdict = sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 3.0)).result(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess, AttributeError):  # gone with a replaced runner
+            judges_zygote.resume()
+        sb.close()
+    assert verdict["status"] == "sandbox_error", verdict
+    assert "no test process took it" in verdict["reason"], verdict
+    assert waited < 25, waited
+
+
+def test_a_wedged_runner_is_replaced_and_its_program_run_again() -> None:
+    """A runner that stops answering (here: stopped from outside) is the harness's failure: the program runs
+    again on a fresh runner. It was charged to the program as a timeout."""
+    sb = SubprocessSandbox(Limits(), concurrency=2)
+    try:
+        sb.start()
+        runner = _runner_children(sb)[0].parent()
+        runner.suspend()
+        verdict = sb.submit(Job(PROMPT + "    return x * 2\n", TEST, "double", 0.5)).result(timeout=120)
+        restarts = sb.restarts
+    finally:
+        sb.close()
+    assert verdict["status"] == "passed", verdict
+    assert restarts == 1
 
 
 def test_a_judge_that_retires_never_loses_its_last_verdict(monkeypatch: pytest.MonkeyPatch) -> None:

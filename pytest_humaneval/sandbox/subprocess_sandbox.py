@@ -35,6 +35,7 @@ ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT_S = 60.0
 #: Extra seconds the host waits past a program's limit before it declares the runner wedged.
 GRACE_S = 10.0
+WEDGED = f"the sandbox runner stopped answering {GRACE_S:g} s past the program's time limit (wedged)"
 #: A job the harness failed to run (sandbox_error: could not fork, the runner died under it) is retried
 #: this many times before its sandbox_error stands.
 HARNESS_RETRIES = 2
@@ -144,6 +145,9 @@ class SubprocessSandbox(Sandbox):
     kind = "subprocess"
     #: Jobs a judge process serves before a fresh one takes over (None: the runner's default).
     judge_jobs: int | None = None
+    #: How long the runner waits for a job it lost track of before answering it as its own failure
+    #: (None: the runner's default).
+    backstop_s: float | None = None
 
     def __init__(
         self,
@@ -219,6 +223,7 @@ class SubprocessSandbox(Sandbox):
                     "isolate": self.namespaces,
                     "max_stretch": MAX_STRETCH,
                     "judge_jobs": self.judge_jobs,
+                    "backstop_s": self.backstop_s,
                     "site_dirs": site_dirs(self.python),
                     "hide": hidden_dirs(),
                 },
@@ -362,8 +367,12 @@ class SubprocessSandbox(Sandbox):
                 remove_cgroups(proc.pid)
             retry = []
             for pending in self._running.values():
-                if self._overdue(pending, now):
-                    failed.append((pending, {"status": "timeout", "reason": "timed out (the runner wedged)"}))
+                if self._overdue(pending, now):  # the runner's failure, not the program's: it enforces limits
+                    if pending.harness_failures < HARNESS_RETRIES:
+                        pending.harness_failures += 1
+                        retry.append(pending)
+                    else:
+                        failed.append((pending, sandbox_error(WEDGED)))
                 elif pending.suspect:  # it ran alone, and the runner died again: the program killed it
                     failed.append(
                         (pending, {"status": "crashed", "reason": "the program killed the sandbox runner"})

@@ -42,6 +42,10 @@ FAIR_SHARE = 0.5
 GONE_GRACE_S = 0.2
 #: How often the memory of a program's tree is polled where no cgroup bounds it.
 POLL_MEMORY_S = 0.1
+#: The backstop: a job not yet running this long after it came, or not ended this long after it was
+#: killed, waits for something the runner lost (a zygote's report, a judge): it is answered as the
+#: harness's failure, with the state it was stuck in, instead of holding its slot (and the run) for good.
+BACKSTOP_S = 60.0
 FORK_TRIES = 5
 FORK_RETRY_S = 0.02
 PRELOAD = (
@@ -173,6 +177,7 @@ def isolate(init, workbase):
         "program_path": list(sys.path),
         "scratch_keep": scratch_keep(),
         "judge_jobs": int(init.get("judge_jobs") or JUDGE_JOBS),
+        "backstop_s": float(init.get("backstop_s") or BACKSTOP_S),
     }
     return info, plan, cgroups
 
@@ -566,6 +571,8 @@ class Job:
         self.open = set()
         self.start = None
         self.deadline = None
+        self.came = time.monotonic()
+        self.killed_at = None
         self.timed_out = False
         self.killed = False
         self.memory_kill = None
@@ -660,6 +667,7 @@ class Runner:
             now = time.monotonic()
             deadlines = [j.deadline for j in self.jobs.values() if j.deadline is not None and not j.killed]
             deadlines += [j.kill_at for j in self.jobs.values() if j.kill_at is not None]
+            deadlines += [self.backstop(j) for j in self.jobs.values() if self.backstop(j) is not None]
             if self.poll_memory:
                 deadlines += [j.next_poll for j in self.jobs.values() if j.start is not None and not j.killed]
             wait = None if not deadlines else max(0.0, min(deadlines) - now)
@@ -914,8 +922,38 @@ class Runner:
         job.deadline = job.start + float(job.spec["timeout"])
         job.next_poll = job.start + POLL_MEMORY_S
 
+    def backstop(self, job):
+        """When ``job`` is overdue by the runner's own account: not running (no deadline of its own) a while
+        after it came, or not ended a while after it was killed; None while its deadline stands for it."""
+        if job.killed_at is not None:
+            return job.killed_at + self.plan["backstop_s"]
+        if job.start is None:
+            return job.came + self.plan["backstop_s"]
+        return None
+
+    def stuck(self, job):
+        """The runner lost track of ``job``: what it waits for cannot come. Its processes go, and it is
+        answered now, as the harness's failure (retried), saying what it was waiting for."""
+        state = []
+        if job.p_pid is None:
+            state.append("its process was never reported started")
+        elif job.p_exit is None:
+            state.append(f"its process {job.p_pid} was never reported ended")
+        if not job.inprocess and job.judged is None:
+            state.append("no test process took it" if job.judge is None else "its test's verdict never came")
+        waited = time.monotonic() - (job.killed_at if job.killed_at is not None else job.came)
+        self.fail(job, f"the sandbox runner lost the program after {waited:.0f} s: " + "; ".join(state))
+        if job.t_exit is None:  # a judge busy with it was killed (kill): its end, if reported, is ignored
+            job.t_exit = (0, 0.0)
+        if job.p_exit is None:
+            job.p_exit = (0, 0.0)
+
     def check_times(self, now):
         for job in list(self.jobs.values()):
+            overdue = self.backstop(job)
+            if overdue is not None and now >= overdue and not job.done:
+                self.stuck(job)
+                continue
             if job.kill_at is not None and now >= job.kill_at:
                 job.kill_at = None
                 if job.p_exit is None:
@@ -960,6 +998,8 @@ class Runner:
 
     def kill(self, job):
         job.killed = True
+        if job.killed_at is None:
+            job.killed_at = time.monotonic()
         if job.p_pid:
             procs.kill_group(job.p_pid)
         if job.judge is not None and job.t_exit is None:
