@@ -16,6 +16,7 @@ next one a job (``id``, ``solution``, ``test``, ``entry_point``, ``timeout``; op
 """
 
 import errno
+import fcntl
 import gc
 import json
 import os
@@ -307,8 +308,6 @@ def spawn_program(plan, head, fds, sock, devnull, netns, home_net, keep):
 
 def arrange(fds):
     """Put ``fds[i]`` on descriptor ``i`` and close every other one (whatever numbers they had)."""
-    import fcntl
-
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 64 + len(fds)) for fd in fds]
     for i, fd in enumerate(high):
         os.dup2(fd, i)
