@@ -58,6 +58,25 @@ def libc():
     return _libc
 
 
+#: The libc functions a program's process calls, looked up once in its zygote (a lookup in the child is a
+#: dlsym and a new ctypes object: page faults on every program).
+CHILD_LIBC = ("mount", "umount2", "prctl", "setns", "unshare")
+
+
+def resolve_libc():
+    lib = libc()
+    for fn in CHILD_LIBC if lib else ():
+        getattr(lib, fn, None)
+
+
+def trim_heap():
+    """Give the C heap's free pages back to the kernel (malloc_trim(3)); nothing where there is none."""
+    lib = libc()
+    f = getattr(lib, "malloc_trim", None) if lib else None
+    if f is not None:
+        f(0)
+
+
 def call_libc(fn, *args):
     """Call a libc function; True on success, False if missing or it failed."""
     lib = libc()
@@ -90,12 +109,17 @@ def umount(target):
 
 
 def write_file(path, text):
+    """Write a small file in one write(2) (no io objects: this runs in every program's process)."""
     try:
-        with open(path, "w") as fh:
-            fh.write(text)
-        return True
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return False
+    try:
+        return os.write(fd, text.encode()) == len(text.encode())
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- the file system

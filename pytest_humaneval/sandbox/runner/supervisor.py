@@ -221,6 +221,8 @@ def _reply(sock, text, fds=()):
 def zygote_main(kind, plan, jobs_r, sock, keep):
     """Fork a program's or a judge's process for each request, report each exit, and do nothing else."""
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+    for sig in (signal.SIGTERM, signal.SIGPIPE):  # what its children start with (set here once, not in each)
+        signal.signal(sig, signal.SIG_DFL)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -232,6 +234,7 @@ def zygote_main(kind, plan, jobs_r, sock, keep):
     warm_up(kind)
     gc.collect()
     gc.freeze()
+    isolation.trim_heap()  # every fork copies, and every child's exit unmaps, what stays mapped here
     while True:
         try:
             ready, _, _ = select.select([jobs_r, wake_r], [], [])
@@ -318,8 +321,7 @@ def program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, workdi
     """The program's process: sandbox itself, mark its output, then answer the judge. Never returns."""
     try:
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         arrange([devnull, out_w, err_w, channel, *cgroup_fds])
         os.setsid()
         if not plan["clone_flags"] & isolation.CLONE_NEWPID:
@@ -368,8 +370,7 @@ def judge_main(plan, devnull, fds):
     callbacks it held); after a job whose channel misbehaved it exits, and a fresh judge takes over."""
     try:
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         arrange([devnull, devnull, devnull, *fds])  # 3: control socket, 4: jobs, 5: verdicts
         os.setsid()
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -449,6 +450,7 @@ def warm_up(kind):
         if kind == "program":
             crossing.load_in_program(crossing.dump_from_program(([1, "a", 2.5, None], None)))
             compile("def f(x):\n    return x\n", "<solution>", "exec")
+            isolation.resolve_libc()
         else:
             crossing.load_in_judge(crossing.dump_from_program(([1, "a", 2.5, None, (1,)], None)))
             crossing.dump_from_judge((([1, 2], "x"), {}))
