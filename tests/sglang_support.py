@@ -89,9 +89,9 @@ def plugin_args(model_path: Path, port: int, output: Path, *extra: str) -> list[
     ]
 
 
-def start_run(args: Sequence[str], cwd: Path) -> subprocess.Popen[str]:
+def start_run(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     )
 
 
@@ -114,8 +114,13 @@ def end_run(proc: subprocess.Popen[str]) -> None:
         proc.communicate()
 
 
-def run_plugin(args: Sequence[str], cwd: Path, timeout: float = STARTUP_TIMEOUT_S + 300) -> Run:
-    proc = start_run(args, cwd)
+def run_plugin(
+    args: Sequence[str],
+    cwd: Path,
+    timeout: float = STARTUP_TIMEOUT_S + 300,
+    env: dict[str, str] | None = None,
+) -> Run:
+    proc = start_run(args, cwd, env)
     try:
         out, _ = proc.communicate(timeout=timeout)
     finally:

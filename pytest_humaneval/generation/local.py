@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from ..errors import HumanEvalError, describe
 from ..options import Settings
+from . import gguf
 from .client import Answer, Fatal, Request, Sampling
 from .extract import THINK_CLOSE, THINK_OPEN
 from .launch import generation_threads
@@ -60,11 +61,14 @@ def check_options(settings: Settings) -> None:
             "transformers backend runs the model in this process; drop one of them"
         )
     path = settings.model_path
-    if path is not None and not path.is_dir():
+    if path is not None and gguf.gguf_file(path) is not None:
+        gguf.require_gguf(path)
+    elif path is not None and not path.is_dir():
         what = "not a directory" if path.exists() else "no such directory"
         raise HumanEvalError(
             f"--humaneval-model-path={path}: {what}. Give the directory that holds the model's config.json, "
-            "weights and tokenizer, or leave the option out to load --humaneval-model by its id"
+            "weights and tokenizer (or a GGUF file), or leave the option out to load --humaneval-model by "
+            "its id"
         )
 
 
@@ -96,6 +100,8 @@ class LocalModel:
         self.settings = settings
         self.sampling = sampling
         self.source = str(settings.model_path or settings.model)
+        file = gguf.gguf_file(settings.model_path) if settings.model_path else None
+        where, extra = (str(file.parent), {"gguf_file": file.name}) if file else (self.source, {})
         torch = self.torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype: Any = "auto" if settings.dtype == "auto" else getattr(torch, settings.dtype)
@@ -109,14 +115,16 @@ class LocalModel:
         )
         started = time.monotonic()
         try:
-            self.tokenizer = self.transformers.AutoTokenizer.from_pretrained(self.source, padding_side="left")
+            self.tokenizer = self.transformers.AutoTokenizer.from_pretrained(
+                where, padding_side="left", **extra
+            )
             self.model = self.transformers.AutoModelForCausalLM.from_pretrained(
-                self.source, dtype=dtype, device_map=self.device
+                where, dtype=dtype, device_map=self.device, **extra
             )
         except Exception as e:  # OSError, ValueError, ImportError...: transformers' reasons vary
             fix = (
                 "check that --humaneval-model-path holds a transformers model (config.json, weights, "
-                "tokenizer)"
+                "tokenizer) or is a GGUF file of an architecture transformers reads"
                 if settings.model_path
                 else "give a local directory with --humaneval-model-path, or a model id transformers can "
                 "download (HF_TOKEN for gated models)"

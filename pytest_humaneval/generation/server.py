@@ -38,6 +38,7 @@ from .. import docker_daemon
 from ..errors import HumanEvalError, clip, describe
 from ..options import Settings
 from ..report import write_json
+from . import gguf
 from .launch import Launch, docker_host_memory, plan_launch
 
 log = logging.getLogger(__name__)
@@ -205,15 +206,20 @@ def _deferred_signals() -> Iterator[None]:
 # -- shared by both kinds of server --------------------------------------------------------------------------
 
 
-def _checked_model_path(settings: Settings) -> Path | None:
+def _checked_model_path(settings: Settings, notify: Notify) -> Path | None:
+    """The checkpoint directory the server loads: the one given, or the conversion of a GGUF file."""
     path = settings.model_path
     if path is None:
         return None
+    file = gguf.gguf_file(path)
+    if file is not None:
+        return gguf.converted_checkpoint(file, notify)
     if not path.is_dir():
         what = "not a directory" if path.exists() else "no such directory"
         raise HumanEvalError(
             f"--humaneval-model-path={path}: {what}. Give the directory that holds the model's config.json "
-            f"and weights, or leave the option out to load {settings.model} through the Hugging Face cache"
+            f"and weights (or a GGUF file), or leave the option out to load {settings.model} through the "
+            "Hugging Face cache"
         )
     return path
 
@@ -371,7 +377,7 @@ class _DockerServer:
 
     def start(self) -> ServerHandle:
         s = self.settings
-        model_path = _checked_model_path(s)  # before anything starts
+        model_path = _checked_model_path(s, self.notify)  # before anything starts
         gpus = _parse_gpus(s.gpus, s.tp, s.dp)
         docker = docker_daemon.import_docker(DOCKER_USER, "generate", WITHOUT_DOCKER)
         self.client = docker_daemon.connect(DOCKER_USER, "generate", WITHOUT_DOCKER)
@@ -690,7 +696,7 @@ class _ProcessServer:
 
     def start(self) -> ServerHandle:
         s = self.settings
-        model_path = _checked_model_path(s)
+        model_path = _checked_model_path(s, self.notify)
         gpus = _parse_gpus(s.gpus, s.tp, s.dp)
         python = str(s.sglang_python or sys.executable)
         version = _sglang_in(python, given=s.sglang_python is not None)
