@@ -222,3 +222,22 @@ def test_local_answers_have_their_own_cache_key() -> None:
         )
     }
     assert len(keys) == 3
+
+
+@pytest.mark.slow
+def test_progress_counts_whole_batches_without_a_terminal(
+    pytester: pytest.Pytester, tiny_qwen3: Path
+) -> None:
+    """20 answers in batches of 8: every line counts whole batches, none in flight between them (a batch's
+    first answer was printed as '1/20 done, 7 in flight', with the rest of the batch already done)."""
+    result = run(
+        pytester, tiny_qwen3, "--humaneval-max-tokens=8", "--humaneval-samples=5", "--humaneval-seed=1"
+    )
+    counts = [
+        line.split("generating ", 1)[1].split(" tok/s")[0]
+        for line in result.stdout.lines
+        if line.startswith("humaneval: generating ")
+    ]
+    done = [int(c.split("/")[0]) for c in counts]
+    assert all(n in (0, 8, 16, 20) for n in done), counts  # whole batches, also mid-batch (0 ended so far)
+    assert [c.split(" tok/s")[0] for c in counts if ", 0 in flight" in c][-1].startswith("20/20 done"), counts

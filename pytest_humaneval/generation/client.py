@@ -303,7 +303,9 @@ class Generator:
                     progress.abandoned()
                 raise
             on_answer(request, answer)
-            progress.finished(int(answer.usage.get("completion_tokens") or 0), answer.error is not None)
+            progress.finished(
+                int(answer.usage.get("completion_tokens") or 0), answer.error is not None, answer.latency_s
+            )
 
         tasks = [asyncio.ensure_future(one(r)) for r in requests]
         try:

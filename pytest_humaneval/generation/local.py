@@ -234,7 +234,7 @@ class LocalModel:
             for _ in batch:
                 progress.sent()
             try:
-                answers = self._generate(batch)
+                answers = self._generate(batch, progress)
             except BaseException as e:
                 for _ in batch:
                     progress.abandoned()
@@ -251,10 +251,10 @@ class LocalModel:
                 raise
             for request, answer in zip(batch, answers, strict=True):
                 on_answer(request, answer)
-                progress.finished(int(answer.usage["completion_tokens"]))
+            progress.finished_batch([(int(a.usage["completion_tokens"]), False) for a in answers])
             i += len(batch)
 
-    def _generate(self, batch: list[Request]) -> list[Answer]:
+    def _generate(self, batch: list[Request], progress: Progress) -> list[Answer]:
         torch = self.torch
         prompts = [self.prompt(r) for r in batch]
         width = max(len(p) for p in prompts)
@@ -268,6 +268,7 @@ class LocalModel:
                 input_ids=input_ids.to(self.model.device),
                 attention_mask=mask.to(self.model.device),
                 generation_config=self.generation_config,
+                stopping_criteria=self.transformers.StoppingCriteriaList([self._steps(progress)]),
             )
         latency = time.monotonic() - started
         new = out[:, width:].tolist()
@@ -292,6 +293,25 @@ class LocalModel:
                 )
             )
         return answers
+
+    def _steps(self, progress: Progress) -> Any:
+        """A stopping criterion that never stops: it tells ``progress`` how many tokens each decoding step
+        made (one per answer of the batch that has not ended), so a batch shows its rate while it runs."""
+        torch = self.torch
+        eos = torch.tensor(self.eos_ids)
+
+        class Steps(self.transformers.StoppingCriteria):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                self.ended: Any = None
+
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                now = torch.isin(input_ids[:, -1], eos.to(input_ids.device))
+                before = self.ended if self.ended is not None else torch.zeros_like(now)
+                progress.step(int((~before).sum()))
+                self.ended = before | now
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+        return Steps()
 
     def _out_of_memory(self, error: BaseException) -> bool:
         oom = getattr(self.torch.cuda, "OutOfMemoryError", None)

@@ -1,6 +1,10 @@
 """The generation progress display: a live rich bar on a terminal, a few plain lines otherwise (CI logs).
 
-Shows done/total, requests in flight, output tokens per second (from the servers' usage) and an ETA.
+Shows done/total, requests in flight, output tokens per second and an ETA. The transformers backend reports
+tokens as they are generated (``step``), so a slow CPU batch shows its rate, and a line at least every
+``PLAIN_EVERY_S`` without a terminal, long before its first answer ends. The ETA comes from what was observed:
+the tokens still to come (answers left times the mean length of the finished ones) at the observed token rate
+where tokens are seen as they come; else the mean time of an answer, spread over the requests in flight.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ class Progress:
         self.total = total
         self.done = 0
         self.in_flight = 0
-        self.tokens = 0
+        self.tokens = 0  # of finished answers
+        self.live_tokens = 0  # generated so far for answers still in flight (``step``)
+        self.stepped = False  # tokens are reported as they come
+        self.latencies: list[float] = []
+        self.peak_in_flight = 0
         self.failed = 0
         self.label = label
         self.file = file or sys.stdout
@@ -48,15 +56,36 @@ class Progress:
 
     def sent(self) -> None:
         self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         self._refresh()
 
-    def finished(self, tokens: int = 0, failed: bool = False) -> None:
+    def finished(self, tokens: int = 0, failed: bool = False, latency: float | None = None) -> None:
+        self._count(tokens, failed, latency)
+        self._refresh()
+        self._plain()
+
+    def finished_batch(self, answers: list[tuple[int, bool]]) -> None:
+        """A batch whose answers ended together ((tokens, failed) each): counted at once, one line."""
+        for tokens, failed in answers:
+            self._count(tokens, failed, None)
+        self.live_tokens = 0
+        self._refresh()
+        self._plain()
+
+    def step(self, tokens: int) -> None:
+        """``tokens`` more generated for the answers in flight (a decoding step of a batch)."""
+        self.stepped = True
+        self.live_tokens += tokens
+        self._refresh()
+        self._plain(tick=True)
+
+    def _count(self, tokens: int, failed: bool, latency: float | None) -> None:
         self.in_flight = max(0, self.in_flight - 1)
         self.done += 1
         self.tokens += tokens
         self.failed += failed
-        self._refresh()
-        self._plain()
+        if latency is not None:
+            self.latencies.append(latency)
 
     def abandoned(self) -> None:
         """A request that was in flight when the run stopped."""
@@ -78,12 +107,22 @@ class Progress:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+        return (self.tokens + self.live_tokens) / self.elapsed if self.elapsed > 0 else 0.0
 
     def eta_s(self) -> float | None:
-        if not self.done:
+        """Seconds left, from what was observed; None until an answer has ended."""
+        if not self.done or self.done >= self.total:
             return None
-        return self.elapsed / self.done * (self.total - self.done)
+        left = self.total - self.done
+        if self.stepped:
+            rate = self.tokens_per_s
+            if rate <= 0:
+                return None
+            return max(0.0, left * self.tokens / self.done - self.live_tokens) / rate
+        if self.latencies:
+            per_answer = sum(self.latencies) / len(self.latencies)
+            return per_answer * left / max(1, self.peak_in_flight)
+        return self.elapsed / self.done * left
 
     def line(self) -> str:
         eta = self.eta_s()
@@ -128,13 +167,14 @@ class Progress:
                 self._task, completed=self.done, in_flight=self.in_flight, tps=f"{self.tokens_per_s:,.0f}"
             )
 
-    def _plain(self, force: bool = False) -> None:
+    def _plain(self, force: bool = False, tick: bool = False) -> None:
         if self._live is not None or not self.total:
             return
         now = time.monotonic()
         step = max(1, self.total // 10)
-        due = self.done >= self._next_plain or now - self._last_plain >= PLAIN_EVERY_S
-        if (due or force) and self._printed != self.done:
+        late = now - self._last_plain >= PLAIN_EVERY_S
+        due = self.done >= self._next_plain or late
+        if (due or force) and (self._printed != self.done or (tick and late)):
             self._next_plain = (self.done // step + 1) * step
             self._last_plain = now
             self._printed = self.done
