@@ -88,6 +88,7 @@ def test_generate_cache_report_and_rerun(
     assert backend["name"] == "transformers" and backend["device"] == "cpu" and backend["dtype"] == "float32"
     assert backend["batch_size"] == 8 and backend["final_batch_size"] == 8 and backend["transformers"]
     assert backend["threads"] == threads
+    assert gen["startup_s"] == round(backend["load_s"], 3) and gen["generation_wall_s"] <= gen["wall_s"]
     assert gen["cache"] == str(path) and Path(gen["completions"]).is_file()
     assert gen["usage"]["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in records)
     assert gen["tokens_per_s"] > 0

@@ -422,3 +422,22 @@ def test_pass_at_k_curve_matches_the_reports_estimator() -> None:
     expected = pass_at_ks(results, ks=ks)
     assert values == pytest.approx([expected[str(k)] for k in ks])
     assert values == sorted(values)  # more samples, never less likely to solve
+
+
+def test_server_start_up_is_its_own_card_not_part_of_the_generation_wall() -> None:
+    """A CPU run: 113 s of SGLang start-up and 908 s of generation. The card said 'generation wall 17.1 min'
+    (both together) where the terminal said 908 s."""
+    generation = {
+        "wall_s": 1021.0,
+        "generation_wall_s": 908.0,
+        "startup_s": 113.0,
+        "server": {"startup_s": 113.0, "reused": False},
+        "requested": 164,
+        "cached": 0,
+        "tokens_per_s": 34.0,
+    }
+    page = render_html(_report(generation=generation, wall_s=1030.0), DEBUG)
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert re.search(r"server start-up\s+113\.0 s", text), text
+    assert re.search(r"generation wall\s+15\.1 min", text), text
+    assert "17.0 min" not in text

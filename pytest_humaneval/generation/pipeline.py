@@ -192,6 +192,10 @@ def _from_model(
         finally:
             cache.close()
         meta["generation_wall_s"] = round(wall, 3)
+        # Start-up (a server's, or loading the model in this process) is not generation: kept apart everywhere.
+        startup = (meta.get("server") or {}).get("startup_s") or (meta.get("backend") or {}).get("load_s")
+        if startup is not None:
+            meta["startup_s"] = round(float(startup), 3)
 
     records = [found.get(r.key) or errors[r.key] for r in requests]
     resolved = write_resolved(cache.path.with_name(f"{spec.stem}.{dataset.name}.jsonl"), records)

@@ -147,11 +147,22 @@ def _walls(report: dict[str, Any]) -> list[dict[str, str]]:
     gen = report.get("generation") or {}
     wall = report.get("wall_s")
     out = []
+    if gen.get("startup_s") is not None:
+        server = gen.get("server") or {}
+        what = "server start-up" if server else "model load"
+        out.append(
+            {
+                "label": what,
+                "value": _seconds(gen["startup_s"]),
+                "note": "a running server, reused" if server.get("reused") else "not part of generation",
+            }
+        )
     if gen.get("wall_s") is not None:
         note = f"{gen.get('cached', 0)} cached, {gen.get('requested', 0)} requested"
         if gen.get("tokens_per_s"):
             note += f", {gen['tokens_per_s']:,.0f} tok/s"
-        out.append({"label": "generation wall", "value": _seconds(gen["wall_s"]), "note": note})
+        generation = gen.get("generation_wall_s") or 0.0
+        out.append({"label": "generation wall", "value": _seconds(generation), "note": note})
     if wall is not None:
         evaluation = wall - (gen.get("wall_s") or 0.0)
         out.append(
