@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .completions import canonical, parse_completions, pick, read_completions, samples_per_problem
+from .completions import canonical, coverage, parse_completions, pick, read_completions, samples_per_problem
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
@@ -82,6 +82,8 @@ def evaluate(
         limits = time_limits(ds, timeout, sandbox=lambda: box)
         pending = []
         for problem in ds:
+            if problem.task_id not in samples:  # not attempted: left out of pass@k (``coverage``)
+                continue
             for index in range(n):
                 sample = pick(samples, problem.task_id, index)
                 job = prepare(
@@ -113,6 +115,7 @@ def evaluate(
     return summarize(
         results,
         **({"judge": judge} if judge else {}),
+        **({"coverage": cov} if (cov := coverage(samples, ds)) else {}),
         efficiency=efficiency,
         dataset=ds.name,
         dataset_path=str(ds.path),

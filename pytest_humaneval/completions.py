@@ -158,6 +158,29 @@ def parse_completions(
     return dict(samples)
 
 
+def coverage(samples: dict[str, list[Sample]], dataset: Dataset) -> dict[str, Any] | None:
+    """Which of ``dataset``'s tasks a completions file attempts; None if it attempts every one. A task with
+    no line at all is not attempted: it is left out of pass@k (skipped), never counted as a failure, and
+    the report says so (a pass@k over fewer tasks is not comparable with a full run)."""
+    missing = [p.task_id for p in dataset if p.task_id not in samples]
+    if not missing:
+        return None
+    return {
+        "tasks": len(dataset.problems),
+        "attempted": len(dataset.problems) - len(missing),
+        "not_attempted": missing,
+    }
+
+
+def coverage_line(cov: dict[str, Any], source: str) -> str:
+    left = cov["tasks"] - cov["attempted"]
+    return (
+        f"coverage: {source} attempts {cov['attempted']} of {cov['tasks']} tasks; the {left} others are "
+        "not attempted, skipped and left out of pass@k (a pass@k over fewer tasks, not comparable with a "
+        "full run)"
+    )
+
+
 def samples_per_problem(samples: dict[str, list[Sample]]) -> int:
     """n for pass@k: the most samples any task has (missing ones count as no_code)."""
     return max((max(s.index for s in items) + 1 for items in samples.values()), default=1)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .completions import samples_per_problem, tasks_left_out
+from .completions import coverage, coverage_line, samples_per_problem, tasks_left_out
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
@@ -68,6 +68,7 @@ class Controller:
         self.isolation: dict[str, Any] = {}
         self.report: dict[str, Any] | None = None
         self.baseline: dict[str, Any] | None = None
+        self.coverage: dict[str, Any] | None = None  # a completions file that leaves tasks out
         self.generation: dict[str, Any] | None = None
         self.outputs = ProgramOutputs()  # for the HTML report
         self.html_written: tuple[bool, str] | None = None
@@ -104,15 +105,19 @@ class Controller:
         if source == "canonical":
             return source
         if source:
-            samples_from(self.config, source, self.dataset)  # every error surfaces now, before any item runs
+            samples = samples_from(self.config, source, self.dataset)  # every error surfaces now
             self.model = Path(source).name
             skipped = tasks_left_out(Path(source), self.dataset)
-            if skipped:
-                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-                if reporter is not None:
-                    reporter.write_line(
-                        f"humaneval: {skipped} tasks of {self.model} outside the debug subset left out"
-                    )
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if skipped and reporter is not None:
+                reporter.write_line(
+                    f"humaneval: {skipped} tasks of {self.model} outside the debug subset left out"
+                )
+            self.coverage = coverage(samples, self.dataset)
+            if self.coverage and reporter is not None:
+                reporter.write_line(
+                    "humaneval: " + coverage_line(self.coverage, self.model), yellow=True, bold=True
+                )
             return source
         from .generation import GENERATION_KEY, generate_completions
 
@@ -235,6 +240,7 @@ class Controller:
             plugin_version=__version__,
             **({"generation": self.generation} if self.generation else {}),
             **({"judge": judge} if judge else {}),
+            **({"coverage": self.coverage} if self.coverage else {}),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             provenance=build_provenance(
                 self.settings, self.dataset, self.generation, timeout_s=timeout, isolation=summary
@@ -249,6 +255,10 @@ class Controller:
             for k, v in self.report["pass_at_k"].items():
                 xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
             xml.add_global_property("humaneval_passed", f"{self.report['passed']}/{self.report['total']}")
+            if self.coverage:
+                xml.add_global_property(
+                    "humaneval_tasks_attempted", f"{self.coverage['attempted']}/{self.coverage['tasks']}"
+                )
             for name, value in analysis_properties(self.report):
                 xml.add_global_property(name, value)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -314,6 +324,9 @@ class Controller:
                     pass1 >= self.settings.min_pass,
                 )
             )
+        cov = self.report.get("coverage")
+        if gates and cov:  # a gate on a file that skipped tasks would pass on the tasks it chose
+            gates.append((f"every task attempted: {cov['attempted']}/{cov['tasks']}", False))
         if "baseline" in self.report:
             failing = len(self.report["baseline"]["newly_failing"])
             tolerance = self.settings.baseline_tolerance

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .completions import coverage_line
 from .dataset import task_key
 from .safe_text import printable
 from .verdict import STATUSES, Result
@@ -193,6 +194,9 @@ def _format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
     )
     counts = ", ".join(f"{s} {n}" for s, n in report["status_counts"].items())
     lines.append(f"status: {counts}")
+    cov = report.get("coverage")
+    if cov:
+        lines.append(coverage_line(cov, "the completions file"))
     harness = report.get("sandbox_errors") or []
     if harness:
         lines.append(
@@ -362,6 +366,9 @@ def _markdown_summary(report: dict[str, Any]) -> str:
         f"| 95% CI (pass@1) | {lo:.3f} - {hi:.3f} |",
         f"| passed | {report['passed']}/{report['total']} |",
     ]
+    cov = report.get("coverage")
+    if cov:
+        lines.append(f"| tasks attempted | {cov['attempted']}/{cov['tasks']} (the rest left out of pass@k) |")
     lines += ["", "| status | programs |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in report["status_counts"].items()]
     if report.get("modes"):

@@ -29,7 +29,13 @@ def test_api_matches_the_plugin(pytester: pytest.Pytester) -> None:
 
 def test_api_takes_dicts_and_reports_missing_tasks() -> None:
     report = evaluate([{"task_id": "HumanEval/0", "completion": "    return True\n"}], dataset="humaneval-4")
-    assert [r["status"] for r in report["results"]] == ["failed", "no_code", "no_code", "no_code"]
+    # The tasks with no line are not attempted: left out of pass@k, named in ``coverage``.
+    assert [(r["task_id"], r["status"]) for r in report["results"]] == [("HumanEval/0", "failed")]
+    assert report["coverage"] == {
+        "tasks": 4,
+        "attempted": 1,
+        "not_attempted": ["HumanEval/1", "HumanEval/2", "HumanEval/3"],
+    }
     assert report["pass_at_k"] == {"1": 0.0}
     with pytest.raises(HumanEvalError, match="completions:1: unknown task_id 'X'"):
         evaluate([{"task_id": "X", "completion": ""}], dataset="humaneval-4")

