@@ -194,7 +194,9 @@ def test_generation_latency_tokens_and_truncation_reach_both_reports(pytester: p
         and records["HumanEval/0"]["status"] == "truncated"
     )
     page = (pytester.path / "report.html").read_text()
-    assert 'id="chart-latency"' in page and 'id="chart-tokens"' in page and "truncated (1)" in page
+    assert 'id="chart-latency"' in page and 'id="chart-tokens"' in page and "hit max_tokens (1)" in page
+    # The plots count answers cut by max_tokens; the status count, those of them left without code to run.
+    assert "1 of 4 hit max_tokens: 1 without usable code (status truncated), 0 cut after their code" in page
     assert "thinking thinking" in row(page, "HumanEval/0")  # the reasoning, folded
     assert "generation wall" in page
     assert_self_contained(page)

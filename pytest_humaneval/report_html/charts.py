@@ -193,5 +193,5 @@ def distribution_chart(samples: Sequence[tuple[float, bool]], title: str, unit: 
     chart.x_labels_major = chart.x_labels[::2]
     chart.y_labels = _count_ticks(max((a + b for a, b in zip(complete, cut, strict=True)), default=0))
     chart.add("complete", complete)
-    chart.add(f"truncated ({sum(cut)})", cut)
+    chart.add(f"hit max_tokens ({sum(cut)})", cut)
     return _svg(chart)

@@ -215,12 +215,13 @@ def _charts(report: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[
             for r in generated
             if r.get("completion_tokens") is not None
         ]
+        unusable = sum(r["status"] == "truncated" for r in generated)
         if latency:
             svg = charts.distribution_chart(latency, "request latency", "seconds")
-            out.append({"id": "latency", "svg": svg, "caption": _spread(latency, "s")})
+            out.append({"id": "latency", "svg": svg, "caption": _spread(latency, "s", unusable)})
         if tokens:
             svg = charts.distribution_chart(tokens, "completion tokens", "tokens")
-            out.append({"id": "tokens", "svg": svg, "caption": _spread(tokens, "tokens")})
+            out.append({"id": "tokens", "svg": svg, "caption": _spread(tokens, "tokens", unusable)})
     diagnosis = report.get("diagnosis_counts")
     if diagnosis:
         out.append(
@@ -235,7 +236,9 @@ def _charts(report: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[
     return out
 
 
-def _spread(samples: Sequence[tuple[float, bool]], unit: str) -> str:
+def _spread(samples: Sequence[tuple[float, bool]], unit: str, unusable: int) -> str:
+    """Median, p90, max, and how many answers hit max_tokens: of those, ``unusable`` gave no code to run
+    (status ``truncated``); the others were cut but their code was extracted and run."""
     values = sorted(v for v, _ in samples)
     cut = sum(t for _, t in samples)
 
@@ -244,7 +247,8 @@ def _spread(samples: Sequence[tuple[float, bool]], unit: str) -> str:
 
     return (
         f"median {q(0.5):,.4g} {unit}, p90 {q(0.9):,.4g} {unit}, max {values[-1]:,.4g} {unit}; "
-        f"{cut} truncated (cut by max_tokens) of {len(values)}"
+        f"{cut} of {len(values)} hit max_tokens: {unusable} without usable code (status truncated), "
+        f"{cut - unusable} cut after their code, which ran"
     )
 
 
