@@ -32,7 +32,9 @@ def test_hook_drives_the_repo_model(
     monkeypatch.setenv("MY_MODEL_DIR", str(tiny_qwen3))
     result = pytester.runpytest_subprocess("--humaneval-debug", "-o", "humaneval_max_tokens=16")
     result.assert_outcomes(failed=4)  # a random model fails the four problems; the run completes
-    assert result.ret == 1, result.stdout.str()
+    # The example repo gates on humaneval_min_pass = 0.0: with a gate set, the gate decides the exit status.
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["gate --humaneval-min-pass=0: pass@1 0.0000 -> PASSED"])
     report = json.loads((repo / "humaneval-report.json").read_text())
     assert report["total"] == 4 and report["dataset"] == "humaneval-4"
     cache = list((repo / ".humaneval" / "completions").glob("*.jsonl"))
