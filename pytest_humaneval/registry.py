@@ -13,6 +13,7 @@ time limits). Three ways in, all giving the same objects:
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -93,7 +94,9 @@ def _defined_in(fn: Callable[..., Any]) -> str:
 def registered(config: Any = None) -> dict[str, Benchmark]:
     """Every benchmark by name: from the hook (with a pytest ``config``; without one, the built-ins) and
     from installed packages' entry points. Two with one name are an error naming both."""
-    from . import builtin_datasets
+    # by its full name, from sys.modules: ``from . import`` would take the package's attribute, which can
+    # outlive a sys.modules reset (pytester's) and hold a copy built on an older module's Benchmark class
+    builtin_datasets = importlib.import_module(f"{__package__}.builtin_datasets")
 
     found: list[tuple[str, Any]] = []
     if config is not None:

@@ -157,6 +157,26 @@ def test_liveness_asks_health_then_models_and_gives_up_after_the_grace_period() 
     ]
 
 
+def test_no_request_is_sent_while_a_connection_error_is_being_checked() -> None:
+    """From a connection error until the probe answers, new requests wait: sent into a server that just went
+    away, each would fail at once and count one more connection error (7 for 2 in flight, seen in CI)."""
+
+    async def main() -> tuple[bool, bool, bool]:
+        liveness = Liveness("http://127.0.0.1:9/v1", "EMPTY", 5, lambda line: None)
+        liveness._probe = lambda: time.sleep(0.3)  # type: ignore[method-assign]  # answers, 0.3 s later
+        checking = asyncio.ensure_future(liveness.check(since=time.monotonic()))
+        await asyncio.sleep(0)  # the check starts its probe
+        waiting = asyncio.ensure_future(liveness.ready())
+        await asyncio.sleep(0.1)
+        held = not waiting.done()
+        outage = await checking
+        await asyncio.sleep(0)
+        liveness.close()
+        return held, waiting.done(), outage
+
+    assert asyncio.run(main()) == (True, True, False)
+
+
 # -- connection resets from a server that is up ---------------------------------------------------------
 
 

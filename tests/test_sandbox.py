@@ -522,3 +522,71 @@ def test_a_program_running_long_frees_its_slot() -> None:
         assert [f.result()["status"] for f in quick] == ["passed"] * 5
         assert time.monotonic() - start < 1.5, "the quick programs waited for the loop"
         assert loop.result()["status"] == "timeout"
+
+
+def dying_python(tmp_path: Path, times: int) -> str:
+    """An interpreter whose first ``times`` runner starts die at once, silently (SIGKILL), as a runner
+    did once in CI (then the whole run stopped)."""
+    count = tmp_path / "starts"
+    script = tmp_path / "python"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -S "*)\n'  # the runner's start, not the site-packages query
+        f"  n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        f'  [ "$n" -lt {times} ] && kill -9 $$ ;;\n'
+        "esac\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_runner_that_dies_silently_at_its_start_is_started_again(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    sb = SubprocessSandbox(Limits(), python=dying_python(tmp_path, times=1))
+    try:
+        sb.start()
+        assert run(sb, "    return x * 2\n")["status"] == "passed"
+        assert (tmp_path / "starts").read_text().strip() == "2"
+    finally:
+        sb.close()
+
+
+def test_a_runner_that_never_starts_says_how_it_ended(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    sb = SubprocessSandbox(Limits(), python=dying_python(tmp_path, times=5))
+    try:
+        with pytest.raises(HumanEvalError) as e:
+            sb.start()
+    finally:
+        sb.close()
+    assert "killed by SIGKILL after " in str(e.value) and ", then killed by SIGKILL after " in str(e.value)
+    assert ": no output;" in str(e.value)
+    assert (tmp_path / "starts").read_text().strip() == "2"
+
+
+def test_a_runner_that_crashes_leaves_its_stack_in_the_error(tmp_path: Path) -> None:
+    """A runner killed by SIGSEGV said nothing; its stack (faulthandler) now names where, and it is not
+    started again, since it would crash again."""
+    tmp_path.chmod(0o755)
+    (tmp_path / "crashes_on_import.py").write_text("import ctypes\nctypes.string_at(0)\n")
+    script = tmp_path / "python"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *getsitepackages*)\n'  # the runner's site-packages: this directory too
+        f"  exec {sys.executable} -c 'import json, site; "
+        f'print(json.dumps(site.getsitepackages() + ["{tmp_path}"]))\' ;;\n'
+        "esac\n"
+        f"echo started >> {tmp_path / 'starts'}\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    script.chmod(0o755)
+    sb = SubprocessSandbox(Limits(), preload=("crashes_on_import",), python=str(script))
+    try:
+        with pytest.raises(HumanEvalError) as e:
+            sb.start()
+    finally:
+        sb.close()
+    assert "Fatal Python error: Segmentation fault" in str(e.value)
+    assert 'File "' in str(e.value) and "crashes_on_import.py" in str(e.value)
+    assert (tmp_path / "starts").read_text().splitlines() == ["started"]

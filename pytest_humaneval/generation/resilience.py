@@ -154,6 +154,9 @@ class Liveness:
         between (an outage, not a busy server); raise :class:`ServerGoneError` after the grace period."""
         while self.gone is None and self.heard_at < since:
             if self._probing is None or self._probing.done():
+                # nothing new is sent until the probe answers: a request sent now into a server that just
+                # went away fails at once, and each such failure is one more connection error and retry
+                self._up.clear()
                 self._probing = asyncio.ensure_future(self._probe_until_answered())
             await asyncio.shield(self._probing)
         if self.gone is not None:
@@ -165,6 +168,12 @@ class Liveness:
             self._probing.cancel()
 
     async def _probe_until_answered(self) -> None:
+        try:
+            await self._probe_loop()
+        finally:
+            self._up.set()  # however it ends (answered, gone, cancelled), no request waits on it any more
+
+    async def _probe_loop(self) -> None:
         down_since: float | None = None
         interval, longest = PROBE_INTERVAL_S
         while True:
@@ -177,13 +186,11 @@ class Liveness:
                     self.outage_s += now - down_since
                     waited = f"{now - down_since:.1f} s"
                     self.notify(f"humaneval: the server at {self.base_url} answers again after {waited}")
-                self._up.set()
                 return
             self._failed_at = now
             if down_since is None:
                 down_since = now
                 self.outages += 1
-                self._up.clear()
                 self.notify(
                     f"humaneval: the server at {self.base_url} does not answer ({cause}); waiting up to "
                     f"{self.grace:g} s for it (--humaneval-server-grace)"
@@ -195,8 +202,7 @@ class Liveness:
                     f"the model server at {self.base_url} stopped answering: still unreachable ({cause}) "
                     f"after the grace period of {self.grace:g} s (--humaneval-server-grace)"
                 )
-                self._up.set()  # release the waiting requests: they raise self.gone
-                return
+                return  # the waiting requests are released: they raise self.gone
             await asyncio.sleep(min(interval, left))
             interval = min(longest, interval * 2)
 

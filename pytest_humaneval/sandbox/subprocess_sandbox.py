@@ -33,6 +33,8 @@ NO_NAMESPACES_ENV = "PYTEST_HUMANEVAL_NO_NAMESPACES"
 #: Variables a program may see; everything else (tokens, keys, proxies) is scrubbed.
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT_S = 60.0
+#: Tries to start a runner that dies or hangs without a word, before the run stops.
+START_ATTEMPTS = 2
 #: Extra seconds the host waits past a program's limit before it declares the runner wedged.
 GRACE_S = 10.0
 WEDGED = f"the sandbox runner stopped answering {GRACE_S:g} s past the program's time limit (wedged)"
@@ -197,7 +199,31 @@ class SubprocessSandbox(Sandbox):
                 self.uids = UidBlock.acquire()
             except RuntimeError as e:
                 raise HumanEvalError(f"the sandbox could not get uids for its programs: {e}") from None
-        with (self._tmp / "runner.log").open("ab") as log:
+        failures: list[str] = []
+        while True:
+            try:
+                proc, ready = self._launch(workbase)
+                break
+            except _StartFailed as e:
+                failures.append(e.how)
+                # One more try for a runner that died or hung without a word (seen once in CI, cause
+                # unknown); one that said why would only say it again.
+                if e.log_tail or len(failures) == START_ATTEMPTS:
+                    raise HumanEvalError(
+                        f"the sandbox runner did not start ({self.python}; {', then '.join(failures)}): "
+                        f"{e.log_tail or 'no output'}; try {NO_NAMESPACES_ENV}=1 if this system forbids "
+                        "namespaces"
+                    ) from None
+        self.proc = proc
+        self.isolation = ready["isolation"]
+        threading.Thread(target=self._read, args=(proc,), name="humaneval-sandbox", daemon=True).start()
+        return self.isolation
+
+    def _launch(self, workbase: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        """Start one runner and wait for its ready frame; ``_StartFailed`` says how it failed."""
+        log_path = self._tmp / "runner.log"
+        log_start = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [self.python, "-I", "-S", "-u", "-c", launch.BOOT],
                 stdin=subprocess.PIPE,
@@ -210,7 +236,9 @@ class SubprocessSandbox(Sandbox):
             )
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            os.write(proc.stdin.fileno(), launch.sources_frame())
+            sources = memoryview(launch.sources_frame())
+            while sources:  # larger than a pipe: one write(2) may take only part of it
+                sources = sources[os.write(proc.stdin.fileno(), sources) :]
             write_frame(
                 proc.stdin.fileno(),
                 {
@@ -230,19 +258,16 @@ class SubprocessSandbox(Sandbox):
             )
         except OSError:
             pass  # the runner died at once: its log says why, below
+        started = time.monotonic()
         try:
-            ready = read_frame(proc.stdout.fileno(), time.monotonic() + START_TIMEOUT_S)
-        except (RunnerGone, TimeoutError):
-            log_tail = (self._tmp / "runner.log").read_text(errors="replace")[-2000:]
+            return proc, read_frame(proc.stdout.fileno(), started + START_TIMEOUT_S)
+        except (RunnerGone, TimeoutError) as e:
+            how = _start_failure(proc, e, time.monotonic() - started)
+            with log_path.open("rb") as fh:
+                fh.seek(log_start)
+                log_tail = fh.read().decode(errors="replace")[-2000:]
             _kill_group(proc)
-            raise HumanEvalError(
-                f"the sandbox runner did not start ({self.python}): {log_tail or 'no output'}; "
-                f"try {NO_NAMESPACES_ENV}=1 if this system forbids namespaces"
-            ) from None
-        self.proc = proc
-        self.isolation = ready["isolation"]
-        threading.Thread(target=self._read, args=(proc,), name="humaneval-sandbox", daemon=True).start()
-        return self.isolation
+            raise _StartFailed(how, log_tail) from None
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -449,12 +474,45 @@ def sweep_cgroups() -> None:
                     pass
 
 
+class _StartFailed(Exception):
+    def __init__(self, how: str, log_tail: str) -> None:
+        super().__init__(how)
+        self.how, self.log_tail = how, log_tail
+
+
+def _start_failure(proc: subprocess.Popen[bytes], error: Exception, waited: float) -> str:
+    """How a runner that never said it was ready ended: the wait that ran out, or how the process we
+    started ended. Looked at without reaping it (WNOWAIT): its pid stays its own until ``_kill_group``.
+    That process leaves at once, with status 0, when the runner forks into its PID namespace: then the
+    runner itself (no child of ours) ended, and how is not ours to see; its log would say why."""
+    if isinstance(error, TimeoutError):
+        return f"not ready after {waited:.0f} s"
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return f"gone after {waited:.1f} s"
+        if info is not None and info.si_pid:
+            if info.si_code != os.CLD_EXITED:
+                return f"killed by {signal.Signals(info.si_status).name} after {waited:.1f} s"
+            if info.si_status:
+                return f"exited with status {info.si_status} after {waited:.1f} s"
+            return f"ended after {waited:.1f} s, inside its PID namespace"
+        if time.monotonic() > deadline:
+            return f"closed its output after {waited:.1f} s and still runs"
+        time.sleep(0.02)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the runner and every process in its group (the runner in its PID namespace included)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
+    """Kill the runner and every process in its group (the runner in its PID namespace included).
+
+    Not once the process we started has been reaped: its pid, and so the group's, may then be another's."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
     proc.kill()
     proc.wait()
     for stream in (proc.stdin, proc.stdout):

