@@ -25,6 +25,7 @@ from .items import (
     HumanEvalCollector,
     HumanEvalItem,
 )
+from .languages import check_toolchains
 from .options import Settings, read_settings
 from .report_html.pytest_html import add_pytest_html_extras
 from .time_limits import TimeLimits
@@ -39,6 +40,7 @@ def activate(config: pytest.Config) -> None:
         dataset = load_dataset(settings.dataset, config)
         if settings.debug and not dataset.name.endswith(DEBUG_SUFFIX):
             dataset = debug_subset(dataset)
+        check_toolchains(dataset, dataset.name, settings.sandbox)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
     workerinput = getattr(config, "workerinput", None)

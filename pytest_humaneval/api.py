@@ -18,6 +18,7 @@ from .completions import canonical, coverage, parse_completions, pick, read_comp
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
+from .languages import check_toolchains
 from .report import pass_at_k, pass_at_ks, summarize
 from .sandbox import Limits, describe_isolation, make_sandbox
 from .time_limits import time_limits
@@ -63,6 +64,7 @@ def evaluate(
         judging = judge_config(judge_endpoint, judge_model, judge_api_key, output)
         check_judge(judging, api=True)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    check_toolchains(ds, ds.name, sandbox)
     if completions == "canonical":
         samples = canonical(ds)
     elif isinstance(completions, (str, Path)):

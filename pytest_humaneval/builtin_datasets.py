@@ -17,6 +17,7 @@ from typing import Any
 
 from .dataset import data_dir, iter_jsonl
 from .errors import HumanEvalError
+from .languages import LANGUAGES, entry_point_of, template_for
 from .registry import Benchmark
 
 HUMANEVAL_FILE = "HumanEval.jsonl.gz"
@@ -102,7 +103,51 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             memory_mb=MBPP_PLUS_MEMORY_MB,
             reference_calls=partial(reference_calls, "mbpp-plus"),
         ),
+        *humaneval_x_benchmarks(),
     )
+
+
+#: HumanEval-X (CodeGeeX, Apache-2.0): the languages pytest-humaneval runs, and its file of each.
+HUMANEVAL_X = {
+    "cpp": "humaneval_cpp.jsonl.gz",
+    "js": "humaneval_js.jsonl.gz",
+    "java": "humaneval_java.jsonl.gz",
+}
+#: Measured: the canonical solutions that fail their own tests (reported as xfail).
+HUMANEVAL_X_DEFECTS = {
+    "js": {
+        "JavaScript/112": "dataset defect: the canonical solution returns a comma expression, not the array",
+        "JavaScript/155": "dataset defect: the test expects [1, 0] for 0, which no correct count gives",
+    },
+}
+
+
+def humaneval_x_benchmarks() -> tuple[Benchmark, ...]:
+    return tuple(
+        _bundled(
+            f"humaneval-x-{lang}",
+            file,
+            f"HumanEval-X {LANGUAGES[lang].title} (CodeGeeX, 164 problems)",
+            load=partial(humaneval_x_problems, lang),
+            prompt_template=template_for(LANGUAGES[lang]),
+            known_defects=HUMANEVAL_X_DEFECTS.get(lang, {}),
+        )
+        for lang, file in HUMANEVAL_X.items()
+    )
+
+
+def humaneval_x_problems(lang: str) -> Iterator[dict[str, Any]]:
+    """HumanEval-X's rows in our schema: the language, the function the prompt asks for, its declaration."""
+    for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_X[lang]):
+        yield {
+            "task_id": obj["task_id"],
+            "prompt": obj["prompt"],
+            "test": obj["test"],
+            "canonical_solution": obj["canonical_solution"],
+            "entry_point": entry_point_of(obj["prompt"]),
+            "language": lang,
+            "context": {"declaration": obj.get("declaration", "")},
+        }
 
 
 def _bundled(

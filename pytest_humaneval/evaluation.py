@@ -11,6 +11,7 @@ from typing import Any
 
 from .completions import PRESET_STATUSES, Sample, prompt_definitions
 from .dataset import Dataset, Problem
+from .languages import language_of, program_job_parts, verdict_from_reason
 from .sandbox import Job, Sandbox
 from .verdict import Result
 
@@ -35,6 +36,10 @@ def prepare(
     elif sample.empty:
         result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
     else:
+        language = language_of(problem)
+        if language is not None:  # compiled and run by a driver: the time limit covers its build too
+            solution, test, entry = program_job_parts(problem, sample.completion, timeout)
+            return Job(solution, test, entry, timeout + language.build_s)
         return program_job(problem, sample.program(problem), timeout, call_limits)
     return conclude(dataset, problem, sample, result)
 
@@ -60,6 +65,11 @@ def conclude(dataset: Dataset, problem: Problem, sample: Sample, outcome: dict[s
         result = outcome
     else:
         result = Result.from_runner(problem.task_id, sample.index, outcome, sample.completion)
+        if result.status == "failed" and problem.language != "python":
+            told = verdict_from_reason(result.reason)  # the driver's verdict, out of the test's message
+            if told is not None:
+                result.status, result.reason = told
+                result.exc_type = None
     result.completion = sample.completion
     if not result.passed:
         result.known_defect = dataset.known_defect(problem.task_id)
@@ -70,6 +80,9 @@ def timing_job(problem: Problem, sample: Sample, result: Result, timeout: float)
     """``--humaneval-efficiency``: the job that times a passing program against the canonical solution
     (its answer goes to :func:`add_timing`), or None (not passing, or not timeable: the reason is set)."""
     if not result.passed:
+        return None
+    if problem.language != "python":
+        result.efficiency = {"error": f"efficiency is measured for Python programs, not {problem.language}"}
         return None
     from .analysis.efficiency import efficiency_job
 

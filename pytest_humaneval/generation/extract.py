@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from ..dataset import Problem
+from ..languages import Language, closes_function, continuation, definition, language_of
 from ..pysource import (
     DEFINITIONS,
     compiles,
@@ -114,12 +115,18 @@ def extract(
         if (reasoning_content or "").strip():
             return Extraction("", "no_code", "the model thought but gave no answer")
         return Extraction("", "no_code", "the answer is empty")
-    code = extract_code(problem, answer, cut=cut)
+    language = language_of(problem)
+    code = (
+        extract_code(problem, answer, cut=cut) if language is None else extract_in(language, problem, answer)
+    )
     if not code.strip():
         if cut:
             return Extraction("", "truncated", f"the answer was cut before any code; {TRUNCATED_HINT}")
-        return Extraction("", "no_code", "no Python code in the answer")
-    if cut and not compiles(problem.prompt + code):
+        title = language.title if language else "Python"
+        return Extraction("", "no_code", f"no {title} code in the answer")
+    if cut and language is not None and not closes_function(code):
+        return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
+    if cut and language is None and not compiles(problem.prompt + code):
         return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
     return Extraction(code)
 
@@ -167,6 +174,21 @@ def extract_code(problem: Problem, answer: str, *, cut: bool = False) -> str:
         return after_prompt(problem, whole_program(main.text, others, entry))
     with_return = [b for b in python if "return" in b.text]
     return body(problem, (with_return or python)[0].text)
+
+
+def extract_in(language: Language, problem: Problem, answer: str) -> str:
+    """A language task's completion: from the last fenced block in the language (or untagged) that defines
+    the asked function, its body and what belongs with it (:func:`continuation`); else the first such block
+    as the body; an answer without fences is taken as the continuation itself (a base model's)."""
+    blocks = fenced_blocks(answer)
+    if not blocks:
+        return answer
+    ours = [b for b in blocks if b.lang in language.fence_tags] or [b for b in blocks if not b.lang]
+    ours = [b for b in ours if b.text.strip()]
+    defining = [b for b in ours if definition(b.text, problem.entry_point) is not None]
+    if defining:
+        return continuation(problem, language, defining[-1].text)
+    return ours[0].text if ours else ""
 
 
 def fenced_blocks(text: str) -> list[Block]:

@@ -1,0 +1,490 @@
+"""Programs in languages other than Python: how HumanEval-X builds, compiles and runs each one.
+
+The construction is CodeGeeX's (``evaluate_humaneval_x.py``, ``execution.py``): C++ gets the standard headers
+its prompt lacks, then prompt + completion + test, built with ``g++ -std=c++11``; JavaScript is prompt +
+completion + test run by ``node``, and passes only when it prints nothing (``console.assert`` only prints);
+Java is prompt + completion + test as ``Main.java``. A program passes when it exits 0, as there, and also only
+when it reached the end of its test's ``main``: a completion that ends the process early (``exit(0)`` in the
+function) fails here, where the official harness passes it.
+
+A language task's sandbox job is a small Python driver (``run_program``): in the sandboxed program's own
+process (its namespaces, uid, cgroup and limits) it writes the files, compiles, runs, and answers with the
+verdict; the test (in the judge) passes only that answer's ``passed``. The compiler and the program are the
+driver's children, so the program's limits bound them too; the time limit covers the build and the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .dataset import Problem
+from .errors import HumanEvalError
+
+#: The name of the driver function the sandbox job calls.
+DRIVER_ENTRY = "run_program"
+#: The file a program's test writes (with the job's nonce) once its main has run to the end.
+DONE_FILE = ".humaneval-done"
+#: Marks a verdict the driver serialised into the test's failure message (see :func:`verdict_from_reason`).
+VERDICT_MARK = "humaneval-verdict:"
+
+#: CodeGeeX's IMPORT_HELPER for C++: each header the prompt does not include comes first.
+CPP_HEADERS = (
+    "#include<stdlib.h>",
+    "#include<algorithm>",
+    "#include<math.h>",
+    "#include<stdio.h>",
+    "#include<vector>",
+    "#include<string>",
+    "#include<climits>",
+    "#include<cstring>",
+    "#include<iostream>",
+)
+
+#: A JVM under the program's address-space limit: without these it reserves 1 GB of class space and a
+#: code cache at start and cannot start under 2 GB; one compiler thread and the serial GC keep its
+#: thread count (the program's process limit) low on a machine with many cores.
+JVM_FLAGS = (
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-XX:CICompilerCount=1",
+    "-XX:CompressedClassSpaceSize=64m",
+    "-XX:ReservedCodeCacheSize=32m",
+    "-Xmx512m",
+    "-Xss1m",
+)
+
+
+@dataclass(frozen=True)
+class Language:
+    """What the harness knows about a language: its tools, how a program is built, how it is asked for."""
+
+    name: str
+    title: str
+    #: Fence info strings that mark this language's code blocks in an answer.
+    fence_tags: tuple[str, ...]
+    #: (executable, what installs it on Debian) for each tool a program needs.
+    tools: tuple[tuple[str, str], ...]
+    #: Seconds a build may take, on top of the program's own time limit.
+    build_s: float
+    #: ``{task: (files, steps)}``: the files to write and the commands to run (see :func:`driver_spec`).
+    construct: Callable[[Problem, str, str], tuple[dict[str, str], list[dict[str, object]]]]
+    #: Passes only with empty stdout and stderr (JavaScript: ``console.assert`` prints and exits 0).
+    quiet: bool = False
+
+    def missing_tools(self) -> list[str]:
+        return [f"{tool} ({package})" for tool, package in self.tools if shutil.which(tool) is None]
+
+    def require_tools(self, dataset: str) -> None:
+        """One clear message before anything runs: which tools are missing and what installs them."""
+        missing = self.missing_tools()
+        if missing:
+            raise HumanEvalError(
+                f"dataset {dataset!r} needs the {self.title} toolchain, and this machine lacks "
+                f"{', '.join(missing)}: install it (`bash .ci/toolchains` in a checkout of pytest-humaneval "
+                "does it on Debian), or run in the docker sandbox"
+            )
+
+
+def _hoisted(code: str, pattern: re.Pattern[str]) -> tuple[str, str]:
+    """(the lines of ``code`` matching ``pattern``, the rest): a completion's own ``#include``/``import``
+    lines, which only work at the top of the file."""
+    top, rest = [], []
+    for line in code.split("\n"):
+        (top if pattern.match(line) else rest).append(line)
+    return "".join(line + "\n" for line in top), "\n".join(rest)
+
+
+_CPP_INCLUDE = re.compile(r"\s*#\s*include\b")
+_JAVA_IMPORT = re.compile(r"\s*import\s+[\w.]+(\.\*)?\s*;\s*$")
+
+
+def _cpp(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    headers = "".join(h + "\n" for h in CPP_HEADERS if h not in problem.prompt)
+    includes, completion = _hoisted(completion, _CPP_INCLUDE)
+    source = (
+        f"{includes}{headers}\n{problem.prompt}{completion}\n"
+        f"#define main humaneval_test_main\n{problem.test}\n#undef main\n"
+        "#include <cstdio>\n"
+        "int main() {\n"
+        "    humaneval_test_main();\n"
+        f'    FILE *done = fopen("{DONE_FILE}", "w");\n'
+        f'    if (done) {{ fputs("{nonce}", done); fclose(done); }}\n'
+        "    return 0;\n"
+        "}\n"
+    )
+    libs = ["-lcrypto", "-lssl"] if "openssl/" in problem.prompt + problem.test else []
+    build = {"phase": "build", "argv": ["g++", "-std=c++11", "-o", "main", "main.cpp", *libs]}
+    return {"main.cpp": source}, [build, {"phase": "run", "argv": ["./main"], "remove": ["main.cpp"]}]
+
+
+def _js(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    source = (
+        f"{problem.prompt}{completion}\n{problem.test}\n"
+        f";require('fs').writeFileSync({DONE_FILE!r}, {nonce!r});\n"
+    )
+    # From stdin, its file gone before it starts: the program cannot read the nonce out of its source.
+    # Modules installed globally (npm install -g js-md5, for JavaScript/162) resolve through NODE_PATH.
+    modules = [d for d in ("/usr/local/lib/node_modules", "/usr/lib/node_modules") if os.path.isdir(d)]
+    run = {
+        "phase": "run",
+        "argv": ["node", "-"],
+        "stdin": "main.js",
+        "remove": ["main.js"],
+        "env": {"NODE_PATH": ":".join(modules)},
+    }
+    return {"main.js": source}, [run]
+
+
+def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    imports, completion = _hoisted(completion, _JAVA_IMPORT)
+    wrapper = (
+        "public class HumanEvalMain {\n"
+        "    public static void main(String[] args) throws Exception {\n"
+        "        Main.main(args);\n"
+        f'        java.nio.file.Files.writeString(java.nio.file.Path.of("{DONE_FILE}"), "{nonce}");\n'
+        "    }\n"
+        "}\n"
+    )
+    files = {
+        "Main.java": f"{imports}{problem.prompt}{completion}\n{problem.test}",
+        "HumanEvalMain.java": wrapper,
+    }
+    javac = [
+        "javac",
+        *(f"-J{flag}" for flag in JVM_FLAGS),
+        "-encoding",
+        "UTF-8",
+        "Main.java",
+        "HumanEvalMain.java",
+    ]
+    run = {
+        "phase": "run",
+        "argv": ["java", *JVM_FLAGS, "-cp", ".", "HumanEvalMain"],
+        "remove": ["Main.java", "HumanEvalMain.java"],
+    }
+    return files, [{"phase": "build", "argv": javac}, run]
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.name: lang
+    for lang in (
+        Language("cpp", "C++", ("cpp", "c++", "cc", "cxx", "c"), (("g++", "g++"),), 20.0, _cpp),
+        Language(
+            "js", "JavaScript", ("javascript", "js", "node", "nodejs"), (("node", "nodejs"),), 0.0, _js, True
+        ),
+        Language("java", "Java", ("java",), (("javac", "default-jdk"), ("java", "default-jdk")), 30.0, _java),
+    )
+}
+
+
+def language_of(problem: Problem) -> Language | None:
+    """The problem's language, or None for Python (the sandbox's own kind of job)."""
+    if problem.language == "python":
+        return None
+    try:
+        return LANGUAGES[problem.language]
+    except KeyError:
+        raise HumanEvalError(
+            f"{problem.task_id}: language {problem.language!r} is not one pytest-humaneval runs "
+            f"(python, {', '.join(LANGUAGES)})"
+        ) from None
+
+
+def driver_spec(problem: Problem, completion: str, run_s: float) -> dict[str, object]:
+    """What the driver does for ``completion``: files, steps (each with its CPU seconds: the build's
+    allowance, the program's limit), and the nonce its test's end writes."""
+    language = language_of(problem)
+    assert language is not None
+    nonce = secrets.token_hex(16)
+    files, steps = language.construct(problem, completion, nonce)
+    for step in steps:
+        step["cpu_s"] = language.build_s if step["phase"] == "build" else run_s
+    return {"files": files, "steps": steps, "nonce": nonce, "quiet": language.quiet, "done": DONE_FILE}
+
+
+#: The driver, run in the sandboxed program's process. Standard library only; it never raises for what the
+#: program does (every outcome is an answer), so the test's failure message carries the verdict.
+DRIVER = """
+def run_program():
+    import json, os, resource, signal, subprocess, sys
+    spec = json.loads(SPEC)
+    for name, text in spec["files"].items():
+        with open(name, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    env = dict(os.environ, TMPDIR=os.getcwd(), HOME=os.getcwd())
+    env["PATH"] = env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
+
+    def tail(name, size=2000):
+        with open(name, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
+            return fh.read().decode("utf-8", "replace")
+
+    def verdict(status, reason):
+        return VERDICT_MARK + status + "|" + reason
+
+    def first(text, word=""):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return next((line for line in lines if word in line), lines[0] if lines else "")
+
+    for step in spec["steps"]:
+        stdin = subprocess.DEVNULL
+        if step.get("stdin"):
+            stdin = open(step["stdin"], "rb")
+        for name in step.get("remove", ()):
+            os.unlink(name)
+        seconds = int(step["cpu_s"]) + 1
+
+        def cpu_limit():  # CPU seconds, not wall: a machine loaded many times over does not cut it short
+            resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = -(used.ru_utime + used.ru_stime)
+        with open(".stdout", "wb") as out, open(".stderr", "wb") as err:
+            try:
+                code = subprocess.call(
+                    step["argv"],
+                    stdin=stdin,
+                    stdout=out,
+                    stderr=err,
+                    env=dict(env, **step.get("env", {})),
+                    preexec_fn=cpu_limit,
+                )
+            except OSError as e:
+                return verdict("error", "%s: %s" % (step["argv"][0], e))
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used += ended.ru_utime + ended.ru_stime
+        printed, errors = tail(".stdout"), tail(".stderr")
+        print(printed, end="")
+        print(errors, end="", file=sys.stderr)
+        build = step["phase"] == "build"
+        if code == -signal.SIGXCPU or (code == -signal.SIGKILL and used >= seconds - 0.5):
+            what = "compilation" if build else "the program"
+            return verdict("timeout", "%s used up its %d s of CPU time" % (what, seconds - 1))
+        if build and code != 0:
+            return verdict("syntax_error", "compilation failed: " + first(errors or printed, "error"))
+        if build:
+            continue
+        if "SyntaxError" in errors and code == 1:  # node: the program does not parse
+            return verdict("syntax_error", first(errors, "SyntaxError"))
+        if code == -signal.SIGABRT and "Assertion" in errors:  # C/C++ assert(): the test failed
+            return verdict("failed", first(errors, "Assertion"))
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            why = first(errors, "rror") if errors.strip() else ""
+            return verdict("crashed", "killed by %s%s" % (name, ": " + why if why else ""))
+        if code != 0:
+            return verdict("failed", "exit status %d: %s" % (code, first(errors or printed, "rror")))
+        if spec["quiet"] and (printed or errors):
+            why = first(errors or printed)
+            return verdict("failed", "the test printed (a failed console.assert): " + why)
+        try:
+            with open(spec["done"]) as fh:
+                done = fh.read() == spec["nonce"]
+        except OSError:
+            done = False
+        if not done:
+            why = "the program exited (status 0) before its test's main ran to the end"
+            return verdict("failed", why)
+    return "passed"
+"""
+
+#: The test: the driver's answer must be ``passed``; anything else fails, its verdict in the message.
+CHECK = """
+def check(candidate):
+    outcome = candidate()
+    assert outcome == "passed", outcome
+"""
+
+
+def program_job_parts(problem: Problem, completion: str, run_s: float) -> tuple[str, str, str]:
+    """(solution, test, entry point) of the sandbox job for a language task's ``completion``; the program
+    may use ``run_s`` seconds of CPU time."""
+    spec = driver_spec(problem, completion, run_s)
+    solution = f"SPEC = {json.dumps(json.dumps(spec))}\nVERDICT_MARK = {VERDICT_MARK!r}\n{DRIVER}"
+    return solution, CHECK, DRIVER_ENTRY
+
+
+def verdict_from_reason(reason: str) -> tuple[str, str] | None:
+    """The (status, reason) the driver put in a failing test's message; None when there is none. Never
+    ``passed``: that only comes from the test passing."""
+    at = reason.find(VERDICT_MARK)
+    if at < 0:
+        return None
+    status, bar, why = reason[at + len(VERDICT_MARK) :].partition("|")
+    if not bar:
+        return None
+    if status not in ("failed", "error", "crashed", "syntax_error", "timeout"):
+        status = "failed"
+    return status, why
+
+
+# -- what the prompt asks for ----------------------------------------------------------------------------
+
+_KEYWORDS = frozenset({"if", "for", "while", "switch", "catch", "return", "sizeof", "else"})
+_CALLABLE = re.compile(r"(\w+)\s*(?:=\s*(?:async\s*)?(?:function\s*)?)?\(")
+
+
+def entry_point_of(prompt: str) -> str:
+    """The function a HumanEval-X prompt asks for: the last one it opens (``name(...) {`` or
+    ``const name = (...) => {``); CPP/38's prompt ends inside that function's body."""
+    for line in reversed(prompt.split("\n")):
+        if "{" in line and not line.strip().startswith(("//", "*", "/*")):
+            for m in _CALLABLE.finditer(line):
+                if m.group(1) not in _KEYWORDS:
+                    return m.group(1)
+    return ""
+
+
+def template_for(language: Language) -> str:
+    """The prompt template of a language's benchmark: complete the function, answer in one fenced block."""
+    tag = language.fence_tags[0]
+    return (
+        f"Complete the following {language.title} function `{{entry_point}}`. Reply with the complete "
+        f"function (signature and body, and any helper it needs) in a single ```{tag} code block, without a "
+        f"main function or tests.\n\n```{tag}\n{{prompt}}\n```\n"
+    )
+
+
+# -- source scanning for extraction --------------------------------------------------------------------
+
+
+def skip_literal(code: str, i: int) -> int:
+    """The index after the comment or string literal at ``i`` (``i`` itself when none starts there)."""
+    if code.startswith("//", i):
+        end = code.find("\n", i)
+        return len(code) if end < 0 else end
+    if code.startswith("/*", i):
+        end = code.find("*/", i + 2)
+        return len(code) if end < 0 else end + 2
+    quote = code[i] if i < len(code) else ""
+    if quote in "\"'`":
+        j = i + 1
+        while j < len(code) and code[j] != quote:
+            if code[j] == "\\":
+                j += 1
+            elif code[j] == "\n" and quote != "`":
+                return j  # an unterminated literal (or a C++ digit separator): stop at the line's end
+            j += 1
+        return j + 1
+    return i
+
+
+def matching(code: str, start: int) -> int:
+    """The index of the bracket closing the one at ``start`` (``(`` or ``{``), or -1."""
+    opening = code[start]
+    closing = {"(": ")", "{": "}", "[": "]"}[opening]
+    depth, i = 0, start
+    while i < len(code):
+        after = skip_literal(code, i)
+        if after != i:
+            i = after
+            continue
+        if code[i] == opening:
+            depth += 1
+        elif code[i] == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+_BEFORE_BODY = re.compile(
+    r"\s*(?:=>|const\b|noexcept\b|override\b|throws\s+[\w.,\s]+?(?=\{)|->\s*[\w:<>,\s*&]+?(?=\{))*\s*"
+)
+
+
+def definition(code: str, name: str) -> tuple[int, int, int] | None:
+    """(start of its line, its body's ``{``, its body's ``}``) of ``name``'s last definition in ``code``."""
+    found = None
+    pattern = re.compile(rf"\b{re.escape(name)}\s*(?:=\s*(?:async\s*)?(?:function\s*\w*\s*)?)?\(")
+    for m in pattern.finditer(code):
+        close = matching(code, m.end() - 1)
+        if close < 0:
+            continue
+        gap = _BEFORE_BODY.match(code, close + 1)
+        brace = gap.end() if gap else close + 1
+        if brace < len(code) and code[brace] == "{":
+            end = matching(code, brace)
+            if end > 0:
+                found = (code.rfind("\n", 0, m.start()) + 1, brace, end)
+    return found
+
+
+def without_definition(code: str, name: str) -> str:
+    """``code`` without the definition of ``name`` (a ``main``, a test class's method)."""
+    while (found := definition(code, name)) is not None:
+        start, _, end = found
+        code = code[:start] + code[end + 1 :]
+    return code
+
+
+def without_class(code: str, name: str) -> str:
+    m = re.search(rf"(?:public\s+)?(?:final\s+)?class\s+{re.escape(name)}\b[^{{]*\{{", code)
+    if m is None:
+        return code
+    end = matching(code, m.end() - 1)
+    return code if end < 0 else code[: m.start()] + code[end + 1 :]
+
+
+def continuation(problem: Problem, language: Language, code: str) -> str:
+    """What follows the prompt, from a block that defines the asked function whole: its body (the prompt
+    ends with its opening brace), then the rest of the block that belongs to the program (helpers, the
+    class's other members), without a ``main`` or a test class. None of it when the block does not define
+    it: the block is then the body itself."""
+    found = definition(code, problem.entry_point)
+    if found is None:
+        return code
+    start, brace, end = found
+    body = code[brace + 1 : end + 1]
+    if language.name == "java":
+        klass = re.search(r"class\s+Solution\b[^{]*\{", code)
+        if klass is not None and klass.end() - 1 < brace and (close := matching(code, klass.end() - 1)) > end:
+            members = code[klass.end() : start] + code[end + 1 : close]
+            outside = without_class(code[: klass.start()] + code[close + 1 :], "Main")
+            members = without_definition(members, "main")
+            return f"{body}\n{members.strip(chr(10))}\n}}\n{outside.strip()}\n"
+        rest = without_definition(code[:start] + code[end + 1 :], "main")
+        return f"{body}\n{rest.strip(chr(10))}\n}}\n"
+    rest = without_definition(code[:start] + code[end + 1 :], "main")
+    if language.name == "js":  # a top-level console.log of an example would fail the quiet check
+        rest = "\n".join(line for line in rest.split("\n") if not line.startswith("console."))
+    return f"{body}\n{rest.strip()}\n" if rest.strip() else body + "\n"
+
+
+def closes_function(code: str) -> bool:
+    """Whether a continuation closes the function the prompt opened (more ``}`` than ``{`` at some point):
+    an answer cut at the token limit before that is truncated."""
+    depth, i = 0, 0
+    while i < len(code):
+        after = skip_literal(code, i)
+        if after != i:
+            i = after
+            continue
+        depth += {"{": 1, "}": -1}.get(code[i], 0)
+        if depth < 0:
+            return True
+        i += 1
+    return False
+
+
+def check_toolchains(problems: Iterable[Problem], dataset: str, sandbox: str) -> None:
+    """Before anything is served or run: every language the dataset's problems use can be built where the
+    programs run (one message naming what is missing and what installs it)."""
+    languages = {LANGUAGES[p.language] for p in problems if p.language in LANGUAGES}
+    if not languages:
+        return
+    if sandbox == "docker":
+        titles = ", ".join(sorted(lang.title for lang in languages))
+        raise HumanEvalError(
+            f"dataset {dataset!r} needs the {titles} toolchain, which the docker sandbox's image does not "
+            "have yet: run it with --humaneval-sandbox=subprocess on a machine with the toolchain"
+        )
+    for language in sorted(languages, key=lambda lang: lang.name):
+        language.require_tools(dataset)

@@ -1,0 +1,376 @@
+"""HumanEval-X in C++, JavaScript and Java: the official construction, the real toolchains, the sandbox.
+
+Canonical solutions pass through the plugin (the known dataset defects as xfail); wrong, forged and hostile
+programs in each language come back with the verdict they earn, and leave nothing on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hostile import leftovers, unique_mark
+from venv_support import unavailable
+
+from pytest_humaneval.completions import Sample
+from pytest_humaneval.dataset import Problem, load_dataset
+from pytest_humaneval.errors import HumanEvalError
+from pytest_humaneval.evaluation import conclude, prepare
+from pytest_humaneval.generation.extract import extract
+from pytest_humaneval.languages import LANGUAGES, check_toolchains, entry_point_of
+from pytest_humaneval.sandbox import Limits
+from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+from pytest_humaneval.verdict import Result
+
+LANGS = ("cpp", "js", "java")
+
+#: Bodies for problem 0 (has_close_elements) of each language: what follows the prompt.
+CASES: dict[str, dict[str, str]] = {
+    "cpp": {
+        "wrong": "    return false;\n}\n",
+        "compile_error": "    return false\n}\n",
+        "exit_early": "    exit(0);\n}\n",
+        "loop": "    volatile int x = 0;\n    while (true) { x++; }\n}\n",
+        "segfault": "    int *p = 0;\n    *p = 1;\n    return true;\n}\n",
+        "fork_bomb": (
+            "#include <unistd.h>\n"
+            '    while (true) { if (fork() == 0) { execl("/bin/sleep", "sleep", "MARK", (char *)0); _exit(0); } }\n'
+            "}\n"
+        ),
+        "writes_outside": '    FILE *f = fopen("OUTSIDE", "w");\n    if (f) { fputs("x", f); fclose(f); }\n'
+        "    return false;\n}\n",
+        "network": (
+            "#include <sys/socket.h>\n#include <netinet/in.h>\n#include <arpa/inet.h>\n"
+            "    int s = socket(AF_INET, SOCK_STREAM, 0);\n    sockaddr_in a{};\n    a.sin_family = AF_INET;\n"
+            '    a.sin_port = htons(PORT);\n    a.sin_addr.s_addr = inet_addr("127.0.0.1");\n'
+            "    connect(s, (sockaddr *)&a, sizeof a);\n    return false;\n}\n"
+        ),
+    },
+    "js": {
+        "wrong": "  return false;\n}\n",
+        "compile_error": "  return false;;; }}}\n",
+        "exit_early": "  process.exit(0);\n}\n",
+        "loop": "  while (true) {}\n}\n",
+        "fork_bomb": "  const cp = require('child_process');\n"
+        "  for (;;) { try { cp.spawn('sleep', ['MARK']); } catch (e) {} }\n}\n",
+        "writes_outside": "  try { require('fs').writeFileSync('OUTSIDE', 'x'); } catch (e) {}\n  return false;\n}\n",
+        "network": "  require('net').connect(PORT, '127.0.0.1').on('error', () => {});\n  return false;\n}\n",
+    },
+    "java": {
+        "wrong": "        return false;\n    }\n}\n",
+        "compile_error": "        return false\n    }\n}\n",
+        "exit_early": "        System.exit(0);\n        return true;\n    }\n}\n",
+        "loop": "        while (true) {}\n    }\n}\n",
+        "fork_bomb": '        while (true) { try { new ProcessBuilder("sleep", "MARK").start(); } catch (Exception e) {} }\n'
+        "    }\n}\n",
+        "writes_outside": '        try { java.nio.file.Files.writeString(java.nio.file.Path.of("OUTSIDE"), "x"); }\n'
+        "        catch (Exception e) {}\n        return false;\n    }\n}\n",
+        "network": '        try { new java.net.Socket("127.0.0.1", PORT).close(); } catch (Exception e) {}\n'
+        "        return false;\n    }\n}\n",
+    },
+}
+
+#: The verdict each case earns (every one in every language: not passed, and never the harness's failure).
+EXPECTED = {
+    "wrong": "failed",
+    "compile_error": "syntax_error",
+    "exit_early": "failed",
+    "loop": "timeout",
+    "segfault": "crashed",
+    "fork_bomb": "timeout",
+    "writes_outside": "failed",
+    "network": "failed",
+}
+
+
+def need(language: str) -> None:
+    missing = LANGUAGES[language].missing_tools()
+    if missing:
+        unavailable(
+            f"no {LANGUAGES[language].title} toolchain here ({', '.join(missing)}): bash .ci/toolchains"
+        )
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SubprocessSandbox]:
+    sb = SubprocessSandbox(Limits(), concurrency=4)
+    sb.start()
+    yield sb
+    sb.close()
+
+
+def verdict(sb: SubprocessSandbox, language: str, completion: str, task: int = 0) -> Result:
+    dataset = load_dataset(f"humaneval-x-{language}")
+    problem = list(dataset)[task]
+    sample = Sample(problem.task_id, 0, completion)
+    job = prepare(dataset, problem, sample, 3.0)
+    assert not isinstance(job, Result)
+    return conclude(dataset, problem, sample, sb.run(job))
+
+
+@pytest.mark.parametrize("language", LANGS)
+def test_the_canonical_solution_passes_and_the_verdicts_of_wrong_ones(
+    sandbox: SubprocessSandbox, language: str
+) -> None:
+    need(language)
+    dataset = load_dataset(f"humaneval-x-{language}")
+    assert verdict(sandbox, language, next(iter(dataset)).canonical_solution).status == "passed"
+    wrong = verdict(sandbox, language, CASES[language]["wrong"])
+    assert wrong.status == "failed" and wrong.reason, wrong
+    broken = verdict(sandbox, language, CASES[language]["compile_error"])
+    assert broken.status == "syntax_error" and "rror" in broken.reason, broken
+
+
+@pytest.mark.parametrize("language", LANGS)
+def test_a_program_that_ends_its_process_early_does_not_pass(
+    sandbox: SubprocessSandbox, language: str
+) -> None:
+    """exit(0) in the function: the official harness (exit status 0) passes it; here its test never ended."""
+    need(language)
+    result = verdict(sandbox, language, CASES[language]["exit_early"])
+    assert (result.status, result.reason) == (
+        "failed",
+        "the program exited (status 0) before its test's main ran to the end",
+    )
+
+
+@pytest.mark.parametrize(
+    "language,case",
+    [
+        (lang, case)
+        for lang in LANGS
+        for case in ("loop", "fork_bomb", "writes_outside", "network", "segfault")
+        if case in CASES[lang]
+    ],
+)
+def test_hostile_programs_in_each_language(
+    sandbox: SubprocessSandbox, listener: socket.socket, tmp_path: Path, language: str, case: str
+) -> None:
+    need(language)
+    mark = unique_mark()
+    outside = tmp_path / "outside.txt"
+    body = (
+        CASES[language][case]
+        .replace("MARK", mark)
+        .replace("OUTSIDE", str(outside))
+        .replace("PORT", str(listener.getsockname()[1]))
+    )
+    started = time.monotonic()
+    result = verdict(sandbox, language, body)
+    assert result.status == EXPECTED[case], result
+    if case in ("loop", "fork_bomb"):  # stopped on its CPU time, not the build's allowance on top
+        assert result.reason in ("the program used up its 3 s of CPU time", "timed out after 3 s"), result
+        assert time.monotonic() - started < sandbox.longest_run(3.0 + LANGUAGES[language].build_s)
+    assert leftovers(mark) == [], "a process the program started is still running"
+    assert not outside.exists(), "the program wrote outside its directory"
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing connected from inside the sandbox
+    assert verdict(
+        sandbox, language, next(iter(load_dataset(f"humaneval-x-{language}"))).canonical_solution
+    ).passed
+
+
+# -- extraction: the function the prompt asks for, from a chat answer ----------------------------------
+
+CPP_ANSWER = """Here it is:
+
+```cpp
+#include <vector>
+#include <map>
+using namespace std;
+
+bool has_close_elements(vector<float> numbers, float threshold) {
+    map<int, int> seen;  // a brace in a comment: {
+    for (int i = 0; i < (int)numbers.size(); i++)
+        for (int j = i + 1; j < (int)numbers.size(); j++)
+            if (abs(numbers[i] - numbers[j]) < threshold) return true;
+    return false;
+}
+
+int main() {
+    printf("%d\\n", has_close_elements({1.0, 2.0}, 0.5));
+}
+```
+"""
+
+JAVA_ANSWER = """```java
+import java.util.*;
+
+class Solution {
+    private boolean close(double a, double b, double t) { return Math.abs(a - b) < t; }
+
+    public boolean hasCloseElements(List<Double> numbers, double threshold) {
+        for (int i = 0; i < numbers.size(); i++)
+            for (int j = i + 1; j < numbers.size(); j++)
+                if (close(numbers.get(i), numbers.get(j), threshold)) return true;
+        return false;
+    }
+}
+
+public class Main {
+    public static void main(String[] args) { System.out.println(new Solution().hasCloseElements(List.of(1.0), 0.5)); }
+}
+```"""
+
+JS_ANSWER = """```javascript
+const near = (a, b, t) => Math.abs(a - b) < t;
+
+const hasCloseElements = (numbers, threshold) => {
+  for (let i = 0; i < numbers.length; i++)
+    for (let j = i + 1; j < numbers.length; j++)
+      if (near(numbers[i], numbers[j], threshold)) return true;
+  return false;
+};
+
+console.log(hasCloseElements([1.0, 2.0], 0.5));
+```"""
+
+
+@pytest.mark.parametrize("language,answer", [("cpp", CPP_ANSWER), ("java", JAVA_ANSWER), ("js", JS_ANSWER)])
+def test_a_whole_function_from_a_chat_answer_passes_without_its_main(
+    sandbox: SubprocessSandbox, language: str, answer: str
+) -> None:
+    """The answer's own includes or imports, helpers and class members stay; its main and example calls go."""
+    need(language)
+    problem = next(iter(load_dataset(f"humaneval-x-{language}")))
+    extraction = extract(problem, answer)
+    assert extraction.status == "ok", extraction
+    assert "main" not in extraction.completion and "console.log" not in extraction.completion
+    result = verdict(sandbox, language, extraction.completion)
+    assert result.status == "passed", (result, extraction.completion)
+
+
+def test_an_answer_with_no_code_in_the_language_is_no_code() -> None:
+    problem = next(iter(load_dataset("humaneval-x-cpp")))
+    assert extract(problem, "").status == "no_code"
+    cut = extract(
+        problem,
+        "```cpp\nbool has_close_elements(vector<float> n, float t) {\n    for (",
+        finish_reason="length",
+    )
+    assert cut.status == "truncated"
+
+
+def test_the_entry_point_is_the_function_the_prompt_opens() -> None:
+    assert (
+        entry_point_of("/* doc */\nconst hasCloseElements = (numbers, threshold) => {\n")
+        == "hasCloseElements"
+    )
+    assert entry_point_of("#include<vector>\nbool has_close_elements(vector<float> n, float t){\n") == (
+        "has_close_elements"
+    )
+    assert all(p.entry_point in p.test for lang in LANGS for p in load_dataset(f"humaneval-x-{lang}"))
+
+
+# -- set-up: one message for a missing toolchain --------------------------------------------------------
+
+
+def test_a_missing_toolchain_is_one_message_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    problems = list(load_dataset("humaneval-x-java"))
+    with pytest.raises(HumanEvalError) as e:
+        check_toolchains(problems, "humaneval-x-java", "subprocess")
+    assert str(e.value).startswith(
+        "dataset 'humaneval-x-java' needs the Java toolchain, and this machine lacks javac (default-jdk), "
+        "java (default-jdk): install it"
+    )
+    with pytest.raises(HumanEvalError, match="the docker sandbox's image does not have yet"):
+        check_toolchains(problems, "humaneval-x-java", "docker")
+    check_toolchains([Problem("T/0", "def f():\n", "", "f")], "python-only", "docker")  # nothing to check
+
+
+def test_the_plugin_stops_before_anything_runs_without_the_toolchain(tmp_path: Path) -> None:
+    env = dict(os.environ, PATH="/nonexistent")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--humaneval-debug",
+            "--humaneval-dataset=humaneval-x-cpp",
+            "--humaneval-completions=canonical",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "needs the C++ toolchain, and this machine lacks g++ (g++)" in proc.stderr
+
+
+# -- the whole dataset through the plugin ---------------------------------------------------------------
+
+EXPECTED_RUNS = {"cpp": (164, 0), "js": (162, 2), "java": (164, 0)}
+
+
+def canonical_run(pytester: pytest.Pytester, language: str, *args: str) -> pytest.RunResult:
+    need(language)
+    dataset = f"--humaneval-dataset=humaneval-x-{language}"
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", dataset, "--humaneval-completions=canonical", *args
+    )
+
+
+@pytest.mark.parametrize("language", LANGS)
+def test_debug_run_of_each_language(pytester: pytest.Pytester, language: str) -> None:
+    canonical_run(pytester, language, "--humaneval-debug").assert_outcomes(passed=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", LANGS)
+def test_every_canonical_solution_through_the_plugin(pytester: pytest.Pytester, language: str) -> None:
+    result = canonical_run(pytester, language, "--humaneval", "--humaneval-report=report.json")
+    passed, xfailed = EXPECTED_RUNS[language]
+    result.assert_outcomes(passed=passed, xfailed=xfailed)
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["passed"] == passed and report["total"] == 164
+
+
+def test_a_plugged_in_benchmark_chooses_its_language(pytester: pytest.Pytester) -> None:
+    need("cpp")
+    pytester.makeconftest(
+        """
+from pytest_humaneval.registry import Benchmark
+
+TEST = "#include <cassert>\\nint main() {\\n    assert(inc(1) == 2);\\n    assert(inc(-1) == 0);\\n}\\n"
+
+
+def load():
+    return [{"task_id": "Mine/0", "prompt": "int inc(int x) {\\n", "entry_point": "inc", "language": "cpp",
+             "canonical_solution": "    return x + 1;\\n}\\n", "test": TEST}]
+
+
+def pytest_humaneval_datasets(config):
+    return [Benchmark("mine-cpp", load, "one C++ problem")]
+"""
+    )
+    pytester.makefile(".jsonl", answers='{"task_id": "Mine/0", "completion": "    return x + 2;\\n}\\n"}\n')
+    canonical = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--humaneval",
+        "--humaneval-dataset=mine-cpp",
+        "--humaneval-completions=canonical",
+    )
+    canonical.assert_outcomes(passed=1)
+    wrong = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--humaneval",
+        "--humaneval-dataset=mine-cpp",
+        "--humaneval-completions=answers.jsonl",
+    )
+    wrong.assert_outcomes(failed=1)
+    wrong.stdout.fnmatch_lines(["*Assertion `inc(1) == 2' failed*"])
