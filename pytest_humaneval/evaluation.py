@@ -37,9 +37,9 @@ def prepare(
         result = Result(problem.task_id, sample.index, "no_code", "the completion is empty")
     else:
         language = language_of(problem)
-        if language is not None:  # compiled and run by a driver: the time limit covers its build too
+        if language is not None:  # built and run by a driver, each step under a CPU-time limit
             solution, test, entry = program_job_parts(problem, sample.completion, timeout)
-            return Job(solution, test, entry, timeout + language.build_s)
+            return Job(solution, test, entry, language.wall_backstop(timeout))
         return program_job(problem, sample.program(problem), timeout, call_limits)
     return conclude(dataset, problem, sample, result)
 

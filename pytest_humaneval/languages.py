@@ -10,7 +10,9 @@ function) fails here, where the official harness passes it.
 A language task's sandbox job is a small Python driver (``run_program``): in the sandboxed program's own
 process (its namespaces, uid, cgroup and limits) it writes the files, compiles, runs, and answers with the
 verdict; the test (in the judge) passes only that answer's ``passed``. The compiler and the program are the
-driver's children, so the program's limits bound them too; the time limit covers the build and the run.
+driver's children, so the program's limits bound them too. Time is CPU time: the build gets its language's
+allowance, the program its problem's limit (RLIMIT_CPU on each step), so a loaded machine does not fail a
+correct program; a wall-clock bound far above (:meth:`Language.wall_backstop`) stops one that sleeps.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 from .dataset import Problem
 from .errors import HumanEvalError
+from .sandbox.base import MAX_STRETCH
 
 #: The name of the driver function the sandbox job calls.
 DRIVER_ENTRY = "run_program"
@@ -76,6 +79,13 @@ class Language:
     construct: Callable[[Problem, str, str], tuple[dict[str, str], list[dict[str, object]]]]
     #: Passes only with empty stdout and stderr (JavaScript: ``console.assert`` prints and exits 0).
     quiet: bool = False
+
+    def wall_backstop(self, run_s: float) -> float:
+        """The job's wall-clock limit. The limits that decide are in CPU seconds (the build's allowance,
+        the program's limit), set on each step: the sandbox's fair-share stretch sees only the driver's
+        process, not the compiler's and the program's waits on a loaded machine (64 JVMs on 2 cores timed
+        out 69 of 164 correct Java programs). This bound, far above them, stops a program that sleeps."""
+        return run_s * MAX_STRETCH + 3 * self.build_s
 
     def missing_tools(self) -> list[str]:
         return [f"{tool} ({package})" for tool, package in self.tools if shutil.which(tool) is None]

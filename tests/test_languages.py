@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from hostile import leftovers, unique_mark
 from venv_support import unavailable
 
+from pytest_humaneval.api import evaluate
 from pytest_humaneval.completions import Sample
 from pytest_humaneval.dataset import Problem, load_dataset
 from pytest_humaneval.errors import HumanEvalError
@@ -374,3 +376,24 @@ def pytest_humaneval_datasets(config):
     )
     wrong.assert_outcomes(failed=1)
     wrong.stdout.fnmatch_lines(["*Assertion `inc(1) == 2' failed*"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("language", ["cpp", "java"])
+def test_64_programs_at_once_on_this_machine_still_pass_every_canonical_solution(
+    language: str, tmp_path: Path
+) -> None:
+    """What a 64-core box runs by default, on 2 cores: the compilers' and JVMs' waits for a CPU are not the
+    programs' time (69 of 164 correct Java programs timed out when the limit was wall-clock)."""
+    need(language)
+    report = evaluate("canonical", f"humaneval-x-{language}", timeout=3.0, workers=64, output=tmp_path)
+    assert Counter(r["status"] for r in report["results"]) == {"passed": 164}
+
+
+@pytest.mark.slow
+def test_a_program_that_sleeps_is_stopped_by_the_wall_clock_bound(sandbox: SubprocessSandbox) -> None:
+    need("js")
+    started = time.monotonic()
+    result = verdict(sandbox, "js", "  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n}\n")
+    assert (result.status, result.reason) == ("timeout", "timed out after 30 s")
+    assert time.monotonic() - started < 40
