@@ -121,16 +121,21 @@ def _cpp(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str],
         f"{includes}{headers}\n{problem.prompt}{completion}\n"
         f"#define main humaneval_test_main\n{problem.test}\n#undef main\n"
         "#include <cstdio>\n"
-        "int main() {\n"
+        "#include <unistd.h>\n"
+        "int main() {\n"  # the nonce comes on stdin, read before any of the program runs: not in the binary
+        "    char nonce[64];\n"
+        "    ssize_t got = read(0, nonce, sizeof nonce);\n"
+        "    close(0);\n"
         "    humaneval_test_main();\n"
         f'    FILE *done = fopen("{DONE_FILE}", "w");\n'
-        f'    if (done) {{ fputs("{nonce}", done); fclose(done); }}\n'
+        "    if (done && got > 0) { fwrite(nonce, 1, (size_t)got, done); fclose(done); }\n"
         "    return 0;\n"
         "}\n"
     )
     libs = ["-lcrypto", "-lssl"] if "openssl/" in problem.prompt + problem.test else []
     build = {"phase": "build", "argv": ["g++", "-std=c++11", "-o", "main", "main.cpp", *libs]}
-    return {"main.cpp": source}, [build, {"phase": "run", "argv": ["./main"], "remove": ["main.cpp"]}]
+    run = {"phase": "run", "argv": ["./main"], "remove": ["main.cpp"], "input": nonce}
+    return {"main.cpp": source}, [build, run]
 
 
 def _js(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
@@ -138,17 +143,12 @@ def _js(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], 
         f"{problem.prompt}{completion}\n{problem.test}\n"
         f";require('fs').writeFileSync({DONE_FILE!r}, {nonce!r});\n"
     )
-    # From stdin, its file gone before it starts: the program cannot read the nonce out of its source.
-    # Modules installed globally (npm install -g js-md5, for JavaScript/162) resolve through NODE_PATH.
+    # Through a pipe, no file: the program cannot read the nonce back out of its source (node reads all of
+    # it before it runs a line). Modules installed globally (js-md5, for JavaScript/162) resolve through
+    # NODE_PATH.
     modules = [d for d in ("/usr/local/lib/node_modules", "/usr/lib/node_modules") if os.path.isdir(d)]
-    run = {
-        "phase": "run",
-        "argv": ["node", "-"],
-        "stdin": "main.js",
-        "remove": ["main.js"],
-        "env": {"NODE_PATH": ":".join(modules)},
-    }
-    return {"main.js": source}, [run]
+    run = {"phase": "run", "argv": ["node", "-"], "input": source, "env": {"NODE_PATH": ":".join(modules)}}
+    return {}, [run]
 
 
 def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
@@ -156,8 +156,10 @@ def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
     wrapper = (
         "public class HumanEvalMain {\n"
         "    public static void main(String[] args) throws Exception {\n"
+        "        String nonce = new String(System.in.readAllBytes());\n"  # a local: no class file holds it
+        "        System.in.close();\n"
         "        Main.main(args);\n"
-        f'        java.nio.file.Files.writeString(java.nio.file.Path.of("{DONE_FILE}"), "{nonce}");\n'
+        f'        java.nio.file.Files.writeString(java.nio.file.Path.of("{DONE_FILE}"), nonce);\n'
         "    }\n"
         "}\n"
     )
@@ -176,6 +178,7 @@ def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
     run = {
         "phase": "run",
         "argv": ["java", *JVM_FLAGS, "-cp", ".", "HumanEvalMain"],
+        "input": nonce,
         "remove": ["Main.java", "HumanEvalMain.java"],
     }
     return files, [{"phase": "build", "argv": javac}, run]
@@ -243,9 +246,7 @@ def run_program():
         return next((line for line in lines if word in line), lines[0] if lines else "")
 
     for step in spec["steps"]:
-        stdin = subprocess.DEVNULL
-        if step.get("stdin"):
-            stdin = open(step["stdin"], "rb")
+        given = step.get("input")
         for name in step.get("remove", ()):
             os.unlink(name)
         seconds = int(step["cpu_s"]) + 1
@@ -257,9 +258,9 @@ def run_program():
         used = -(used.ru_utime + used.ru_stime)
         with open(".stdout", "wb") as out, open(".stderr", "wb") as err:
             try:
-                code = subprocess.call(
+                proc = subprocess.Popen(
                     step["argv"],
-                    stdin=stdin,
+                    stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
                     stdout=out,
                     stderr=err,
                     env=dict(env, **step.get("env", {})),
@@ -267,6 +268,13 @@ def run_program():
                 )
             except OSError as e:
                 return verdict("error", "%s: %s" % (step["argv"][0], e))
+            if given is not None:
+                try:
+                    proc.stdin.write(given.encode("utf-8"))
+                    proc.stdin.close()
+                except OSError:  # it ended (or closed its input) first: its status says how
+                    pass
+            code = proc.wait()
         ended = resource.getrusage(resource.RUSAGE_CHILDREN)
         used += ended.ru_utime + ended.ru_stime
         printed, errors = tail(".stdout"), tail(".stderr")

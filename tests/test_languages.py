@@ -143,6 +143,58 @@ def test_a_program_that_ends_its_process_early_does_not_pass(
     )
 
 
+#: Forgeries that look for the nonce the test's end writes (in the binary, the program's source, the class
+#: files), write it where the driver looks, and end the process before the test can fail.
+STEALS_THE_NONCE = {
+    "cpp": (
+        "#include <fstream>\n#include <sstream>\n"
+        '    for (const char *path : {"/proc/self/exe", "main.cpp"}) {\n'
+        "        std::ifstream f(path, std::ios::binary);\n"
+        "        std::stringstream ss;\n        ss << f.rdbuf();\n        std::string b = ss.str();\n"
+        "        for (size_t i = 0; i + 32 <= b.size(); i++) {\n"
+        "            size_t k = 0;\n"
+        '            while (k < 32 && strchr("0123456789abcdef", b[i + k]) && b[i + k]) k++;\n'
+        "            if (k == 32) {\n"
+        '                FILE *d = fopen(".humaneval-done", "w");\n'
+        "                fwrite(b.data() + i, 1, 32, d);\n                fclose(d);\n                exit(0);\n"
+        "            }\n        }\n    }\n    exit(0);\n}\n"
+    ),
+    "js": (
+        "  const fs = require('fs');\n"
+        "  for (const path of ['/proc/self/fd/0', 'main.js']) {\n"
+        "    let text = '';\n    try { text = fs.readFileSync(path, 'latin1'); } catch (e) {}\n"
+        "    const m = text.match(/'([0-9a-f]{32})'/);\n"
+        "    if (m) { fs.writeFileSync('.humaneval-done', m[1]); process.exit(0); }\n"
+        "  }\n  process.exit(0);\n}\n"
+    ),
+    "java": (
+        "        try {\n"
+        '            for (String path : new String[] {"HumanEvalMain.class", "HumanEvalMain.java"}) {\n'
+        "                java.nio.file.Path p = java.nio.file.Path.of(path);\n"
+        "                if (!java.nio.file.Files.exists(p)) continue;\n"
+        '                String text = new String(java.nio.file.Files.readAllBytes(p), "ISO-8859-1");\n'
+        '                java.util.regex.Matcher m = java.util.regex.Pattern.compile("[0-9a-f]{32}").matcher(text);\n'
+        "                if (m.find()) {\n"
+        '                    java.nio.file.Files.writeString(java.nio.file.Path.of(".humaneval-done"), m.group());\n'
+        "                    System.exit(0);\n"
+        "                }\n            }\n        } catch (Exception e) {}\n"
+        "        System.exit(0);\n        return true;\n    }\n}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("language", LANGS)
+def test_a_program_that_steals_the_nonce_does_not_pass(sandbox: SubprocessSandbox, language: str) -> None:
+    """The nonce is in no file the program can read: stdin for the C++ and Java wrappers (read before any of
+    the program runs), a drained pipe for JavaScript's source."""
+    need(language)
+    result = verdict(sandbox, language, STEALS_THE_NONCE[language])
+    assert (result.status, result.reason) == (
+        "failed",
+        "the program exited (status 0) before its test's main ran to the end",
+    ), result
+
+
 @pytest.mark.parametrize(
     "language,case",
     [
