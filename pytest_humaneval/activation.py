@@ -40,7 +40,7 @@ def activate(config: pytest.Config) -> None:
         dataset = load_dataset(settings.dataset, config)
         if settings.debug and not dataset.name.endswith(DEBUG_SUFFIX):
             dataset = debug_subset(dataset)
-        check_toolchains(dataset, dataset.name, settings.sandbox)
+        check_toolchains(dataset, settings.sandbox)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
     workerinput = getattr(config, "workerinput", None)

@@ -64,7 +64,7 @@ def evaluate(
         judging = judge_config(judge_endpoint, judge_model, judge_api_key, output)
         check_judge(judging, api=True)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    check_toolchains(ds, ds.name, sandbox)
+    check_toolchains(ds, sandbox)
     if completions == "canonical":
         samples = canonical(ds)
     elif isinstance(completions, (str, Path)):

@@ -137,7 +137,7 @@ def humaneval_x_benchmarks() -> tuple[Benchmark, ...]:
 
 
 def humaneval_x_problems(lang: str) -> Iterator[dict[str, Any]]:
-    """HumanEval-X's rows in our schema: the language, the function the prompt asks for, its declaration."""
+    """HumanEval-X's rows in our schema: the language, and the function the prompt asks for."""
     for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_X[lang]):
         yield {
             "task_id": obj["task_id"],
@@ -146,7 +146,6 @@ def humaneval_x_problems(lang: str) -> Iterator[dict[str, Any]]:
             "canonical_solution": obj["canonical_solution"],
             "entry_point": entry_point_of(obj["prompt"]),
             "language": lang,
-            "context": {"declaration": obj.get("declaration", "")},
         }
 
 

@@ -56,9 +56,6 @@ class Problem:
     canonical_solution: str = ""
     #: The language of the program (``python``, or one of :mod:`pytest_humaneval.languages`).
     language: str = "python"
-    #: What the language's program construction needs beyond prompt and test (HumanEval-X's ``declaration``,
-    #: Go's ``import`` and ``test_setup``), as sorted (key, text) pairs.
-    context: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def digest(self) -> str:
@@ -66,15 +63,11 @@ class Problem:
         h = hashlib.sha256()
         parts = [self.task_id, self.prompt, self.test, self.entry_point]
         if self.language != "python":  # a Python problem's digest is what it always was
-            parts += [self.language, *(f"{k}={v}" for k, v in self.context)]
+            parts.append(self.language)
         for part in parts:
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()[:16]
-
-    def context_text(self, key: str) -> str:
-        """One of the ``context`` texts ("" when the dataset has none)."""
-        return dict(self.context).get(key, "")
 
 
 @dataclass(frozen=True)
@@ -175,11 +168,9 @@ def problem_from(obj: Any, where: str) -> Problem:
     if not isinstance(canonical, str):
         raise HumanEvalError(f"{where}: canonical_solution must be a string")
     language = obj.get("language") or "python"
-    context = obj.get("context") or {}
-    if not isinstance(language, str) or not isinstance(context, Mapping):
-        raise HumanEvalError(f"{where}: language must be a string and context an object of strings")
-    pairs = tuple(sorted((str(k), str(v)) for k, v in context.items()))
-    return Problem(obj["task_id"], obj["prompt"], obj["test"], obj["entry_point"], canonical, language, pairs)
+    if not isinstance(language, str):
+        raise HumanEvalError(f"{where}: language must be a string")
+    return Problem(obj["task_id"], obj["prompt"], obj["test"], obj["entry_point"], canonical, language)
 
 
 def index_problems(rows: Iterable[tuple[str, Any]], source: str) -> dict[str, Problem]:

@@ -38,7 +38,7 @@ def prepare(
     else:
         language = language_of(problem)
         if language is not None:  # built and run by a driver, each step under a CPU-time limit
-            solution, test, entry = program_job_parts(problem, sample.completion, timeout)
+            solution, test, entry = program_job_parts(language, problem, sample.completion, timeout)
             return Job(solution, test, entry, language.wall_backstop(timeout))
         return program_job(problem, sample.program(problem), timeout, call_limits)
     return conclude(dataset, problem, sample, result)

@@ -17,15 +17,16 @@ correct program; a wall-clock bound far above (:meth:`Language.wall_backstop`) s
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .dataset import Problem
+from .dataset import Dataset, Problem
 from .errors import HumanEvalError
 from .sandbox.base import MAX_STRETCH
 
@@ -73,9 +74,10 @@ class Language:
     fence_tags: tuple[str, ...]
     #: (executable, what installs it on Debian) for each tool a program needs.
     tools: tuple[tuple[str, str], ...]
-    #: Seconds a build may take, on top of the program's own time limit.
+    #: CPU seconds a build may take (the program's own limit is the problem's).
     build_s: float
-    #: ``{task: (files, steps)}``: the files to write and the commands to run (see :func:`driver_spec`).
+    #: ``(problem, completion, nonce) -> (files, steps)``: the files to write and the commands to run, each
+    #: step a dict with ``phase`` (build or run), ``argv``, optional ``input`` (its stdin) and ``env``.
     construct: Callable[[Problem, str, str], tuple[dict[str, str], list[dict[str, object]]]]
     #: Passes only with empty stdout and stderr (JavaScript: ``console.assert`` prints and exits 0).
     quiet: bool = False
@@ -97,7 +99,7 @@ class Language:
             raise HumanEvalError(
                 f"dataset {dataset!r} needs the {self.title} toolchain, and this machine lacks "
                 f"{', '.join(missing)}: install it (`bash .ci/toolchains` in a checkout of pytest-humaneval "
-                "does it on Debian), or run in the docker sandbox"
+                "does it on Debian)"
             )
 
 
@@ -134,7 +136,7 @@ def _cpp(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str],
     )
     libs = ["-lcrypto", "-lssl"] if "openssl/" in problem.prompt + problem.test else []
     build = {"phase": "build", "argv": ["g++", "-std=c++11", "-o", "main", "main.cpp", *libs]}
-    run = {"phase": "run", "argv": ["./main"], "remove": ["main.cpp"], "input": nonce}
+    run = {"phase": "run", "argv": ["./main"], "input": nonce}
     return {"main.cpp": source}, [build, run]
 
 
@@ -144,11 +146,14 @@ def _js(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], 
         f";require('fs').writeFileSync({DONE_FILE!r}, {nonce!r});\n"
     )
     # Through a pipe, no file: the program cannot read the nonce back out of its source (node reads all of
-    # it before it runs a line). Modules installed globally (js-md5, for JavaScript/162) resolve through
-    # NODE_PATH.
-    modules = [d for d in ("/usr/local/lib/node_modules", "/usr/lib/node_modules") if os.path.isdir(d)]
-    run = {"phase": "run", "argv": ["node", "-"], "input": source, "env": {"NODE_PATH": ":".join(modules)}}
-    return {}, [run]
+    # it before it runs a line).
+    return {}, [{"phase": "run", "argv": ["node", "-"], "input": source, "env": {"NODE_PATH": _node_path()}}]
+
+
+@functools.cache
+def _node_path() -> str:
+    """Where modules installed globally (js-md5, for JavaScript/162) are: looked up once per process."""
+    return ":".join(d for d in ("/usr/local/lib/node_modules", "/usr/lib/node_modules") if os.path.isdir(d))
 
 
 def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
@@ -179,7 +184,6 @@ def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
         "phase": "run",
         "argv": ["java", *JVM_FLAGS, "-cp", ".", "HumanEvalMain"],
         "input": nonce,
-        "remove": ["Main.java", "HumanEvalMain.java"],
     }
     return files, [{"phase": "build", "argv": javac}, run]
 
@@ -191,7 +195,14 @@ LANGUAGES: dict[str, Language] = {
         Language(
             "js", "JavaScript", ("javascript", "js", "node", "nodejs"), (("node", "nodejs"),), 0.0, _js, True
         ),
-        Language("java", "Java", ("java",), (("javac", "default-jdk"), ("java", "default-jdk")), 30.0, _java),
+        Language(
+            "java",
+            "Java",
+            ("java",),
+            (("javac", "default-jdk-headless"), ("java", "default-jdk-headless")),
+            30.0,
+            _java,
+        ),
     )
 }
 
@@ -207,18 +218,6 @@ def language_of(problem: Problem) -> Language | None:
             f"{problem.task_id}: language {problem.language!r} is not one pytest-humaneval runs "
             f"(python, {', '.join(LANGUAGES)})"
         ) from None
-
-
-def driver_spec(problem: Problem, completion: str, run_s: float) -> dict[str, object]:
-    """What the driver does for ``completion``: files, steps (each with its CPU seconds: the build's
-    allowance, the program's limit), and the nonce its test's end writes."""
-    language = language_of(problem)
-    assert language is not None
-    nonce = secrets.token_hex(16)
-    files, steps = language.construct(problem, completion, nonce)
-    for step in steps:
-        step["cpu_s"] = language.build_s if step["phase"] == "build" else run_s
-    return {"files": files, "steps": steps, "nonce": nonce, "quiet": language.quiet, "done": DONE_FILE}
 
 
 #: The driver, run in the sandboxed program's process. Standard library only; it never raises for what the
@@ -247,8 +246,6 @@ def run_program():
 
     for step in spec["steps"]:
         given = step.get("input")
-        for name in step.get("remove", ()):
-            os.unlink(name)
         seconds = int(step["cpu_s"]) + 1
 
         def cpu_limit():  # CPU seconds, not wall: a machine loaded many times over does not cut it short
@@ -320,10 +317,17 @@ def check(candidate):
 """
 
 
-def program_job_parts(problem: Problem, completion: str, run_s: float) -> tuple[str, str, str]:
-    """(solution, test, entry point) of the sandbox job for a language task's ``completion``; the program
-    may use ``run_s`` seconds of CPU time."""
-    spec = driver_spec(problem, completion, run_s)
+def program_job_parts(
+    language: Language, problem: Problem, completion: str, run_s: float
+) -> tuple[str, str, str]:
+    """(solution, test, entry point) of the sandbox job for a language task's ``completion``: the driver with
+    its files, its steps (each with its CPU seconds: the build's allowance, the program's ``run_s``), and
+    the nonce the test's end writes."""
+    nonce = secrets.token_hex(16)
+    files, steps = language.construct(problem, completion, nonce)
+    for step in steps:
+        step["cpu_s"] = language.build_s if step["phase"] == "build" else run_s
+    spec = {"files": files, "steps": steps, "nonce": nonce, "quiet": language.quiet, "done": DONE_FILE}
     solution = f"SPEC = {json.dumps(json.dumps(spec))}\nVERDICT_MARK = {VERDICT_MARK!r}\n{DRIVER}"
     return solution, CHECK, DRIVER_ENTRY
 
@@ -393,23 +397,30 @@ def skip_literal(code: str, i: int) -> int:
     return i
 
 
-def matching(code: str, start: int) -> int:
-    """The index of the bracket closing the one at ``start`` (``(`` or ``{``), or -1."""
-    opening = code[start]
-    closing = {"(": ")", "{": "}", "[": "]"}[opening]
-    depth, i = 0, start
+def code_chars(code: str, start: int = 0) -> Iterator[int]:
+    """The indices of ``code`` from ``start`` that are code: comments and string literals skipped."""
+    i = start
     while i < len(code):
         after = skip_literal(code, i)
         if after != i:
             i = after
             continue
+        yield i
+        i += 1
+
+
+def matching(code: str, start: int) -> int:
+    """The index of the bracket closing the one at ``start`` (``(`` or ``{``), or -1."""
+    opening = code[start]
+    closing = {"(": ")", "{": "}", "[": "]"}[opening]
+    depth = 0
+    for i in code_chars(code, start):
         if code[i] == opening:
             depth += 1
         elif code[i] == closing:
             depth -= 1
             if depth == 0:
                 return i
-        i += 1
     return -1
 
 
@@ -451,14 +462,13 @@ def without_class(code: str, name: str) -> str:
     return code if end < 0 else code[: m.start()] + code[end + 1 :]
 
 
-def continuation(problem: Problem, language: Language, code: str) -> str:
+def continuation(problem: Problem, language: Language, code: str) -> str | None:
     """What follows the prompt, from a block that defines the asked function whole: its body (the prompt
     ends with its opening brace), then the rest of the block that belongs to the program (helpers, the
-    class's other members), without a ``main`` or a test class. None of it when the block does not define
-    it: the block is then the body itself."""
+    class's other members), without a ``main`` or a test class. None when the block does not define it."""
     found = definition(code, problem.entry_point)
     if found is None:
-        return code
+        return None
     start, brace, end = found
     body = code[brace + 1 : end + 1]
     if language.name == "java":
@@ -479,30 +489,25 @@ def continuation(problem: Problem, language: Language, code: str) -> str:
 def closes_function(code: str) -> bool:
     """Whether a continuation closes the function the prompt opened (more ``}`` than ``{`` at some point):
     an answer cut at the token limit before that is truncated."""
-    depth, i = 0, 0
-    while i < len(code):
-        after = skip_literal(code, i)
-        if after != i:
-            i = after
-            continue
+    depth = 0
+    for i in code_chars(code):
         depth += {"{": 1, "}": -1}.get(code[i], 0)
         if depth < 0:
             return True
-        i += 1
     return False
 
 
-def check_toolchains(problems: Iterable[Problem], dataset: str, sandbox: str) -> None:
-    """Before anything is served or run: every language the dataset's problems use can be built where the
-    programs run (one message naming what is missing and what installs it)."""
-    languages = {LANGUAGES[p.language] for p in problems if p.language in LANGUAGES}
+def check_toolchains(dataset: Dataset, sandbox: str) -> None:
+    """Before anything is served or run: every language the dataset's problems use is one we run, and can
+    be built where the programs run (one message naming what is missing and what installs it)."""
+    languages = {language for p in dataset if (language := language_of(p)) is not None}
     if not languages:
         return
     if sandbox == "docker":
         titles = ", ".join(sorted(lang.title for lang in languages))
         raise HumanEvalError(
-            f"dataset {dataset!r} needs the {titles} toolchain, which the docker sandbox's image does not "
-            "have yet: run it with --humaneval-sandbox=subprocess on a machine with the toolchain"
+            f"dataset {dataset.name!r} needs the {titles} toolchain, which the docker sandbox's image does "
+            "not have yet: run it with --humaneval-sandbox=subprocess on a machine with the toolchain"
         )
     for language in sorted(languages, key=lambda lang: lang.name):
-        language.require_tools(dataset)
+        language.require_tools(dataset.name)

@@ -6,6 +6,7 @@ programs in each language come back with the verdict they earn, and leave nothin
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -22,7 +23,7 @@ from venv_support import unavailable
 
 from pytest_humaneval.api import evaluate
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import Problem, load_dataset
+from pytest_humaneval.dataset import Dataset, Problem, load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract
@@ -108,9 +109,18 @@ def sandbox() -> Iterator[SubprocessSandbox]:
     sb.close()
 
 
-def verdict(sb: SubprocessSandbox, language: str, completion: str, task: int = 0) -> Result:
-    dataset = load_dataset(f"humaneval-x-{language}")
-    problem = list(dataset)[task]
+@functools.cache
+def dataset_of(language: str) -> Dataset:
+    return load_dataset(f"humaneval-x-{language}")
+
+
+def first_problem(language: str) -> Problem:
+    """Problem 0 (has_close_elements), which every case here completes."""
+    return next(iter(dataset_of(language)))
+
+
+def verdict(sb: SubprocessSandbox, language: str, completion: str) -> Result:
+    dataset, problem = dataset_of(language), first_problem(language)
     sample = Sample(problem.task_id, 0, completion)
     job = prepare(dataset, problem, sample, 3.0)
     assert not isinstance(job, Result)
@@ -122,8 +132,7 @@ def test_the_canonical_solution_passes_and_the_verdicts_of_wrong_ones(
     sandbox: SubprocessSandbox, language: str
 ) -> None:
     need(language)
-    dataset = load_dataset(f"humaneval-x-{language}")
-    assert verdict(sandbox, language, next(iter(dataset)).canonical_solution).status == "passed"
+    assert verdict(sandbox, language, first_problem(language).canonical_solution).status == "passed"
     wrong = verdict(sandbox, language, CASES[language]["wrong"])
     assert wrong.status == "failed" and wrong.reason, wrong
     broken = verdict(sandbox, language, CASES[language]["compile_error"])
@@ -226,9 +235,7 @@ def test_hostile_programs_in_each_language(
     assert not outside.exists(), "the program wrote outside its directory"
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
-    assert verdict(
-        sandbox, language, next(iter(load_dataset(f"humaneval-x-{language}"))).canonical_solution
-    ).passed
+    assert verdict(sandbox, language, first_problem(language).canonical_solution).passed
 
 
 # -- extraction: the function the prompt asks for, from a chat answer ----------------------------------
@@ -293,7 +300,7 @@ def test_a_whole_function_from_a_chat_answer_passes_without_its_main(
 ) -> None:
     """The answer's own includes or imports, helpers and class members stay; its main and example calls go."""
     need(language)
-    problem = next(iter(load_dataset(f"humaneval-x-{language}")))
+    problem = first_problem(language)
     extraction = extract(problem, answer)
     assert extraction.status == "ok", extraction
     assert "main" not in extraction.completion and "console.log" not in extraction.completion
@@ -320,7 +327,7 @@ def test_the_entry_point_is_the_function_the_prompt_opens() -> None:
     assert entry_point_of("#include<vector>\nbool has_close_elements(vector<float> n, float t){\n") == (
         "has_close_elements"
     )
-    assert all(p.entry_point in p.test for lang in LANGS for p in load_dataset(f"humaneval-x-{lang}"))
+    assert all(p.entry_point in p.test for lang in LANGS for p in dataset_of(lang))
 
 
 # -- set-up: one message for a missing toolchain --------------------------------------------------------
@@ -328,16 +335,19 @@ def test_the_entry_point_is_the_function_the_prompt_opens() -> None:
 
 def test_a_missing_toolchain_is_one_message_naming_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    problems = list(load_dataset("humaneval-x-java"))
     with pytest.raises(HumanEvalError) as e:
-        check_toolchains(problems, "humaneval-x-java", "subprocess")
-    assert str(e.value).startswith(
-        "dataset 'humaneval-x-java' needs the Java toolchain, and this machine lacks javac (default-jdk), "
-        "java (default-jdk): install it"
+        check_toolchains(dataset_of("java"), "subprocess")
+    assert str(e.value) == (
+        "dataset 'humaneval-x-java' needs the Java toolchain, and this machine lacks javac (default-jdk-headless), "
+        "java (default-jdk-headless): install it (`bash .ci/toolchains` in a checkout of pytest-humaneval does it "
+        "on Debian)"
     )
     with pytest.raises(HumanEvalError, match="the docker sandbox's image does not have yet"):
-        check_toolchains(problems, "humaneval-x-java", "docker")
-    check_toolchains([Problem("T/0", "def f():\n", "", "f")], "python-only", "docker")  # nothing to check
+        check_toolchains(dataset_of("java"), "docker")
+    check_toolchains(load_dataset("humaneval-4"), "docker")  # Python only: nothing to check
+    go = Dataset("mine-go", Path("mine.jsonl"), {"Go/0": Problem("Go/0", "func F() {\n", "", "F", "", "go")})
+    with pytest.raises(HumanEvalError, match="Go/0: language 'go' is not one pytest-humaneval runs"):
+        check_toolchains(go, "subprocess")  # at activation, not at the first program
 
 
 def test_the_plugin_stops_before_anything_runs_without_the_toolchain(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from ..dataset import Problem
-from ..languages import Language, closes_function, continuation, definition, language_of
+from ..languages import Language, closes_function, continuation, language_of
 from ..pysource import (
     DEFINITIONS,
     compiles,
@@ -185,9 +185,9 @@ def extract_in(language: Language, problem: Problem, answer: str) -> str:
         return answer
     ours = [b for b in blocks if b.lang in language.fence_tags] or [b for b in blocks if not b.lang]
     ours = [b for b in ours if b.text.strip()]
-    defining = [b for b in ours if definition(b.text, problem.entry_point) is not None]
-    if defining:
-        return continuation(problem, language, defining[-1].text)
+    for block in reversed(ours):
+        if (found := continuation(problem, language, block.text)) is not None:
+            return found
     return ours[0].text if ours else ""
 
 

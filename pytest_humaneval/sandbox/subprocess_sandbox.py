@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import HumanEvalError
 from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
 from .runner import cgroups, launch
+from .runner.framing import write_body
 from .uids import UidBlock
 
 #: Set to 1 to run without namespaces (as on macOS or in an unprivileged container): rlimits and
@@ -236,9 +237,9 @@ class SubprocessSandbox(Sandbox):
             )
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            sources = memoryview(launch.sources_frame())
-            while sources:  # larger than a pipe: one write(2) may take only part of it
-                sources = sources[os.write(proc.stdin.fileno(), sources) :]
+            write_body(
+                proc.stdin.fileno(), launch.sources_body()
+            )  # all of it: 142 KB, more than a pipe holds
             write_frame(
                 proc.stdin.fileno(),
                 {

@@ -2,6 +2,7 @@
 first frame on the runner's stdin (the same for a local process and a container, which has no copy of the
 plugin)."""
 
+import functools
 import json
 from pathlib import Path
 
@@ -52,11 +53,18 @@ main()
 """
 
 
-def sources_frame() -> bytes:
-    """The runner package's modules, as the bootstrap reads them (one frame)."""
+@functools.cache
+def sources_body() -> bytes:
+    """The runner package's modules, as the bootstrap reads them (a frame's body): read from disk once per
+    process, not at every runner or container start."""
     here = Path(__file__).parent
     sources = {PACKAGE: (here / "__init__.py").read_text()}
     for name in MODULES:
         sources[f"{PACKAGE}.{name}"] = (here / f"{name}.py").read_text()
-    body = json.dumps(sources).encode()
+    return json.dumps(sources).encode()
+
+
+def sources_frame() -> bytes:
+    """The sources as one frame (head and body)."""
+    body = sources_body()
     return HEAD.pack(len(body)) + body
