@@ -280,7 +280,9 @@ def test_program_that_gets_the_runner_oom_killed(fresh: DockerSandbox) -> None:
         "    time.sleep(30)\n"
     )
     verdicts: list[dict[str, Any]] = []
-    running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=5)))
+    # A limit well past the two docker calls below (seconds each on a cold daemon): the OOM kill must land
+    # inside it, or the first container's verdict is an honest timeout and nothing is run again.
+    running = threading.Thread(target=lambda: verdicts.append(run(fresh, hog, timeout=15)))
     running.start()
     while len(processes_in(fresh)) < 5 and running.is_alive():  # the runner's three, the judge, the program
         time.sleep(0.05)
