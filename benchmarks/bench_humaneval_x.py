@@ -5,19 +5,22 @@ mutations that changes it: a comparison, a constant, a boolean) are judged twice
 
 - **official**: CodeGeeX's construction (``evaluate_humaneval_x.py``'s ``process_humaneval_test``), written
   to a fresh directory and compiled and run with plain ``subprocess`` as its ``execution.py`` does (g++
-  ``-std=c++11``; ``node test.js`` passing on empty output; ``javac`` then ``java Main``), no sandbox;
+  ``-std=c++11``; ``node test.js`` passing on empty output; ``javac`` then ``java Main``; ``go test
+  main_test.go`` in the module with its vendored testify and one shared build cache; for Rust the file
+  ``cargo test`` builds, compiled the way it does, ``rustc --test`` against the same crates), no sandbox;
 - **plugin**: ``pytest_humaneval.api.evaluate`` with the subprocess sandbox (the same programs as completions,
   a fixed 3 s limit so no reference times are measured first).
 
 It prints the verdicts that differ (the known dataset defects are expected to) and both walls.
 
-    python benchmarks/bench_humaneval_x.py [--languages cpp,js,java] [--workers N] [--limit N]
+    python benchmarks/bench_humaneval_x.py [--languages cpp,js,java,go,rust] [--workers N] [--limit N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,9 +32,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pytest_humaneval import shared_builds
 from pytest_humaneval.api import evaluate
 from pytest_humaneval.dataset import Problem, load_dataset
 from pytest_humaneval.languages import CPP_HEADERS  # CodeGeeX IMPORT_HELPER["cpp"]
+
+#: CodeGeeX's IMPORT_HELPER["go"].
+GO_HELPERS = (
+    "math",
+    "strings",
+    "fmt",
+    "strconv",
+    "time",
+    "bytes",
+    "regexp",
+    "sort",
+    "math/rand",
+    "crypto/md5",
+)
+#: One build cache for every official Go build, as a user's own would be.
+GO_CACHE = tempfile.mkdtemp(prefix="hx-official-gocache-")
 
 MUTATIONS = [
     ("<=", "<"),
@@ -59,10 +79,21 @@ def mutant(code: str) -> str:
 
 
 def official_source(language: str, problem: Problem, code: str) -> str:
-    """process_humaneval_test for cpp, js and java."""
+    """process_humaneval_test (our Go problems' test is its test_setup + test; our Rust prompt is its
+    declaration with the docstring moved above the signature, the same program)."""
     if language == "cpp":
         setup = "".join(h + "\n" for h in CPP_HEADERS if h not in problem.prompt)
         return setup + "\n" + problem.prompt + code + "\n" + problem.test
+    if language == "go":
+        imports = re.match(r"import \(.*?\)\n?", problem.prompt, re.S)  # the problem's "import" field
+        prompt = problem.prompt.replace(imports.group(), "") if imports else problem.prompt
+        at = problem.test.index(")\n") + 2  # test_setup: the package clause and its import block
+        setup, test = problem.test[:at], problem.test[at:].lstrip("\n")
+        other = [f'"{pkg}"' for pkg in GO_HELPERS if pkg not in setup and pkg.split("/")[-1] + "." in code]
+        block = "import (\n" + "    ".join(p + "\n" for p in other) + ")" if other else ""
+        return setup + "\n" + (block + "\n" if block else "") + prompt + code + "\n" + test
+    if language == "rust":
+        return "fn main(){ \n } \n" + problem.prompt + code + problem.test
     return problem.prompt + code + "\n" + problem.test
 
 
@@ -89,6 +120,29 @@ def official_verdict(language: str, problem: Problem, code: str, timeout: float 
                     env=dict(os.environ, NODE_PATH="/usr/lib/node_modules:/usr/local/lib/node_modules"),
                 )
                 return not done.stderr and not done.stdout
+            if language == "go":
+                module = shared_builds.go_module()
+                for name in ("go.mod", "go.sum"):
+                    shutil.copy(f"{module}/{name}", work / name)
+                (work / "vendor").symlink_to(f"{module}/vendor")
+                (work / "main_test.go").write_text(source)
+                env = dict(os.environ, **shared_builds.GO_ENV, GOCACHE=GO_CACHE)
+                done = subprocess.run(
+                    [shared_builds.go(), "test", f"-timeout={timeout}s", "main_test.go"],
+                    cwd=work,
+                    capture_output=True,
+                    timeout=timeout + 60,
+                    env=env,
+                )
+                return done.returncode == 0
+            if language == "rust":
+                (work / "main.rs").write_text(source)
+                crates = shared_builds.rust_crates()
+                externs = [a for n, path in crates.items() if n for a in ("--extern", f"{n}={path}")]
+                build = [shared_builds.rustc(), "--edition", "2021", "--test", "-o", "main", "main.rs"]
+                if run([*build, "-L", f"dependency={crates['']}", *externs], 60).returncode != 0:
+                    return False
+                return run(["./main"]).returncode == 0
             (work / "Main.java").write_text(source)
             if run(["javac", "Main.java"], 60).returncode != 0:
                 return False
@@ -101,7 +155,7 @@ def official_verdict(language: str, problem: Problem, code: str, timeout: float 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--languages", default="cpp,js,java")
+    parser.add_argument("--languages", default="cpp,js,java,go,rust")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--limit", type=int, default=164, help="problems per language")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ from typing import Any
 
 from .dataset import data_dir, iter_jsonl
 from .errors import HumanEvalError
-from .languages import LANGUAGES, entry_point_of, template_for
+from .languages import LANGUAGES, entry_point_of, rust_prompt, template_for
 from .registry import Benchmark
 
 HUMANEVAL_FILE = "HumanEval.jsonl.gz"
@@ -112,12 +112,24 @@ HUMANEVAL_X = {
     "cpp": "humaneval_cpp.jsonl.gz",
     "js": "humaneval_js.jsonl.gz",
     "java": "humaneval_java.jsonl.gz",
+    "go": "humaneval_go.jsonl.gz",
+    "rust": "humaneval_rust.jsonl.gz",
+    "python": "humaneval_python.jsonl.gz",
 }
+#: HumanEval-X Python's test ends by calling its check: ``check(entry_point)``.
+_CHECK_CALL = re.compile(r"\n\s*check\((\w+)\)\s*\Z")
 #: Measured: the canonical solutions that fail their own tests (reported as xfail).
 HUMANEVAL_X_DEFECTS = {
     "js": {
         "JavaScript/112": "dataset defect: the canonical solution returns a comma expression, not the array",
         "JavaScript/155": "dataset defect: the test expects [1, 0] for 0, which no correct count gives",
+    },
+    "go": {
+        "Go/95": "dataset defect: the test depends on Go's random map order (the canonical solution passed "
+        "23 of 30 runs)",
+    },
+    "rust": {
+        "Rust/50": "dataset defect: the test calls rand 0.4's gen_range(a, b); rand 0.8 takes a range",
     },
 }
 
@@ -127,9 +139,10 @@ def humaneval_x_benchmarks() -> tuple[Benchmark, ...]:
         _bundled(
             f"humaneval-x-{lang}",
             file,
-            f"HumanEval-X {LANGUAGES[lang].title} (CodeGeeX, 164 problems)",
+            f"HumanEval-X {LANGUAGES[lang].title if lang in LANGUAGES else 'Python'} (CodeGeeX, 164 "
+            "problems)",
             load=partial(humaneval_x_problems, lang),
-            prompt_template=template_for(LANGUAGES[lang]),
+            **({"prompt_template": template_for(LANGUAGES[lang])} if lang in LANGUAGES else {}),
             known_defects=HUMANEVAL_X_DEFECTS.get(lang, {}),
         )
         for lang, file in HUMANEVAL_X.items()
@@ -139,12 +152,22 @@ def humaneval_x_benchmarks() -> tuple[Benchmark, ...]:
 def humaneval_x_problems(lang: str) -> Iterator[dict[str, Any]]:
     """HumanEval-X's rows in our schema: the language, and the function the prompt asks for."""
     for _, obj in iter_jsonl(data_dir("datasets") / HUMANEVAL_X[lang]):
+        prompt, test, entry = obj["prompt"], obj["test"], ""
+        if lang == "go":  # the test file: its package clause and imports, then the test function
+            test = obj["test_setup"] + "\n" + test
+        elif lang == "rust":  # the signature is in the declaration, with the crates' ``use`` lines
+            prompt = rust_prompt(obj["declaration"], prompt)
+        elif lang == "python":  # HumanEval's form: check(candidate) is called by the harness, not the test
+            call = _CHECK_CALL.search(test)
+            if call is None:
+                raise HumanEvalError(f"{obj['task_id']}: the test does not end by calling check(...)")
+            test, entry = test[: call.start()] + "\n", call.group(1)
         yield {
             "task_id": obj["task_id"],
-            "prompt": obj["prompt"],
-            "test": obj["test"],
+            "prompt": prompt,
+            "test": test,
             "canonical_solution": obj["canonical_solution"],
-            "entry_point": entry_point_of(obj["prompt"]),
+            "entry_point": entry or entry_point_of(prompt, test),
             "language": lang,
         }
 

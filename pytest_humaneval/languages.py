@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import shared_builds
 from .dataset import Dataset, Problem
 from .errors import HumanEvalError
 from .sandbox.base import MAX_STRETCH
@@ -77,10 +78,19 @@ class Language:
     #: CPU seconds a build may take (the program's own limit is the problem's).
     build_s: float
     #: ``(problem, completion, nonce) -> (files, steps)``: the files to write and the commands to run, each
-    #: step a dict with ``phase`` (build or run), ``argv``, optional ``input`` (its stdin) and ``env``.
+    #: step a dict with ``phase`` (build or run), ``argv``, optional ``input`` (its stdin) and ``env`` (where
+    #: ``{cwd}`` is the program's directory); or ``phase`` setup with ``setup``: (file, tree or link, source,
+    #: name) to copy or link the shared builds in.
     construct: Callable[[Problem, str, str], tuple[dict[str, str], list[dict[str, object]]]]
     #: Passes only with empty stdout and stderr (JavaScript: ``console.assert`` prints and exits 0).
     quiet: bool = False
+    #: What comes before a function's name where it is defined (Go's ``func``, Rust's ``fn``): without it a
+    #: call in ``if f(x) {`` would read as a definition. Empty: C-like, the name then ``(``.
+    definer: str = ""
+    #: The word that marks the line of a failed run's output that says why.
+    failure_word: str = "rror"
+    #: Builds what every program of the language reads (:mod:`.shared_builds`), once per machine.
+    prebuild: Callable[[], object] | None = None
 
     def wall_backstop(self, run_s: float) -> float:
         """The job's wall-clock limit. The limits that decide are in CPU seconds (the build's allowance,
@@ -90,7 +100,12 @@ class Language:
         return run_s * MAX_STRETCH + 3 * self.build_s
 
     def missing_tools(self) -> list[str]:
-        return [f"{tool} ({package})" for tool, package in self.tools if shutil.which(tool) is None]
+        """A tool is a command on PATH, or an absolute path (Debian's rustc, not a rustup one)."""
+        return [
+            f"{tool} ({package})"
+            for tool, package in self.tools
+            if not (os.access(tool, os.X_OK) if os.path.isabs(tool) else shutil.which(tool))
+        ]
 
     def require_tools(self, dataset: str) -> None:
         """One clear message before anything runs: which tools are missing and what installs them."""
@@ -188,6 +203,160 @@ def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
     return files, [{"phase": "build", "argv": javac}, run]
 
 
+#: The standard packages a HumanEval-X Go file may use without importing them (CodeGeeX's IMPORT_HELPER,
+#: and unicode), each with a name it exports: the file imports the ones its code mentions, and refers to
+#: each once, so a mention in a comment or a string is not an "imported and not used" error.
+GO_PACKAGES = {
+    "math": "Abs",
+    "strings": "Contains",
+    "fmt": "Sprint",
+    "strconv": "Itoa",
+    "time": "Now",
+    "bytes": "Equal",
+    "regexp": "MustCompile",
+    "sort": "Ints",
+    "math/rand": "Intn",
+    "crypto/md5": "Sum",
+    "unicode": "IsUpper",
+}
+_GO_IMPORT_BLOCK = re.compile(r"^[ \t]*import[ \t]*\((.*?)\)[ \t]*$\n?", re.M | re.S)
+_GO_IMPORT_LINE = re.compile(r"^[ \t]*import[ \t]+((?:[\w.]+[ \t]+)?\"[^\"]+\")[ \t]*;?[ \t]*$\n?", re.M)
+_GO_IMPORT_SPEC = re.compile(r"((?:[\w.]+[ \t]+)?)\"([^\"]+)\"")
+_GO_PACKAGE = re.compile(r"^[ \t]*package[ \t]+\w+[ \t]*;?[ \t]*$\n?", re.M)
+
+
+def go_imports(code: str) -> tuple[dict[str, str], str]:
+    """({path: alias}, the code without its package clause and import declarations)."""
+    found: dict[str, str] = {}
+
+    def take(m: re.Match[str]) -> str:
+        for spec in _GO_IMPORT_SPEC.finditer(m.group(1)):
+            found.setdefault(spec.group(2), spec.group(1).strip())
+        return ""
+
+    code = _GO_IMPORT_BLOCK.sub(take, _GO_PACKAGE.sub("", code))
+    return found, _GO_IMPORT_LINE.sub(take, code)
+
+
+def go_header(imports: dict[str, str], code: str) -> str:
+    """``package main``, the imports (``imports``, and each of :data:`GO_PACKAGES` that ``code`` mentions),
+    and one reference to each of the latter."""
+    wanted = dict(imports)
+    for path in GO_PACKAGES:
+        if re.search(rf"\b{path.rsplit('/', 1)[-1]}\.", code):
+            wanted.setdefault(path, "")
+    lines = "".join(f'    {alias + " " if alias else ""}"{path}"\n' for path, alias in wanted.items())
+    uses = "".join(
+        f"var _ = {alias or path.rsplit('/', 1)[-1]}.{GO_PACKAGES[path]}\n"
+        for path, alias in wanted.items()
+        if path in GO_PACKAGES and alias not in ("_", ".")
+    )
+    return f"package main\n\nimport (\n{lines})\n\n{uses}\n"
+
+
+def _go(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """CodeGeeX's Go construction, in three files of one test package: the solution (the prompt without its
+    imports, then the completion), the test (its setup and test function) and a ``TestMain`` that proves the
+    tests ran to the end. Each file imports the packages it mentions."""
+    module = shared_builds.go_module()
+    prompt_imports, prompt = go_imports(problem.prompt)
+    own_imports, completion = go_imports(completion)
+    code = prompt + completion
+    setup_imports, test = go_imports(problem.test)
+    main = (
+        'package main\n\nimport (\n    "io"\n    "os"\n    "testing"\n)\n\n'
+        "func TestMain(m *testing.M) {\n"
+        "    nonce, _ := io.ReadAll(os.Stdin)\n"  # before the tests run; a local, in no file
+        "    os.Stdin.Close()\n"
+        "    code := m.Run()\n"
+        f'    if code == 0 {{\n        os.WriteFile("../{DONE_FILE}", nonce, 0o600)\n    }}\n'
+        "    os.Exit(code)\n"
+        "}\n"
+    )
+    files = {  # in a directory of its own: go ignores a go.mod in the system's temp root (the work dir)
+        "m/solution_test.go": go_header({**prompt_imports, **own_imports}, code) + code + "\n",
+        "m/main_test.go": go_header(setup_imports, test) + test,
+        "m/humaneval_main_test.go": main,
+    }
+    setup = [  # the module beside the files; the shared build cache is read-only
+        ("file", f"{module}/go.mod", "m/go.mod"),
+        ("file", f"{module}/go.sum", "m/go.sum"),
+        ("link", f"{module}/vendor", "m/vendor"),
+    ]
+    env = {**shared_builds.GO_ENV, "GOCACHE": f"{module}/gocache", "GOPATH": "{cwd}/.gopath"}
+    env["GOMAXPROCS"] = "2"
+    build = [shared_builds.go(), "test", "-c", "-p", "1", "-o", "main.test", "."]
+    run = ["./main.test", "-test.paniconexit0", "-test.count=1"]
+    return files, [
+        {"phase": "setup", "setup": setup},
+        {"phase": "build", "argv": build, "env": env, "dir": "m"},
+        {"phase": "run", "argv": run, "input": nonce, "env": {"GOMAXPROCS": "2"}, "dir": "m"},
+    ]
+
+
+_RUST_USE = re.compile(r"^[ \t]*(?:pub[ \t]+)?use[ \t]+([^;]*);[ \t]*$\n?", re.M)
+
+
+def _use_names(tree: str) -> set[str]:
+    """The names a ``use`` tree brings in (``std::{a, b::{c as d}}``: a, d)."""
+    names = set()
+    for leaf in re.split(r"[{},]", tree):
+        leaf = leaf.strip()
+        if leaf:
+            names.add(leaf.split(" as ")[-1].strip().rsplit("::", 1)[-1])
+    return names - {"self", "*", ""}
+
+
+def rust_prompt(declaration: str, docstring: str) -> str:
+    """The prompt shown for a HumanEval-X Rust problem: the declaration's ``use`` lines, the docstring, then
+    the signature (CodeGeeX puts the docstring after the signature, where it is a comment in the body)."""
+    lines = declaration.rstrip("\n").split("\n")
+    at = max(i for i, line in enumerate(lines) if re.match(r"\s*(pub\s+)?fn\s", line))
+    return (
+        "\n".join(lines[:at]).rstrip("\n")
+        + "\n"
+        + docstring.strip("\n")
+        + "\n"
+        + "\n".join(lines[at:])
+        + "\n"
+    )
+
+
+def _rust(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """CodeGeeX's Rust construction (``fn main(){}``, the declaration, the prompt, the completion, the test)
+    built with ``rustc --test``; a completion's ``use`` of names the declaration brings in already is
+    dropped (a second ``use`` of a name is an error). Two tests of ours run first and last (libtest runs
+    them by name, one at a time): the first reads the nonce, the last writes it once every test passed."""
+    have = set().union(*(_use_names(m.group(1)) for m in _RUST_USE.finditer(problem.prompt)))
+    completion = _RUST_USE.sub(lambda m: "" if _use_names(m.group(1)) <= have else m.group(0), completion)
+    tag = secrets.token_hex(4)  # names no completion can refer to
+    proof = (
+        "\n#[cfg(test)]\n"
+        f"static HUMANEVAL_NONCE_{tag}: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());\n"
+        f"#[test]\nfn AAAA_humaneval_{tag}_first() {{\n"
+        "    use std::io::Read;\n"
+        "    let mut nonce = String::new();\n"
+        "    std::io::stdin().read_to_string(&mut nonce).unwrap();\n"
+        f"    *HUMANEVAL_NONCE_{tag}.lock().unwrap() = nonce;\n"
+        "}\n"
+        f"#[test]\nfn zzzz_humaneval_{tag}_last() {{\n"
+        f'    std::fs::write("{DONE_FILE}", HUMANEVAL_NONCE_{tag}.lock().unwrap().as_str()).unwrap();\n'
+        "}\n"
+    )
+    source = f"fn main(){{}}\n{problem.prompt}{completion}\n{problem.test}\n{proof}"
+    crates = shared_builds.rust_crates()
+    externs = [arg for name, path in crates.items() if name for arg in ("--extern", f"{name}={path}")]
+    # No debug info, and the standard library's stripped: 21 MB otherwise, over the file-size limit.
+    build = [shared_builds.rustc(), "--edition", "2021", "--test", "-A", "warnings", "-o", "main"]
+    build += ["-C", "debuginfo=0", "-C", "strip=debuginfo"]
+    build += ["-L", f"dependency={crates['']}", *externs, "main.rs"]
+    run = ["./main", "--test-threads=1"]
+    return {"main.rs": source}, [
+        {"phase": "build", "argv": build},
+        {"phase": "run", "argv": run, "input": nonce, "env": {"RUST_BACKTRACE": "0"}},
+    ]
+
+
 LANGUAGES: dict[str, Language] = {
     lang.name: lang
     for lang in (
@@ -202,6 +371,28 @@ LANGUAGES: dict[str, Language] = {
             (("javac", "default-jdk-headless"), ("java", "default-jdk-headless")),
             30.0,
             _java,
+        ),
+        Language(
+            "go",
+            "Go",
+            ("go", "golang"),
+            (("go", "golang-go"),),
+            30.0,
+            _go,
+            definer=r"\bfunc\s+(?:\([^()]*\)\s*)?",
+            failure_word="Error",
+            prebuild=shared_builds.go_module,
+        ),
+        Language(
+            "rust",
+            "Rust",
+            ("rust", "rs"),
+            (("/usr/bin/rustc", "rustc"), ("/usr/bin/cargo", "cargo")),
+            30.0,
+            _rust,
+            definer=r"\bfn\s+",
+            failure_word="panicked",
+            prebuild=shared_builds.rust_crates,
         ),
     )
 }
@@ -227,9 +418,12 @@ def run_program():
     import json, os, resource, signal, subprocess, sys
     spec = json.loads(SPEC)
     for name, text in spec["files"].items():
+        if os.path.dirname(name):
+            os.makedirs(os.path.dirname(name), exist_ok=True)
         with open(name, "w", encoding="utf-8") as fh:
             fh.write(text)
-    env = dict(os.environ, TMPDIR=os.getcwd(), HOME=os.getcwd())
+    cwd = os.getcwd()
+    env = dict(os.environ, TMPDIR=cwd, HOME=cwd)
     env["PATH"] = env.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
 
     def tail(name, size=2000):
@@ -245,6 +439,19 @@ def run_program():
         return next((line for line in lines if word in line), lines[0] if lines else "")
 
     for step in spec["steps"]:
+        if step["phase"] == "setup":  # the shared builds (read-only) copied or linked in: nothing has run yet
+            import shutil
+            for kind, source, name in step["setup"]:
+                try:
+                    if kind == "link":
+                        os.symlink(source, name)
+                    elif kind == "tree":
+                        shutil.copytree(source, name, symlinks=True)
+                    else:
+                        shutil.copyfile(source, name)
+                except OSError as e:
+                    return verdict("sandbox_error", "could not set up the build from %s: %s" % (source, e))
+            continue
         given = step.get("input")
         seconds = int(step["cpu_s"]) + 1
 
@@ -260,8 +467,9 @@ def run_program():
                     stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
                     stdout=out,
                     stderr=err,
-                    env=dict(env, **step.get("env", {})),
+                    env=dict(env, **{k: v.replace("{cwd}", cwd) for k, v in step.get("env", {}).items()}),
                     preexec_fn=cpu_limit,
+                    cwd=step.get("dir"),
                 )
             except OSError as e:
                 return verdict("error", "%s: %s" % (step["argv"][0], e))
@@ -282,7 +490,9 @@ def run_program():
             what = "compilation" if build else "the program"
             return verdict("timeout", "%s used up its %d s of CPU time" % (what, seconds - 1))
         if build and code != 0:
-            return verdict("syntax_error", "compilation failed: " + first(errors or printed, "error"))
+            text = "\\n".join(ln for ln in (errors or printed).splitlines() if not ln.startswith("#"))
+            why = first(text, "error") if "error" in text else first(text, ".go:")  # go: file:line: what
+            return verdict("syntax_error", "compilation failed: " + why)
         if build:
             continue
         if "SyntaxError" in errors and code == 1:  # node: the program does not parse
@@ -294,7 +504,7 @@ def run_program():
             why = first(errors, "rror") if errors.strip() else ""
             return verdict("crashed", "killed by %s%s" % (name, ": " + why if why else ""))
         if code != 0:
-            return verdict("failed", "exit status %d: %s" % (code, first(errors or printed, "rror")))
+            return verdict("failed", "exit status %d: %s" % (code, first(errors or printed, spec["word"])))
         if spec["quiet"] and (printed or errors):
             why = first(errors or printed)
             return verdict("failed", "the test printed (a failed console.assert): " + why)
@@ -326,8 +536,15 @@ def program_job_parts(
     nonce = secrets.token_hex(16)
     files, steps = language.construct(problem, completion, nonce)
     for step in steps:
-        step["cpu_s"] = language.build_s if step["phase"] == "build" else run_s
-    spec = {"files": files, "steps": steps, "nonce": nonce, "quiet": language.quiet, "done": DONE_FILE}
+        step["cpu_s"] = run_s if step["phase"] == "run" else language.build_s
+    spec = {
+        "files": files,
+        "steps": steps,
+        "nonce": nonce,
+        "quiet": language.quiet,
+        "done": DONE_FILE,
+        "word": language.failure_word,
+    }
     solution = f"SPEC = {json.dumps(json.dumps(spec))}\nVERDICT_MARK = {VERDICT_MARK!r}\n{DRIVER}"
     return solution, CHECK, DRIVER_ENTRY
 
@@ -341,7 +558,7 @@ def verdict_from_reason(reason: str) -> tuple[str, str] | None:
     status, bar, why = reason[at + len(VERDICT_MARK) :].partition("|")
     if not bar:
         return None
-    if status not in ("failed", "error", "crashed", "syntax_error", "timeout"):
+    if status not in ("failed", "error", "crashed", "syntax_error", "timeout", "sandbox_error"):
         status = "failed"
     return status, why
 
@@ -349,18 +566,31 @@ def verdict_from_reason(reason: str) -> tuple[str, str] | None:
 # -- what the prompt asks for ----------------------------------------------------------------------------
 
 _KEYWORDS = frozenset({"if", "for", "while", "switch", "catch", "return", "sizeof", "else"})
-_CALLABLE = re.compile(r"(\w+)\s*(?:=\s*(?:async\s*)?(?:function\s*)?)?\(")
+_CALLABLE = re.compile(r"(\w+)\s*(?:<[^(){};]*>)?\s*(?:=\s*(?:async\s*)?(?:function\s*)?)?\(")
 
 
-def entry_point_of(prompt: str) -> str:
-    """The function a HumanEval-X prompt asks for: the last one it opens (``name(...) {`` or
-    ``const name = (...) => {``); CPP/38's prompt ends inside that function's body."""
+def opened_function(prompt: str) -> str:
+    """The function a HumanEval-X prompt opens last (``name(...) {`` or ``const name = (...) => {``): the
+    completion continues its body (CPP/38's prompt ends inside that body)."""
     for line in reversed(prompt.split("\n")):
         if "{" in line and not line.strip().startswith(("//", "*", "/*")):
             for m in _CALLABLE.finditer(line):
                 if m.group(1) not in _KEYWORDS:
                     return m.group(1)
     return ""
+
+
+def entry_point_of(prompt: str, test: str = "") -> str:
+    """The function a HumanEval-X problem asks for: the one its prompt opens, unless its test never calls
+    that one (Rust/10 opens the helper ``is_palindrome_10``): then the first function the test calls."""
+    opened = opened_function(prompt)
+    if not test or re.search(rf"\b{re.escape(opened)}\s*\(", test):
+        return opened
+    body = test[test.find("fn test") :] if "fn test" in test else test
+    for m in _CALLABLE.finditer(body):
+        if m.group(1) not in _KEYWORDS and not m.group(1).startswith("test"):
+            return m.group(1)
+    return opened
 
 
 def template_for(language: Language) -> str:
@@ -429,15 +659,24 @@ _BEFORE_BODY = re.compile(
 )
 
 
-def definition(code: str, name: str) -> tuple[int, int, int] | None:
-    """(start of its line, its body's ``{``, its body's ``}``) of ``name``'s last definition in ``code``."""
+#: Between a Go or Rust signature's ``)`` and its body: result types (Go's ``interface{}`` among them).
+_RESULT = re.compile(r"(?:(?:interface|struct)\s*\{\s*\}|[^{};])*")
+
+
+def definition(code: str, name: str, definer: str = "") -> tuple[int, int, int] | None:
+    """(start of its line, its body's ``{``, its body's ``}``) of ``name``'s last definition in ``code``;
+    ``definer`` is what must come before the name (:attr:`Language.definer`)."""
     found = None
-    pattern = re.compile(rf"\b{re.escape(name)}\s*(?:=\s*(?:async\s*)?(?:function\s*\w*\s*)?)?\(")
+    if definer:
+        pattern, gap_after = re.compile(rf"{definer}{re.escape(name)}\s*(?:<[^{{}};]*?>)?\s*\("), _RESULT
+    else:
+        pattern = re.compile(rf"\b{re.escape(name)}\s*(?:=\s*(?:async\s*)?(?:function\s*\w*\s*)?)?\(")
+        gap_after = _BEFORE_BODY
     for m in pattern.finditer(code):
         close = matching(code, m.end() - 1)
         if close < 0:
             continue
-        gap = _BEFORE_BODY.match(code, close + 1)
+        gap = gap_after.match(code, close + 1)
         brace = gap.end() if gap else close + 1
         if brace < len(code) and code[brace] == "{":
             end = matching(code, brace)
@@ -446,12 +685,15 @@ def definition(code: str, name: str) -> tuple[int, int, int] | None:
     return found
 
 
-def without_definition(code: str, name: str) -> str:
+def without_definition(code: str, name: str, definer: str = "") -> str:
     """``code`` without the definition of ``name`` (a ``main``, a test class's method)."""
-    while (found := definition(code, name)) is not None:
+    while (found := definition(code, name, definer)) is not None:
         start, _, end = found
         code = code[:start] + code[end + 1 :]
     return code
+
+
+_RUST_TEST_MODULE = re.compile(r"(?:#\[cfg\(test\)\]\s*)?\bmod\s+tests\s*\{")
 
 
 def without_class(code: str, name: str) -> str:
@@ -466,7 +708,7 @@ def continuation(problem: Problem, language: Language, code: str) -> str | None:
     """What follows the prompt, from a block that defines the asked function whole: its body (the prompt
     ends with its opening brace), then the rest of the block that belongs to the program (helpers, the
     class's other members), without a ``main`` or a test class. None when the block does not define it."""
-    found = definition(code, problem.entry_point)
+    found = definition(code, opened_function(problem.prompt) or problem.entry_point, language.definer)
     if found is None:
         return None
     start, brace, end = found
@@ -480,7 +722,12 @@ def continuation(problem: Problem, language: Language, code: str) -> str | None:
             return f"{body}\n{members.strip(chr(10))}\n}}\n{outside.strip()}\n"
         rest = without_definition(code[:start] + code[end + 1 :], "main")
         return f"{body}\n{rest.strip(chr(10))}\n}}\n"
-    rest = without_definition(code[:start] + code[end + 1 :], "main")
+    rest = without_definition(code[:start] + code[end + 1 :], "main", language.definer)
+    if language.name == "go":  # the program's files have their package clause
+        rest = _GO_PACKAGE.sub("", rest)
+    if language.name == "rust":  # the test brings its own ``mod tests``; a second one is an error
+        while (m := _RUST_TEST_MODULE.search(rest)) and (close := matching(rest, m.end() - 1)) > 0:
+            rest = rest[: m.start()] + rest[close + 1 :]
     if language.name == "js":  # a top-level console.log of an example would fail the quiet check
         rest = "\n".join(line for line in rest.split("\n") if not line.startswith("console."))
     return f"{body}\n{rest.strip()}\n" if rest.strip() else body + "\n"
@@ -511,3 +758,5 @@ def check_toolchains(dataset: Dataset, sandbox: str) -> None:
         )
     for language in sorted(languages, key=lambda lang: lang.name):
         language.require_tools(dataset.name)
+        if language.prebuild is not None:  # once per machine (seconds), before any program waits on it
+            language.prebuild()

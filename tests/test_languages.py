@@ -7,6 +7,7 @@ programs in each language come back with the verdict they earn, and leave nothin
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -21,18 +22,19 @@ import pytest
 from hostile import leftovers, unique_mark
 from venv_support import unavailable
 
+from pytest_humaneval import shared_builds
 from pytest_humaneval.api import evaluate
 from pytest_humaneval.completions import Sample
 from pytest_humaneval.dataset import Dataset, Problem, load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract
-from pytest_humaneval.languages import LANGUAGES, check_toolchains, entry_point_of
+from pytest_humaneval.languages import LANGUAGES, check_toolchains, entry_point_of, opened_function
 from pytest_humaneval.sandbox import Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 from pytest_humaneval.verdict import Result
 
-LANGS = ("cpp", "js", "java")
+LANGS = ("cpp", "js", "java", "go", "rust")
 
 #: Bodies for problem 0 (has_close_elements) of each language: what follows the prompt.
 CASES: dict[str, dict[str, str]] = {
@@ -77,6 +79,27 @@ CASES: dict[str, dict[str, str]] = {
         "        catch (Exception e) {}\n        return false;\n    }\n}\n",
         "network": '        try { new java.net.Socket("127.0.0.1", PORT).close(); } catch (Exception e) {}\n'
         "        return false;\n    }\n}\n",
+    },
+    "go": {
+        "wrong": "    return false\n}\n",
+        "compile_error": "    return false +\n}\n",
+        # syscall.Exit, not os.Exit: the test binary turns os.Exit(0) in a test into a panic of its own
+        "exit_early": 'import "syscall"\n    syscall.Exit(0)\n    return true\n}\n',
+        "loop": "    for {\n    }\n}\n",
+        "fork_bomb": 'import "os/exec"\n    for {\n        exec.Command("sleep", "MARK").Start()\n    }\n}\n',
+        "writes_outside": 'import "os"\n    os.WriteFile("OUTSIDE", []byte("x"), 0o644)\n    return false\n}\n',
+        "network": 'import "net"\n    if c, err := net.Dial("tcp", "127.0.0.1:PORT"); err == nil {\n'
+        "        c.Close()\n    }\n    return false\n}\n",
+    },
+    "rust": {
+        "wrong": "    return false;\n}\n",
+        "compile_error": "    return false +;\n}\n",
+        "exit_early": "    std::process::exit(0);\n}\n",
+        "loop": "    loop {}\n}\n",
+        "segfault": "    unsafe { std::ptr::write_volatile(0 as *mut i32, 1); }\n    true\n}\n",
+        "fork_bomb": '    loop { let _ = std::process::Command::new("sleep").arg("MARK").spawn(); }\n}\n',
+        "writes_outside": '    let _ = std::fs::write("OUTSIDE", "x");\n    false\n}\n',
+        "network": '    let _ = std::net::TcpStream::connect("127.0.0.1:PORT");\n    false\n}\n',
     },
 }
 
@@ -136,7 +159,8 @@ def test_the_canonical_solution_passes_and_the_verdicts_of_wrong_ones(
     wrong = verdict(sandbox, language, CASES[language]["wrong"])
     assert wrong.status == "failed" and wrong.reason, wrong
     broken = verdict(sandbox, language, CASES[language]["compile_error"])
-    assert broken.status == "syntax_error" and "rror" in broken.reason, broken
+    assert broken.status == "syntax_error", broken
+    assert "rror" in broken.reason or "expected operand" in broken.reason, broken  # go: file:line: what
 
 
 @pytest.mark.parametrize("language", LANGS)
@@ -189,13 +213,35 @@ STEALS_THE_NONCE = {
         "                }\n            }\n        } catch (Exception e) {}\n"
         "        System.exit(0);\n        return true;\n    }\n}\n"
     ),
+    "go": (
+        'import (\n    "os"\n    "regexp"\n    "syscall"\n)\n'
+        '    for _, path := range []string{"/proc/self/fd/0", "/proc/self/exe", "humaneval_main_test.go"} {\n'
+        "        data, _ := os.ReadFile(path)\n"
+        '        if m := regexp.MustCompile("[0-9a-f]{32}").Find(data); m != nil {\n'
+        '            os.WriteFile("../.humaneval-done", m, 0o644)\n'
+        "            syscall.Exit(0)\n"
+        "        }\n    }\n    syscall.Exit(0)\n    return true\n}\n"
+    ),
+    "rust": (
+        "    use std::io::Read;\n"
+        "    let mut text = String::new();\n"
+        "    let _ = std::io::stdin().read_to_string(&mut text);\n"
+        '    for path in ["/proc/self/exe", "main.rs"] {\n'
+        "        text.push_str(&String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()));\n"
+        "    }\n"
+        '    let hex = regex::Regex::new("[0-9a-f]{32}").unwrap();\n'
+        "    if let Some(m) = hex.find(&text) {\n"
+        '        let _ = std::fs::write(".humaneval-done", m.as_str());\n'
+        "    }\n"
+        "    std::process::exit(0);\n}\n"
+    ),
 }
 
 
 @pytest.mark.parametrize("language", LANGS)
 def test_a_program_that_steals_the_nonce_does_not_pass(sandbox: SubprocessSandbox, language: str) -> None:
-    """The nonce is in no file the program can read: stdin for the C++ and Java wrappers (read before any of
-    the program runs), a drained pipe for JavaScript's source."""
+    """The nonce is in no file the program can read: stdin for the C++, Java and Go wrappers and Rust's
+    first test (read before the test calls the program), a drained pipe for JavaScript's source."""
     need(language)
     result = verdict(sandbox, language, STEALS_THE_NONCE[language])
     assert (result.status, result.reason) == (
@@ -227,14 +273,65 @@ def test_hostile_programs_in_each_language(
     )
     started = time.monotonic()
     result = verdict(sandbox, language, body)
-    assert result.status == EXPECTED[case], result
-    if case in ("loop", "fork_bomb"):  # stopped on its CPU time, not the build's allowance on top
+    if (language, case) == ("go", "fork_bomb"):  # Go's runtime dies when it cannot make a thread
+        assert result.status in ("timeout", "failed", "crashed"), result
+    else:
+        assert result.status == EXPECTED[case], result
+    if result.status == "timeout":  # stopped on its CPU time, not the build's allowance on top
         assert result.reason in ("the program used up its 3 s of CPU time", "timed out after 3 s"), result
         assert time.monotonic() - started < sandbox.longest_run(3.0 + LANGUAGES[language].build_s)
     assert leftovers(mark) == [], "a process the program started is still running"
     assert not outside.exists(), "the program wrote outside its directory"
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
+    assert verdict(sandbox, language, first_problem(language).canonical_solution).passed
+
+
+#: Programs that try to change what every later program builds against (the shared Go module and build
+#: cache, the Rust crates): every file under the shared builds overwritten, and a file planted beside them.
+POISONS_THE_SHARED_BUILDS = {
+    "go": (
+        'import (\n    "os"\n    "path/filepath"\n)\n'
+        '    filepath.Walk("ROOT", func(p string, info os.FileInfo, err error) error {\n'
+        "        if err == nil && !info.IsDir() {\n"
+        '            os.WriteFile(p, []byte("x"), 0o644)\n'
+        "        }\n        return nil\n    })\n"
+        '    os.WriteFile("ROOT/planted", []byte("x"), 0o644)\n'
+        "    return false\n}\n"
+    ),
+    "rust": (
+        "    fn walk(p: &std::path::Path) {\n"
+        "        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {\n"
+        "            let q = e.path();\n"
+        '            if q.is_dir() { walk(&q) } else { let _ = std::fs::write(&q, "x"); }\n'
+        "        }\n    }\n"
+        '    walk(std::path::Path::new("ROOT"));\n'
+        '    let _ = std::fs::write("ROOT/planted", "x");\n'
+        "    false\n}\n"
+    ),
+}
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path).encode())
+        if path.is_file() and not path.is_symlink():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("language", ["go", "rust"])
+def test_a_program_cannot_change_the_shared_builds(sandbox: SubprocessSandbox, language: str) -> None:
+    """The shared builds are bound read-only into every program's file system: a program that overwrites
+    them (to make a later program's test library or crate pass anything) changes nothing."""
+    need(language)
+    assert verdict(sandbox, language, first_problem(language).canonical_solution).passed  # built, in view
+    root = shared_builds.root()
+    before = tree_digest(root)
+    result = verdict(sandbox, language, POISONS_THE_SHARED_BUILDS[language].replace("ROOT", str(root)))
+    assert result.status == "failed", result
+    assert tree_digest(root) == before and not (root / "planted").exists()
     assert verdict(sandbox, language, first_problem(language).canonical_solution).passed
 
 
@@ -294,11 +391,83 @@ console.log(hasCloseElements([1.0, 2.0], 0.5));
 ```"""
 
 
-@pytest.mark.parametrize("language,answer", [("cpp", CPP_ANSWER), ("java", JAVA_ANSWER), ("js", JS_ANSWER)])
+GO_ANSWER = """```go
+package main
+
+import (
+    "fmt"
+    "math"
+)
+
+func near(a, b, t float64) bool { return math.Abs(a-b) < t }
+
+func HasCloseElements(numbers []float64, threshold float64) bool {
+    for i := range numbers {
+        for j := i + 1; j < len(numbers); j++ {
+            if near(numbers[i], numbers[j], threshold) {
+                return true
+            }
+        }
+    }
+    return false
+}
+
+func main() {
+    if HasCloseElements([]float64{1, 2}, 0.5) {
+        fmt.Println("close")
+    }
+}
+```"""
+
+RUST_ANSWER = """```rust
+use std::collections::HashMap;
+
+fn near(a: f32, b: f32, t: f32) -> bool {
+    (a - b).abs() < t
+}
+
+fn has_close_elements(numbers: Vec<f32>, threshold: f32) -> bool {
+    let _seen: HashMap<i32, i32> = HashMap::new();
+    for i in 0..numbers.len() {
+        for j in i + 1..numbers.len() {
+            if near(numbers[i], numbers[j], threshold) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn main() {
+    println!("{}", has_close_elements(vec![1.0, 2.0], 0.5));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn it_works() {
+        assert!(has_close_elements(vec![1.0, 1.1], 0.5));
+    }
+}
+```"""
+
+ANSWERS = [
+    ("cpp", CPP_ANSWER),
+    ("java", JAVA_ANSWER),
+    ("js", JS_ANSWER),
+    ("go", GO_ANSWER),
+    ("rust", RUST_ANSWER),
+]
+
+
+@pytest.mark.parametrize("language,answer", ANSWERS)
 def test_a_whole_function_from_a_chat_answer_passes_without_its_main(
     sandbox: SubprocessSandbox, language: str, answer: str
 ) -> None:
-    """The answer's own includes or imports, helpers and class members stay; its main and example calls go."""
+    """The answer's own includes or imports, helpers and class members stay; its main, its example calls and
+    its tests go (Rust's second ``mod tests``, and its ``use`` of a name the prompt brings in, would not
+    build)."""
     need(language)
     problem = first_problem(language)
     extraction = extract(problem, answer)
@@ -328,6 +497,13 @@ def test_the_entry_point_is_the_function_the_prompt_opens() -> None:
         "has_close_elements"
     )
     assert all(p.entry_point in p.test for lang in LANGS for p in dataset_of(lang))
+    # Rust/10's prompt opens the helper is_palindrome_10; the test calls make_palindrome
+    rust_10 = next(p for p in dataset_of("rust") if p.task_id == "Rust/10")
+    assert (rust_10.entry_point, opened_function(rust_10.prompt)) == ("make_palindrome", "is_palindrome_10")
+    # Rust generics and lifetimes between the name and its parameters
+    assert entry_point_of(
+        "fn compare_one<'a>(a: &'a dyn Any, b: &'a dyn Any) -> RtnType<String, f64, i32>{\n"
+    ) == ("compare_one")
 
 
 # -- set-up: one message for a missing toolchain --------------------------------------------------------
@@ -345,9 +521,27 @@ def test_a_missing_toolchain_is_one_message_naming_the_package(monkeypatch: pyte
     with pytest.raises(HumanEvalError, match="the docker sandbox's image does not have yet"):
         check_toolchains(dataset_of("java"), "docker")
     check_toolchains(load_dataset("humaneval-4"), "docker")  # Python only: nothing to check
-    go = Dataset("mine-go", Path("mine.jsonl"), {"Go/0": Problem("Go/0", "func F() {\n", "", "F", "", "go")})
-    with pytest.raises(HumanEvalError, match="Go/0: language 'go' is not one pytest-humaneval runs"):
-        check_toolchains(go, "subprocess")  # at activation, not at the first program
+    cobol = Dataset("mine", Path("mine.jsonl"), {"X/0": Problem("X/0", "F.\n", "", "F", "", "cobol")})
+    with pytest.raises(HumanEvalError, match="X/0: language 'cobol' is not one pytest-humaneval runs"):
+        check_toolchains(cobol, "subprocess")
+
+
+def test_missing_crates_are_one_message_naming_the_packages(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PYTEST_HUMANEVAL_BUILD_CACHE", str(tmp_path / "builds"))
+    monkeypatch.setattr(shared_builds, "CRATE_REGISTRY", str(tmp_path / "registry"))
+    shared_builds.rust_crates.cache_clear()
+    try:
+        with pytest.raises(HumanEvalError) as e:
+            shared_builds.rust_crates()
+    finally:
+        shared_builds.rust_crates.cache_clear()
+    assert str(e.value).endswith(
+        "and it lacks librust-rand-dev, librust-regex-dev, librust-md5-dev: install them (`bash "
+        ".ci/toolchains` in a checkout of pytest-humaneval does it on Debian)"
+    )
+    assert [p.name for p in (tmp_path / "builds").iterdir()] == []  # nothing half-built left behind
 
 
 def test_the_plugin_stops_before_anything_runs_without_the_toolchain(tmp_path: Path) -> None:
@@ -376,7 +570,7 @@ def test_the_plugin_stops_before_anything_runs_without_the_toolchain(tmp_path: P
 
 # -- the whole dataset through the plugin ---------------------------------------------------------------
 
-EXPECTED_RUNS = {"cpp": (164, 0), "js": (162, 2), "java": (164, 0)}
+EXPECTED_RUNS = {"cpp": (164, 0), "js": (162, 2), "java": (164, 0), "go": (163, 1), "rust": (163, 1)}
 
 
 def canonical_run(pytester: pytest.Pytester, language: str, *args: str) -> pytest.RunResult:
@@ -397,9 +591,11 @@ def test_debug_run_of_each_language(pytester: pytest.Pytester, language: str) ->
 def test_every_canonical_solution_through_the_plugin(pytester: pytest.Pytester, language: str) -> None:
     result = canonical_run(pytester, language, "--humaneval", "--humaneval-report=report.json")
     passed, xfailed = EXPECTED_RUNS[language]
-    result.assert_outcomes(passed=passed, xfailed=xfailed)
+    # Go/95's test depends on Go's map order: its canonical solution passes most runs (a known defect)
+    xpassed = result.parseoutcomes().get("xpassed", 0) if language == "go" else 0
+    result.assert_outcomes(passed=passed, xfailed=xfailed - xpassed, xpassed=xpassed)
     report = json.loads((pytester.path / "report.json").read_text())
-    assert report["passed"] == passed and report["total"] == 164
+    assert report["passed"] == passed + xpassed and report["total"] == 164
 
 
 def test_a_plugged_in_benchmark_chooses_its_language(pytester: pytest.Pytester) -> None:
@@ -441,7 +637,7 @@ def pytest_humaneval_datasets(config):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("language", ["cpp", "java"])
+@pytest.mark.parametrize("language", ["cpp", "java", "go", "rust"])
 def test_64_programs_at_once_on_this_machine_still_pass_every_canonical_solution(
     language: str, tmp_path: Path
 ) -> None:
@@ -449,7 +645,9 @@ def test_64_programs_at_once_on_this_machine_still_pass_every_canonical_solution
     programs' time (69 of 164 correct Java programs timed out when the limit was wall-clock)."""
     need(language)
     report = evaluate("canonical", f"humaneval-x-{language}", timeout=3.0, workers=64, output=tmp_path)
-    assert Counter(r["status"] for r in report["results"]) == {"passed": 164}
+    failing = {r["task_id"] for r in report["results"] if not r["passed"]}
+    assert failing <= set(dataset_of(language).known_defects), failing  # Go/95 (map order), Rust/50
+    assert Counter(r["status"] for r in report["results"])["passed"] >= 163
 
 
 @pytest.mark.slow
@@ -459,3 +657,18 @@ def test_a_program_that_sleeps_is_stopped_by_the_wall_clock_bound(sandbox: Subpr
     result = verdict(sandbox, "js", "  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n}\n")
     assert (result.status, result.reason) == ("timeout", "timed out after 30 s")
     assert time.monotonic() - started < 40
+
+
+def test_humaneval_x_python_is_humaneval_with_its_own_tests(tmp_path: Path) -> None:
+    """HumanEval-X's Python: HumanEval's prompts; its tests end by calling check themselves, which the
+    loader takes off (the harness calls check with the candidate)."""
+    ours, humaneval = list(load_dataset("humaneval-x-python")), list(load_dataset("humaneval"))
+    assert [(p.prompt, p.entry_point) for p in ours] == [(p.prompt, p.entry_point) for p in humaneval]
+    assert all(p.language == "python" and "\ncheck(" not in p.test for p in ours)
+    report = evaluate(
+        "canonical", "humaneval-x-python", timeout=3.0, workers=2, output=tmp_path / "canonical"
+    )
+    assert report["passed"] == 164
+    wrong = [{"task_id": p.task_id, "completion": "    return None\n"} for p in ours]
+    report = evaluate(wrong, "humaneval-x-python", timeout=3.0, workers=2, output=tmp_path / "wrong")
+    assert report["passed"] == 0 and report["total"] == 164

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import shared_builds
 from ..errors import HumanEvalError
 from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
 from .runner import cgroups, launch
@@ -88,6 +89,17 @@ def hidden_dirs() -> list[str]:
         except (KeyError, OSError):
             pass
     return sorted(h for h in hidden if h and os.path.isabs(h))
+
+
+def shared_build_dirs() -> list[str]:
+    """What programs read under a hidden directory: the compiled languages' shared builds, bound back
+    read-only (made now if need be, so that builds made later show through)."""
+    where = shared_builds.root()
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return []
+    return [str(where)]
 
 
 #: Other evaluators' bundled copies of the datasets, inside packages programs can otherwise read.
@@ -255,6 +267,7 @@ class SubprocessSandbox(Sandbox):
                     "backstop_s": self.backstop_s,
                     "site_dirs": site_dirs(self.python),
                     "hide": hidden_dirs(),
+                    "keep": shared_build_dirs(),
                 },
             )
         except OSError:

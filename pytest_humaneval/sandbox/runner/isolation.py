@@ -257,10 +257,10 @@ def hide_directories(hide, keep):
     return hidden
 
 
-def keep_paths():
+def keep_paths(extra=()):
     """What programs need to reach wherever it lives: the interpreter and its standard library, the
-    prefixes, and the site-packages directories on sys.path."""
-    paths = {os.path.dirname(os.__file__), sys.prefix, sys.exec_prefix, sys.base_prefix}
+    prefixes, the site-packages directories on sys.path, and ``extra`` (the host's shared builds)."""
+    paths = {os.path.dirname(os.__file__), sys.prefix, sys.exec_prefix, sys.base_prefix, *extra}
     paths |= {os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))}
     paths |= {p for p in sys.path if p.endswith("-packages")}
     return sorted(p for p in paths if p)

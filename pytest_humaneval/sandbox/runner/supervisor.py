@@ -107,7 +107,8 @@ def isolate(init, workbase):
     info["uts_namespace"] = bool(can_ns and isolation.unshare(isolation.CLONE_NEWUTS))
     hidden = False
     if can_ns and isolation.unshare(isolation.CLONE_NEWNS):
-        hidden = isolation.read_only_root(workbase, init.get("hide") or [], isolation.keep_paths())
+        keep = isolation.keep_paths(init.get("keep") or ())
+        hidden = isolation.read_only_root(workbase, init.get("hide") or [], keep)
     info["read_only_fs"] = hidden is not False
     info["hidden"] = hidden or []
     info["pid_namespace"] = bool(can_ns and isolation.enter_pid_namespace(info["read_only_fs"]))
@@ -177,16 +178,16 @@ def isolate(init, workbase):
         "wipe": [p for p in init.get("wipe_scratch") or [] if os.path.isdir(p)],
         "poll_memory": bool(init.get("poll_memory", True)),
         "program_path": list(sys.path),
-        "scratch_keep": scratch_keep(),
+        "scratch_keep": scratch_keep(init.get("keep") or ()),
         "judge_jobs": int(init.get("judge_jobs") or JUDGE_JOBS),
         "backstop_s": float(init.get("backstop_s") or BACKSTOP_S),
     }
     return info, plan, cgroups
 
 
-def scratch_keep():
+def scratch_keep(extra=()):
     """The interpreter's paths under a directory each program gets a fresh one of (a venv under /tmp)."""
-    keep = sorted({os.path.realpath(k) for k in isolation.keep_paths() if os.path.isdir(k)}, key=len)
+    keep = sorted({os.path.realpath(k) for k in isolation.keep_paths(extra) if os.path.isdir(k)}, key=len)
     keep = [k for k in keep if any(isolation.under(k, top) for top in ("/tmp", "/var/tmp"))]
     return [k for k in keep if not any(isolation.under(k, o) and k != o for o in keep)]
 
