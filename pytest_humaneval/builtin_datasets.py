@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import cache, partial
 from typing import Any
 
+from . import livecodebench
 from .dataset import data_dir, iter_jsonl
 from .errors import HumanEvalError
 from .languages import LANGUAGES, entry_point_of, rust_prompt, template_for
@@ -104,7 +105,25 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             reference_calls=partial(reference_calls, "mbpp-plus"),
         ),
         *humaneval_x_benchmarks(),
+        Benchmark(
+            "livecodebench",
+            partial(livecodebench_problems, LIVECODEBENCH_RELEASE),
+            f"LiveCodeBench {LIVECODEBENCH_RELEASE} (code_generation_lite; downloaded once, where the "
+            "network allows)",
+            prompt_template=livecodebench.PROMPT_TEMPLATE,
+            source=livecodebench.RELEASES_URL,
+        ),
     )
+
+
+#: The release ``--humaneval-dataset=livecodebench`` means (a file of any release is read by its path).
+LIVECODEBENCH_RELEASE = "release_v6"
+
+
+def livecodebench_problems(release: str) -> Iterator[dict[str, Any]]:
+    for path in livecodebench.fetch_release(release):
+        for lineno, obj in iter_jsonl(path):
+            yield livecodebench.problem_row(obj, f"{path}:{lineno}")
 
 
 #: HumanEval-X (CodeGeeX, Apache-2.0): the languages pytest-humaneval runs, and its file of each.

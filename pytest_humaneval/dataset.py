@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from . import livecodebench
 from .errors import HumanEvalError
 
 REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
@@ -187,8 +188,14 @@ def index_problems(rows: Iterable[tuple[str, Any]], source: str) -> dict[str, Pr
 
 
 def read_problems(path: Path) -> dict[str, Problem]:
-    """The problems of a JSONL(.gz) file in HumanEval's schema."""
-    return index_problems(((f"{path}:{lineno}", obj) for lineno, obj in iter_jsonl(path)), str(path))
+    """The problems of a JSONL(.gz) file in HumanEval's schema, or of LiveCodeBench's published files."""
+
+    def rows() -> Iterator[tuple[str, Any]]:
+        for lineno, obj in iter_jsonl(path):
+            where = f"{path}:{lineno}"
+            yield where, livecodebench.problem_row(obj, where) if livecodebench.is_livecodebench(obj) else obj
+
+    return index_problems(rows(), str(path))
 
 
 def load_dataset(spec: str = "humaneval", config: Any = None) -> Dataset:
@@ -210,7 +217,10 @@ def load_dataset(spec: str = "humaneval", config: Any = None) -> Dataset:
             "file in HumanEval's schema"
         )
     path = path.resolve()
-    return Dataset(path.name.removesuffix(".gz").removesuffix(".jsonl"), path, read_problems(path))
+    problems = read_problems(path)
+    whole = any(p.language == "stdio" for p in problems.values())  # LiveCodeBench's: its own instruction
+    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
+    return Dataset(name, path, problems, prompt_template=livecodebench.PROMPT_TEMPLATE if whole else None)
 
 
 def debug_subset(dataset: Dataset) -> Dataset:

@@ -39,7 +39,7 @@ def prepare(
         language = language_of(problem)
         if language is not None:  # built and run by a driver, each step under a CPU-time limit
             solution, test, entry = program_job_parts(language, problem, sample.completion, timeout)
-            return Job(solution, test, entry, language.wall_backstop(timeout))
+            return Job(solution, test, entry, language.wall_backstop(timeout, language.runs(problem)))
         return program_job(problem, sample.program(problem), timeout, call_limits)
     return conclude(dataset, problem, sample, result)
 

@@ -26,7 +26,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from . import shared_builds
+from . import livecodebench, shared_builds
 from .dataset import Dataset, Problem
 from .errors import HumanEvalError
 from .sandbox.base import MAX_STRETCH
@@ -91,13 +91,19 @@ class Language:
     failure_word: str = "rror"
     #: Builds what every program of the language reads (:mod:`.shared_builds`), once per machine.
     prebuild: Callable[[], object] | None = None
+    #: The answer is a whole program (LiveCodeBench), not a function that continues the prompt.
+    whole_program: bool = False
 
-    def wall_backstop(self, run_s: float) -> float:
+    def runs(self, problem: Problem) -> int:
+        """How many times a program of ``problem`` runs (once per test case for a whole program)."""
+        return len(json.loads(problem.test)["inputs"]) if self.whole_program else 1
+
+    def wall_backstop(self, run_s: float, runs: int = 1) -> float:
         """The job's wall-clock limit. The limits that decide are in CPU seconds (the build's allowance,
         the program's limit), set on each step: the sandbox's fair-share stretch sees only the driver's
         process, not the compiler's and the program's waits on a loaded machine (64 JVMs on 2 cores timed
         out 69 of 164 correct Java programs). This bound, far above them, stops a program that sleeps."""
-        return run_s * MAX_STRETCH + 3 * self.build_s
+        return run_s * MAX_STRETCH * runs + 3 * self.build_s
 
     def missing_tools(self) -> list[str]:
         """A tool is a command on PATH, or an absolute path (Debian's rustc, not a rustup one)."""
@@ -357,6 +363,70 @@ def _rust(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
     ]
 
 
+#: What LiveCodeBench's judge puts before every program: these modules imported, and their names.
+STDIO_MODULES = (
+    "string",
+    "re",
+    "datetime",
+    "collections",
+    "heapq",
+    "bisect",
+    "copy",
+    "math",
+    "random",
+    "statistics",
+    "itertools",
+    "functools",
+    "operator",
+    "io",
+    "sys",
+    "json",
+)
+STDIO_PRELUDE = (
+    "".join(f"from {module} import *\n" for module in (*STDIO_MODULES, "builtins", "typing"))
+    + "".join(f"import {module}\n" for module in STDIO_MODULES)
+    + "sys.setrecursionlimit(50000)\n"
+)
+#: A call-based (LeetCode) problem: the arguments, one JSON value a line, on stdin; the value returned, as
+#: JSON, in a file the judge reads (what the program prints is its own).
+STDIO_CALL = """
+def __humaneval_call():
+    import json as _json, sys as _sys
+    args = [_json.loads(line) for line in _sys.stdin.read().split("\\n")]
+    result = Solution().{name}(*args)
+    with open("{result}", "w") as fh:
+        _json.dump(list(result) if isinstance(result, tuple) else result, fh)
+
+
+__humaneval_call()
+"""
+STDIO_RESULT = ".humaneval-result.json"
+
+
+def _stdio(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """A whole Python program, run once per test case (LiveCodeBench's judge): compared on its output line
+    by line (exact, or number by number as decimals), or, for a call-based problem, on the value
+    ``Solution().name(*args)`` returns."""
+    cases = json.loads(problem.test)
+    name = cases.get("fn_name")
+    source = STDIO_PRELUDE + completion
+    if name:
+        source += "\n" + STDIO_CALL.format(name=name, result=STDIO_RESULT)
+    steps: list[dict[str, object]] = []
+    for i, (given, expected) in enumerate(zip(cases["inputs"], cases["outputs"], strict=True)):
+        steps.append(
+            {
+                "phase": "run",
+                "argv": ["{python}", "main.py"],
+                "input": given,
+                "expect": expected,
+                "compare": "value" if name else "lines",
+                "case": f"{i + 1} of {len(cases['inputs'])}",
+            }
+        )
+    return {"main.py": source}, steps
+
+
 LANGUAGES: dict[str, Language] = {
     lang.name: lang
     for lang in (
@@ -394,6 +464,16 @@ LANGUAGES: dict[str, Language] = {
             failure_word="panicked",
             prebuild=shared_builds.rust_crates,
         ),
+        Language(
+            "stdio",
+            "Python program (standard input and output)",
+            ("python", "py", "python3"),
+            (),
+            0.0,
+            _stdio,
+            failure_word="Error",
+            whole_program=True,
+        ),
     )
 }
 
@@ -415,7 +495,11 @@ def language_of(problem: Problem) -> Language | None:
 #: program does (every outcome is an answer), so the test's failure message carries the verdict.
 DRIVER = """
 def run_program():
-    import json, os, resource, signal, subprocess, sys
+    import ctypes, json, os, resource, signal, subprocess, sys
+    try:  # not dumpable: a program (its child) cannot read this process's memory (the expected outputs)
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
     spec = json.loads(SPEC)
     for name, text in spec["files"].items():
         if os.path.dirname(name):
@@ -433,6 +517,25 @@ def run_program():
 
     def verdict(status, reason):
         return VERDICT_MARK + status + "|" + reason
+
+    def same_lines(got, want):  # LiveCodeBench's: line by line, stripped; exact, or equal as decimals
+        from decimal import Decimal, InvalidOperation
+        got = [line.strip() for line in got.strip().split("\\n")]
+        want = [line.strip() for line in want.strip().split("\\n")]
+        if len(got) != len(want):
+            return False
+        for a, b in zip(got, want):
+            if a != b:
+                try:
+                    if [Decimal(x) for x in a.split()] != [Decimal(x) for x in b.split()]:
+                        return False
+                except (InvalidOperation, ValueError):
+                    return False
+        return True
+
+    def clip(text, size=200):
+        text = text.strip()
+        return text if len(text) <= size else text[: size // 2] + " ... " + text[-size // 2 :]
 
     def first(text, word=""):
         lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -461,9 +564,10 @@ def run_program():
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
         used = -(used.ru_utime + used.ru_stime)
         with open(".stdout", "wb") as out, open(".stderr", "wb") as err:
+            argv = [sys.executable if arg == "{python}" else arg for arg in step["argv"]]
             try:
                 proc = subprocess.Popen(
-                    step["argv"],
+                    argv,
                     stdin=subprocess.DEVNULL if given is None else subprocess.PIPE,
                     stdout=out,
                     stderr=err,
@@ -479,7 +583,13 @@ def run_program():
                     proc.stdin.close()
                 except OSError:  # it ended (or closed its input) first: its status says how
                     pass
-            code = proc.wait()
+            try:
+                code = proc.wait(timeout=step.get("wall_s"))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                why = "test %s: timed out after %d s" % (step.get("case", ""), step["wall_s"])
+                return verdict("timeout", why)
         ended = resource.getrusage(resource.RUSAGE_CHILDREN)
         used += ended.ru_utime + ended.ru_stime
         printed, errors = tail(".stdout"), tail(".stderr")
@@ -503,11 +613,41 @@ def run_program():
             name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
             why = first(errors, "rror") if errors.strip() else ""
             return verdict("crashed", "killed by %s%s" % (name, ": " + why if why else ""))
+        if code != 0 and "expect" in step and "Traceback" in errors:
+            last = [line for line in errors.strip().splitlines() if line.strip()][-1]
+            return verdict("error", "test %s: %s" % (step["case"], last.strip()))
         if code != 0:
             return verdict("failed", "exit status %d: %s" % (code, first(errors or printed, spec["word"])))
+        if "expect" in step:  # a whole program's test case: its output (or value) against the expected
+            if step["compare"] == "value":
+                try:
+                    with open(spec["result"]) as fh:
+                        got = json.load(fh)
+                    os.unlink(spec["result"])
+                except (OSError, ValueError):
+                    return verdict("failed", "test %s: no value came back from the call" % step["case"])
+                if got != json.loads(step["expect"]):
+                    shown = json.dumps(got)
+                    return verdict(
+                        "failed",
+                        "wrong answer on test %s: got %s, expected %s"
+                        % (step["case"], clip(shown), clip(step["expect"])),
+                    )
+            else:
+                with open(".stdout", encoding="utf-8", errors="replace") as fh:
+                    got = fh.read()
+                if not same_lines(got, step["expect"]):
+                    return verdict(
+                        "failed",
+                        "wrong answer on test %s: printed %r, expected %r"
+                        % (step["case"], clip(got), clip(step["expect"])),
+                    )
+            continue
         if spec["quiet"] and (printed or errors):
             why = first(errors or printed)
             return verdict("failed", "the test printed (a failed console.assert): " + why)
+        if spec["done"] is None:
+            continue
         try:
             with open(spec["done"]) as fh:
                 done = fh.read() == spec["nonce"]
@@ -537,6 +677,8 @@ def program_job_parts(
     files, steps = language.construct(problem, completion, nonce)
     for step in steps:
         step["cpu_s"] = run_s if step["phase"] == "run" else language.build_s
+        if language.whole_program:  # one test case of many: a sleeping one ends at its own wall bound
+            step["wall_s"] = int(run_s * MAX_STRETCH) + 1
     spec = {
         "files": files,
         "steps": steps,
@@ -544,7 +686,10 @@ def program_job_parts(
         "quiet": language.quiet,
         "done": DONE_FILE,
         "word": language.failure_word,
+        "result": STDIO_RESULT,
     }
+    if language.whole_program:  # judged on its output, case by case: no end of a test to prove
+        spec["done"] = None
     solution = f"SPEC = {json.dumps(json.dumps(spec))}\nVERDICT_MARK = {VERDICT_MARK!r}\n{DRIVER}"
     return solution, CHECK, DRIVER_ENTRY
 
@@ -596,6 +741,8 @@ def entry_point_of(prompt: str, test: str = "") -> str:
 def template_for(language: Language) -> str:
     """The prompt template of a language's benchmark: complete the function, answer in one fenced block."""
     tag = language.fence_tags[0]
+    if language.whole_program:
+        return livecodebench.PROMPT_TEMPLATE
     return (
         f"Complete the following {language.title} function `{{entry_point}}`. Reply with the complete "
         f"function (signature and body, and any helper it needs) in a single ```{tag} code block, without a "

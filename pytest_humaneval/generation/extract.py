@@ -124,7 +124,9 @@ def extract(
             return Extraction("", "truncated", f"the answer was cut before any code; {TRUNCATED_HINT}")
         title = language.title if language else "Python"
         return Extraction("", "no_code", f"no {title} code in the answer")
-    if cut and language is not None and not closes_function(code):
+    if cut and language is not None and language.whole_program and not compiles(code):
+        return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
+    if cut and language is not None and not language.whole_program and not closes_function(code):
         return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
     if cut and language is None and not compiles(problem.prompt + code):
         return Extraction(code, "truncated", f"the answer was cut inside the code; {TRUNCATED_HINT}")
@@ -185,6 +187,8 @@ def extract_in(language: Language, problem: Problem, answer: str) -> str:
         return answer
     ours = [b for b in blocks if b.lang in language.fence_tags] or [b for b in blocks if not b.lang]
     ours = [b for b in ours if b.text.strip()]
+    if language.whole_program:  # the program is the last block (LiveCodeBench's extraction)
+        return ours[-1].text if ours else ""
     for block in reversed(ours):
         if (found := continuation(problem, language, block.text)) is not None:
             return found
