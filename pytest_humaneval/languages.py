@@ -137,11 +137,44 @@ _CPP_INCLUDE = re.compile(r"\s*#\s*include\b")
 _JAVA_IMPORT = re.compile(r"\s*import\s+[\w.]+(\.\*)?\s*;\s*$")
 
 
+#: A function defined at the top level of C++ code: its signature up to the body's ``{``.
+_CPP_FUNCTION = re.compile(
+    r"^[ \t]*((?:[\w:<>,*&]+[ \t*&]+)+(\w+)[ \t]*\([^;{}()]*\)[ \t]*(?:const[ \t]*)?)\{", re.M
+)
+
+
+def cpp_prototypes(completion: str) -> str:
+    """Declarations of the functions a completion defines after the asked one (a chat answer's helpers,
+    which its own file had defined before it): the asked function may call them. None with default
+    arguments (a second declaration of a default is an error)."""
+    depth, end = 1, len(completion)
+    for i in code_chars(completion):
+        depth += {"{": 1, "}": -1}.get(completion[i], 0)
+        if depth == 0:
+            end = i + 1
+            break
+    rest = completion[end:]
+    prototypes = []
+    for m in _CPP_FUNCTION.finditer(rest):
+        depth = sum({"{": 1, "}": -1}.get(rest[i], 0) for i in code_chars(rest[: m.start()]))
+        before = rest[: m.start()].rstrip().rsplit("\n", 1)[-1]
+        template = before.lstrip().startswith("template") or m.group(1).lstrip().startswith("template")
+        if depth == 0 and not template and "=" not in m.group(1) and m.group(2) not in _KEYWORDS | {"main"}:
+            prototypes.append(" ".join(m.group(1).split()) + ";\n")
+    return "".join(prototypes)
+
+
 def _cpp(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
     headers = "".join(h + "\n" for h in CPP_HEADERS if h not in problem.prompt)
     includes, completion = _hoisted(completion, _CPP_INCLUDE)
+    prompt = problem.prompt
+    prototypes = cpp_prototypes(completion)
+    opens = list(re.finditer(rf"\b{re.escape(opened_function(prompt))}\s*\(", prompt))
+    if prototypes and opens:  # before the line that opens the asked function, after its includes and usings
+        at = prompt.rfind("\n", 0, opens[-1].start()) + 1
+        prompt = prompt[:at] + prototypes + prompt[at:]
     source = (
-        f"{includes}{headers}\n{problem.prompt}{completion}\n"
+        f"{includes}{headers}\n{prompt}{completion}\n"
         f"#define main humaneval_test_main\n{problem.test}\n#undef main\n"
         "#include <cstdio>\n"
         "#include <unistd.h>\n"

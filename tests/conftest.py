@@ -4,6 +4,7 @@ virtual environment of the Debian system Python and a copy of the plugin any use
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +13,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from docker_support import docker_client, ensure_test_image, require_docker
 
+from pytest_humaneval import shared_builds
+
 if TYPE_CHECKING:
     from tiny_server import ServerInfo
 
     from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Each pytester run gets a HOME of its own: the compiled languages' shared builds (seconds each) are made
+    # once for the session, where the plugin would put them, not again in every run.
+    os.environ.setdefault("PYTEST_HUMANEVAL_BUILD_CACHE", str(shared_builds.root()))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -391,6 +391,27 @@ console.log(hasCloseElements([1.0, 2.0], 0.5));
 ```"""
 
 
+CPP_HELPER_FIRST = """```cpp
+#include <vector>
+#include <cmath>
+using namespace std;
+
+template <typename T>
+T gap(T a, T b) { return a > b ? a - b : b - a; }
+
+static bool near(float a, float b, float t) {
+    return gap(a, b) < t;
+}
+
+bool has_close_elements(vector<float> numbers, float threshold) {
+    for (size_t i = 0; i < numbers.size(); i++)
+        for (size_t j = i + 1; j < numbers.size(); j++)
+            if (near(numbers[i], numbers[j], threshold)) return true;
+    return false;
+}
+```"""
+
+
 GO_ANSWER = """```go
 package main
 
@@ -454,6 +475,7 @@ mod tests {
 
 ANSWERS = [
     ("cpp", CPP_ANSWER),
+    ("cpp", CPP_HELPER_FIRST),  # helpers defined before the function: declared before it
     ("java", JAVA_ANSWER),
     ("js", JS_ANSWER),
     ("go", GO_ANSWER),
