@@ -103,6 +103,7 @@ class Controller:
                 "(evaluate each mode's completions file in its own run)"
             )
         if source == "canonical":
+            samples_from(self.config, source, self.dataset)  # a problem without one: one message, now
             return source
         if source:
             samples = samples_from(self.config, source, self.dataset)  # every error surfaces now

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from plugin_support import report, run, write_jsonl
+from plugin_support import report, run, usage_error, write_jsonl
 
 from pytest_humaneval import livecodebench
 from pytest_humaneval.completions import Sample
@@ -240,6 +240,15 @@ def test_the_plugin_runs_a_livecodebench_file(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["*abc900_b*wrong answer on test 1 of 3: printed '0', expected '2.500000'*"])
     data = report(pytester)
     assert (data["passed"], data["total"]) == (3, 4)
+
+
+def test_canonical_without_reference_solutions_is_one_message(pytester: pytest.Pytester) -> None:
+    """LiveCodeBench publishes no solutions: asking for them is a usage error before anything runs, not an
+    error (with a traceback) on every item."""
+    result = run(
+        pytester, "--humaneval", f"--humaneval-dataset={FIXTURE}", "--humaneval-completions=canonical"
+    )
+    usage_error(result, f"{FIXTURE}: {SUM} has no canonical_solution, so 'canonical' cannot be evaluated")
 
 
 @pytest.mark.slow
