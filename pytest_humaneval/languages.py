@@ -147,19 +147,20 @@ def cpp_prototypes(completion: str) -> str:
     """Declarations of the functions a completion defines after the asked one (a chat answer's helpers,
     which its own file had defined before it): the asked function may call them. None with default
     arguments (a second declaration of a default is an error)."""
-    depth, end = 1, len(completion)
-    for i in code_chars(completion):
-        depth += {"{": 1, "}": -1}.get(completion[i], 0)
-        if depth == 0:
-            end = i + 1
-            break
-    rest = completion[end:]
+    end = function_end(completion)
+    rest = completion[end:] if end is not None else ""
+    depth_at = {0: 0}  # the brace depth at the start of each line, in one pass
+    depth = 0
+    for i in code_chars(rest):
+        depth += {"{": 1, "}": -1}.get(rest[i], 0)
+        if rest[i] == "\n":
+            depth_at[i + 1] = depth
     prototypes = []
     for m in _CPP_FUNCTION.finditer(rest):
-        depth = sum({"{": 1, "}": -1}.get(rest[i], 0) for i in code_chars(rest[: m.start()]))
         before = rest[: m.start()].rstrip().rsplit("\n", 1)[-1]
         template = before.lstrip().startswith("template") or m.group(1).lstrip().startswith("template")
-        if depth == 0 and not template and "=" not in m.group(1) and m.group(2) not in _KEYWORDS | {"main"}:
+        top_level = depth_at.get(m.start()) == 0
+        if top_level and not template and "=" not in m.group(1) and m.group(2) not in _KEYWORDS | {"main"}:
             prototypes.append(" ".join(m.group(1).split()) + ";\n")
     return "".join(prototypes)
 
@@ -913,15 +914,21 @@ def continuation(problem: Problem, language: Language, code: str) -> str | None:
     return f"{body}\n{rest.strip()}\n" if rest.strip() else body + "\n"
 
 
-def closes_function(code: str) -> bool:
-    """Whether a continuation closes the function the prompt opened (more ``}`` than ``{`` at some point):
-    an answer cut at the token limit before that is truncated."""
+def function_end(code: str) -> int | None:
+    """The index after the ``}`` that closes the function the prompt opened (the first point with more
+    ``}`` than ``{``), or None when the continuation never closes it."""
     depth = 0
     for i in code_chars(code):
         depth += {"{": 1, "}": -1}.get(code[i], 0)
         if depth < 0:
-            return True
-    return False
+            return i + 1
+    return None
+
+
+def closes_function(code: str) -> bool:
+    """Whether a continuation closes the function the prompt opened: an answer cut at the token limit
+    before that is truncated."""
+    return function_end(code) is not None
 
 
 def check_toolchains(dataset: Dataset, sandbox: str) -> None:

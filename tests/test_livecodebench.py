@@ -11,7 +11,6 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from pytest_humaneval.dataset import Dataset, load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract
-from pytest_humaneval.sandbox import Limits
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 from pytest_humaneval.verdict import Result
 
@@ -56,12 +54,10 @@ def dataset() -> Dataset:
     return load_dataset(str(FIXTURE))
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SubprocessSandbox]:
-    sb = SubprocessSandbox(Limits(), concurrency=2)
-    sb.start()
-    yield sb
-    sb.close()
+@pytest.fixture
+def sandbox(subprocess_sandbox: SubprocessSandbox) -> SubprocessSandbox:
+    """The conftest's module sandbox (1 GiB per program: these are small Python programs)."""
+    return subprocess_sandbox
 
 
 def verdict(sb: SubprocessSandbox, dataset: Dataset, task_id: str, program: str) -> Result:
