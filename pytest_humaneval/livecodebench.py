@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import pickle
 import urllib.request
 import zlib
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HumanEvalError
+from .user_cache import cache_dir
 
 #: The fields that mark a row as LiveCodeBench's.
 MARK_FIELDS = ("question_content", "public_test_cases")
@@ -117,8 +117,7 @@ def fetch_release(release: str, cache: Path | None = None) -> list[Path]:
     if release not in RELEASES:
         raise HumanEvalError(f"unknown LiveCodeBench release {release!r}: one of {', '.join(RELEASES)}")
     if cache is None:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-        cache = base / "pytest-humaneval" / "livecodebench"
+        cache = cache_dir("livecodebench")
     cache.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in RELEASES[release]:

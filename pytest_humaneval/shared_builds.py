@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .dataset import data_dir
 from .errors import HumanEvalError
+from .user_cache import cache_dir
 
 #: HumanEval-X's Go module: go.mod, go.sum and vendor/ (testify and what it needs).
 GO_MODULE_FILE = "humaneval_go_module.tar.gz"
@@ -83,8 +84,7 @@ def root() -> Path:
     given = os.environ.get("PYTEST_HUMANEVAL_BUILD_CACHE")
     if given:
         return Path(given).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-    return cache / "pytest-humaneval" / "shared-builds"
+    return cache_dir("shared-builds")
 
 
 def rustc() -> str:

@@ -11,7 +11,6 @@ model of the same configuration and saves that."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError, describe
+from ..user_cache import cache_dir
 
 SUFFIX = ".gguf"
 #: Bump when the conversion changes what it writes: older conversions are made again.
@@ -56,11 +56,10 @@ def require_gguf(path: Path) -> None:
 
 def checkpoint_dir(path: Path) -> Path:
     """Where the conversion of ``path`` lives: named for the file, keyed by where it is, its size and time."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
     stat = path.stat()
     key = f"{CONVERSION_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache / "pytest-humaneval" / "gguf" / f"{path.stem}-{digest}"
+    return cache_dir("gguf", f"{path.stem}-{digest}")
 
 
 def converted_checkpoint(path: Path, notify: Callable[[str], None]) -> Path:

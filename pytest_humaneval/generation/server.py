@@ -38,6 +38,7 @@ from .. import docker_daemon
 from ..errors import HumanEvalError, clip, describe
 from ..options import Settings
 from ..report import write_json
+from ..user_cache import cache_home
 from . import gguf
 from .launch import Launch, docker_host_memory, plan_launch
 
@@ -669,8 +670,7 @@ def _start_error(e: Exception, s: Settings) -> HumanEvalError:
 def _hf_home() -> Path:
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser().resolve()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser().resolve() / "huggingface"
+    return cache_home().resolve() / "huggingface"
 
 
 # -- a local process ----------------------------------------------------------------------------------------
