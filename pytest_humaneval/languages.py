@@ -25,6 +25,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from . import livecodebench, shared_builds
 from .dataset import Dataset, Problem
@@ -96,7 +97,7 @@ class Language:
 
     def runs(self, problem: Problem) -> int:
         """How many times a program of ``problem`` runs (once per test case for a whole program)."""
-        return len(json.loads(problem.test)["inputs"]) if self.whole_program else 1
+        return len(stdio_cases(problem.test)["inputs"]) if self.whole_program else 1
 
     def wall_backstop(self, run_s: float, runs: int = 1) -> float:
         """The job's wall-clock limit. The limits that decide are in CPU seconds (the build's allowance,
@@ -437,11 +438,18 @@ __humaneval_call()
 STDIO_RESULT = ".humaneval-result.json"
 
 
+@functools.lru_cache(maxsize=64)
+def stdio_cases(test: str) -> dict[str, Any]:
+    """A whole-program problem's test cases (LiveCodeBench's ``input_output``), parsed once: its job and
+    its wall bound both read them, for every sample."""
+    return json.loads(test)
+
+
 def _stdio(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
     """A whole Python program, run once per test case (LiveCodeBench's judge): compared on its output line
     by line (exact, or number by number as decimals), or, for a call-based problem, on the value
     ``Solution().name(*args)`` returns."""
-    cases = json.loads(problem.test)
+    cases = stdio_cases(problem.test)
     name = cases.get("fn_name")
     source = STDIO_PRELUDE + completion
     if name:
