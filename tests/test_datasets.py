@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -367,6 +369,66 @@ def test_a_slow_correct_answer_passes_and_a_loop_stops_at_its_inputs_budget(
     run(pytester, *args, "-k", "is_equal_to_sum_even", "--humaneval-timeout=3")
     results = {r["sample"]: r for r in report(pytester)["results"] if r["task_id"] == "HumanEval/138"}
     assert results[0]["status"] == "timeout", "one limit for the program: the slow answer times out"
+
+
+CROWDED_CPU = 0
+#: The body of HumanEval/138's answer: correct, and on input 3 (n=10) it runs on CPU 0 only, spending
+#: ``spend`` s of its own CPU (the budget is 1 s) there; ``helper`` puts a child of its own beside it.
+CROWDED_ANSWER = """    import os, time
+    if n == 10:
+        os.sched_setaffinity(0, {{{cpu}}})
+        child = None
+        if {helper}:
+            child = os.fork()
+            if child == 0:
+                t = time.process_time()
+                while time.process_time() - t < {spend}:
+                    pass
+                os._exit(0)
+        t = time.process_time()
+        while time.process_time() - t < {spend}:
+            pass
+        if child:
+            os.waitpid(child, 0)
+    return n >= 8 and n % 2 == 0
+"""
+
+
+def crowding_spinners(count: int) -> list[subprocess.Popen]:
+    """Processes outside the sandbox that spin on CROWDED_CPU: a loaded machine."""
+    code = f"import os\nos.sched_setaffinity(0, {{{CROWDED_CPU}}})\nwhile True:\n    pass\n"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
+
+
+@pytest.mark.slow
+def test_an_input_s_budget_gives_back_the_wait_other_processes_caused(pytester: pytest.Pytester) -> None:
+    """An input whose answer needs 0.6 s of CPU, within its 1 s budget, on a CPU two other processes
+    share: about 1.8 s of wall time, 1.2 s of them waiting. Giving back only the wait beyond half a core
+    (0.6 s) timed this correct answer out; the whole wait is given back. A program that runs a child of its
+    own beside it (0.8 s of CPU each: 1.6 s, over the budget), so that the child's work shows as the main
+    process's wait, gets none of that back."""
+
+    def answer(spend: float, helper: bool) -> Path:
+        path = pytester.path / f"answer-{helper}.jsonl"
+        body = CROWDED_ANSWER.format(cpu=CROWDED_CPU, spend=spend, helper=helper)
+        path.write_text(json.dumps({"task_id": "HumanEval/138", "completion": body}) + "\n")
+        return path
+
+    def verdict(path: Path, *args: str) -> dict:
+        run(pytester, "--humaneval", "--humaneval-dataset=humaneval-plus", f"--humaneval-completions={path}",
+            "-k", "is_equal_to_sum_even", *args)  # fmt: skip
+        return next(r for r in report(pytester)["results"] if r["task_id"] == "HumanEval/138")
+
+    spinners = crowding_spinners(2)
+    try:
+        crowded = verdict(answer(0.6, helper=False))
+    finally:
+        for s in spinners:
+            s.kill()
+            s.wait()
+    assert crowded["status"] == "passed", crowded
+    helped = verdict(answer(0.8, helper=True))
+    assert helped["status"] == "timeout" and "input 3 ran past its 1 s budget" in helped["reason"], helped
 
 
 def test_limits_without_reference_times_are_measured_once_and_cached(tmp_path: Path) -> None:

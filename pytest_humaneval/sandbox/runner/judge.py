@@ -24,8 +24,7 @@ from .channel import Channel, ChannelClosed, FrameTooLarge
 from .reasons import clip, first_frame, where
 
 #: A call over its own budget (``call_limits``) may still have been kept off a CPU by other programs: the
-#: judge gives it the wait beyond this share of a core back, up to MAX_STRETCH times the budget.
-FAIR_SHARE = 0.5
+#: judge gives it that wait back, up to MAX_STRETCH times the budget.
 MAX_STRETCH = 10.0
 #: The fewest inputs worth sending to the program in one batch.
 BATCH_MIN = 8
@@ -447,10 +446,13 @@ class Judge:
             pass
 
     def wait(self, k, started):
-        """The answer to call ``k``, which started at ``started``: within its budget, if it has one. A call
-        over budget gets back what the program was owed so far: its wait for a CPU beyond its fair share
-        (the kernel's run delay of its process, as the supervisor judges the whole program), up to
-        MAX_STRETCH times the budget."""
+        """The answer to call ``k``, which started at ``started``: within its budget, if it has one.
+
+        The budget is the reference's CPU time on this input (its encoding included) times 4, so a call over
+        it in wall time gets back the time its process waited for a CPU (the kernel's run delay), less the
+        CPU its own other processes and threads took: on a loaded machine a correct answer still passes (a
+        share of half a core is not assumed), while a program cannot buy time by running work beside its
+        main thread, or by crowding itself out. At most MAX_STRETCH times the budget."""
         budget = self.call_slow.get(k, self.call_default) if self.call_slow else self.call_default
         if budget is None:
             return self.reply(None)
@@ -464,8 +466,8 @@ class Judge:
                 times = procs.schedstat(self.program_pid) if self.program_pid else None
                 if times is not None and now < give_up:
                     ran, waited = times
-                    owed = waited - ran * (1.0 - FAIR_SHARE) / FAIR_SHARE
-                    extended = min(give_up, started + budget + max(0.0, owed))
+                    others = max(0.0, procs.tree_usage(self.program_pid)[0] - ran)
+                    extended = min(give_up, started + budget + max(0.0, waited - others))
                     if extended > now + 0.001:
                         deadline = extended
                         continue

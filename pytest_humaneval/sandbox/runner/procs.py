@@ -70,14 +70,15 @@ def tree(pid):
 
 
 def tree_usage(pid):
-    """(CPU seconds, resident bytes) of ``pid``'s process tree, living processes only."""
+    """(CPU seconds, resident bytes) of ``pid``'s process tree: the CPU of its living processes and of the
+    descendants they have reaped (a spinner that exits still counts), the memory of the living."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
     cpu, rss = 0.0, 0
     for p in tree(pid):
         fields = stat_fields(p)
         if fields and len(fields) > 22:
-            cpu += (int(fields[11]) + int(fields[12])) / tick
+            cpu += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
             rss += int(fields[21]) * page
     return cpu, rss
 
