@@ -4,6 +4,7 @@ only for such a run, so a repo's own test runs load none of the evaluation code.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Generator
@@ -40,7 +41,9 @@ def activate(config: pytest.Config) -> None:
         dataset = load_dataset(settings.dataset, config)
         if settings.debug and not dataset.name.endswith(DEBUG_SUFFIX):
             dataset = debug_subset(dataset)
-        check_toolchains(dataset, settings.sandbox)
+        image = check_toolchains(dataset, settings.sandbox, settings.sandbox_image)
+        if image and image != settings.sandbox_image:  # a compiled language's programs: the toolchain image
+            settings = dataclasses.replace(settings, sandbox_image=image)
     except HumanEvalError as e:
         raise pytest.UsageError(str(e)) from None
     workerinput = getattr(config, "workerinput", None)

@@ -32,6 +32,7 @@ def evaluate(
     dataset: str | Dataset = "humaneval",
     *,
     sandbox: str = "subprocess",
+    sandbox_image: str | None = None,
     timeout: float | None = None,
     memory_mb: int | None = None,
     workers: int | None = None,
@@ -48,7 +49,8 @@ def evaluate(
     and ``completion`` (or ``solution``). ``dataset`` is a registered name (``humaneval``, ``mbpp-plus``,
     an entry point's), a file, or a :class:`Dataset`. ``timeout`` sets one limit for every program
     (default: per problem, from its reference solution's time). ``workers`` programs run at once
-    (default: twice the CPU cores).
+    (default: twice the CPU cores). ``sandbox_image`` is the docker sandbox's image (default: the plugin's,
+    or for HumanEval-X's compiled languages and JavaScript the toolchain image).
     ``efficiency`` times each passing program against the canonical solution
     (``--humaneval-efficiency``); ``diagnose`` scores each failing one's similarity to it, and with
     ``judge_endpoint`` and ``judge_model`` asks that OpenAI-compatible server why it failed
@@ -64,7 +66,7 @@ def evaluate(
         judging = judge_config(judge_endpoint, judge_model, judge_api_key, output)
         check_judge(judging, api=True)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    check_toolchains(ds, sandbox)
+    image = check_toolchains(ds, sandbox, sandbox_image)
     if completions == "canonical":
         samples = canonical(ds)
     elif isinstance(completions, (str, Path)):
@@ -77,6 +79,7 @@ def evaluate(
         Limits(memory_mb=memory_mb or ds.memory_mb),
         preload=preload_for(ds),
         concurrency=workers or 2 * (os.cpu_count() or 1),
+        **({"image": image} if sandbox == "docker" and image else {}),
     )
     start = time.monotonic()
     try:

@@ -30,6 +30,7 @@ from typing import Any
 from . import livecodebench, shared_builds
 from .dataset import Dataset, Problem
 from .errors import HumanEvalError
+from .options import DEFAULT_SANDBOX_IMAGE, DEFAULT_TOOLCHAIN_IMAGE
 from .sandbox.base import MAX_STRETCH
 
 #: The name of the driver function the sandbox job calls.
@@ -203,13 +204,14 @@ def _js(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], 
     )
     # Through a pipe, no file: the program cannot read the nonce back out of its source (node reads all of
     # it before it runs a line).
-    return {}, [{"phase": "run", "argv": ["node", "-"], "input": source, "env": {"NODE_PATH": _node_path()}}]
-
-
-@functools.cache
-def _node_path() -> str:
-    """Where modules installed globally (js-md5, for JavaScript/162) are: looked up once per process."""
-    return ":".join(d for d in ("/usr/local/lib/node_modules", "/usr/lib/node_modules") if os.path.isdir(d))
+    return {}, [
+        {
+            "phase": "run",
+            "argv": ["node", "-"],
+            "input": source,
+            "env": {"NODE_PATH": shared_builds.node_path()},
+        }
+    ]
 
 
 def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:
@@ -939,19 +941,52 @@ def closes_function(code: str) -> bool:
     return function_end(code) is not None
 
 
-def check_toolchains(dataset: Dataset, sandbox: str) -> None:
+def check_toolchains(dataset: Dataset, sandbox: str, image: str | None = None) -> str | None:
     """Before anything is served or run: every language the dataset's problems use is one we run, and can
-    be built where the programs run (one message naming what is missing and what installs it)."""
+    be built where the programs run (one message naming what is missing and what installs it). Returns the
+    docker sandbox's image: for a language with tools, the toolchain image unless another was named, whose
+    manifest then says where programs find the tools and shared builds."""
+    shared_builds.use_manifest(None)
     languages = {language for p in dataset if (language := language_of(p)) is not None}
-    if not languages:
-        return
+    tooled = {language for language in languages if language.tools}
     if sandbox == "docker":
-        titles = ", ".join(sorted(lang.title for lang in languages))
-        raise HumanEvalError(
-            f"dataset {dataset.name!r} needs the {titles} toolchain, which the docker sandbox's image does "
-            "not have yet: run it with --humaneval-sandbox=subprocess on a machine with the toolchain"
-        )
+        if tooled:
+            image = image if image and image != DEFAULT_SANDBOX_IMAGE else DEFAULT_TOOLCHAIN_IMAGE
+            shared_builds.use_manifest(image_toolchains(image, tooled, dataset.name))
+        return image
     for language in sorted(languages, key=lambda lang: lang.name):
         language.require_tools(dataset.name)
         if language.prebuild is not None:  # once per machine (seconds), before any program waits on it
             language.prebuild()
+    return image
+
+
+def image_toolchains(image: str, languages: set[Language], dataset: str) -> dict[str, Any]:
+    """The manifest of a toolchain image (:data:`shared_builds.MANIFEST`), which must cover ``languages``."""
+    from .sandbox.docker_sandbox import read_file
+
+    how = (
+        f"build {DEFAULT_TOOLCHAIN_IMAGE} (`bash .ci/toolchain-image` in a checkout of pytest-humaneval), or "
+        "pass --humaneval-sandbox-image=NAME of an image made the same way"
+    )
+    try:
+        raw = read_file(image, shared_builds.MANIFEST)
+    except HumanEvalError as e:
+        raise HumanEvalError(f"dataset {dataset!r} needs a toolchain image: {e}: {how}") from None
+    manifest = None
+    if raw is not None:
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            manifest = None
+    if not isinstance(manifest, dict):
+        raise HumanEvalError(
+            f"image {image} has no readable toolchain manifest ({shared_builds.MANIFEST}), so it cannot "
+            f"build the programs of dataset {dataset!r}: {how}"
+        )
+    missing = sorted(lang.title for lang in languages if lang.name not in manifest.get("languages", ()))
+    if missing:
+        raise HumanEvalError(
+            f"image {image} has no {', '.join(missing)} toolchain for dataset {dataset!r}: {how}"
+        )
+    return manifest

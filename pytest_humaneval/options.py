@@ -20,6 +20,9 @@ from .errors import HumanEvalError
 
 #: The docker sandbox's image: built from the bundled Dockerfile on first use.
 DEFAULT_SANDBOX_IMAGE = "pytest-humaneval-sandbox:latest"
+#: The docker sandbox's image for a dataset in a compiled language or JavaScript: one with the toolchains and
+#: a manifest of where they are (``.ci/toolchain-image`` in a checkout builds it).
+DEFAULT_TOOLCHAIN_IMAGE = "pytest-humaneval-toolchains:latest"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@
 The harness builds them from trusted sources only (the bundled module, the system's registry), before any
 program runs, in a directory the sandbox binds back read-only (:func:`root`). Each is keyed by the toolchain's
 version and its inputs, and appears whole or not at all (built aside, then renamed).
+
+The docker sandbox's toolchain image holds its own, built by this module inside the image
+(``python3 -m pytest_humaneval.shared_builds --manifest PATH``), and a manifest of where they and the tools
+are (:data:`MANIFEST`): a run in that sandbox builds against the image's (:func:`use_manifest`), never the
+host's.
 """
 
 from __future__ import annotations
@@ -64,6 +69,16 @@ GO_WARM = (
     "unicode",
 )
 
+#: Where a toolchain image says where its tools and shared builds are (JSON; see :func:`manifest`).
+MANIFEST = "/opt/pytest-humaneval/toolchains.json"
+#: The languages a toolchain image has (its manifest's ``languages``).
+IMAGE_LANGUAGES = ("cpp", "js", "java", "go", "rust")
+#: Where node's globally installed modules are (js-md5, for JavaScript/162).
+NODE_MODULES = ("/usr/local/lib/node_modules", "/usr/lib/node_modules")
+
+#: The manifest in use: programs run in a toolchain image, and build against what it holds (None: the host).
+_IMAGE: dict | None = None
+
 _WARM_TEST = """package main
 
 import (
@@ -87,9 +102,30 @@ def root() -> Path:
     return cache_dir("shared-builds")
 
 
+def use_manifest(manifest: dict | None) -> None:
+    """Build against a toolchain image's tools and shared builds (its manifest), or the host's (None)."""
+    global _IMAGE
+    _IMAGE = manifest
+
+
+def manifest() -> dict:
+    """Where this machine's tools and shared builds are, building the shared builds first: what a toolchain
+    image records at :data:`MANIFEST` when it is made."""
+    return {
+        "languages": list(IMAGE_LANGUAGES),
+        "go": go(),
+        "go_module": go_module(),
+        "rustc": rustc(),
+        "rust_crates": rust_crates(),
+        "node_path": node_path(),
+    }
+
+
 def rustc() -> str:
     """Debian's rustc when there is one: the crates are built from Debian's registry, and a rustup rustc
     earlier on PATH (of another version) could not link them."""
+    if _IMAGE is not None:
+        return str(_IMAGE["rustc"])
     return "/usr/bin/rustc" if os.access("/usr/bin/rustc", os.X_OK) else shutil.which("rustc") or "rustc"
 
 
@@ -98,20 +134,46 @@ def cargo() -> str:
 
 
 def go() -> str:
+    if _IMAGE is not None:
+        return str(_IMAGE["go"])
     return shutil.which("go") or "/usr/bin/go"
 
 
+def node_path() -> str:
+    """``NODE_PATH``: where modules installed globally are."""
+    if _IMAGE is not None:
+        return str(_IMAGE["node_path"])
+    return _host_node_path()
+
+
 @functools.cache
+def _host_node_path() -> str:
+    return ":".join(d for d in NODE_MODULES if os.path.isdir(d))
+
+
 def go_module() -> str:
     """The directory with the Go module (``go.mod``, ``go.sum``, ``vendor/``) and ``gocache/``."""
+    if _IMAGE is not None:
+        return str(_IMAGE["go_module"])
+    return _host_go_module()
+
+
+def rust_crates() -> dict[str, str]:
+    """``--extern`` name -> rlib path, and ``-L dependency=`` (key ``""``), of the prebuilt crates."""
+    if _IMAGE is not None:
+        return {str(k): str(v) for k, v in _IMAGE["rust_crates"].items()}
+    return _host_rust_crates()
+
+
+@functools.cache
+def _host_go_module() -> str:
     module = data_dir("datasets") / GO_MODULE_FILE
     key = _key([go(), "version"], module.read_bytes() + json.dumps([GO_ENV, GO_WARM]).encode())
     return str(_built(f"go-{key}", lambda tmp: _build_go(tmp, module)))
 
 
 @functools.cache
-def rust_crates() -> dict[str, str]:
-    """``--extern`` name -> rlib path, and ``-L dependency=`` (key ``""``), of the prebuilt crates."""
+def _host_rust_crates() -> dict[str, str]:
     key = _key([rustc(), "-vV"], json.dumps(RUST_CRATES).encode())
     where = _built(f"rust-{key}", _build_rust)
     found = json.loads((where / "externs.json").read_text())
@@ -224,3 +286,21 @@ def _build_rust(tmp: Path) -> None:
     (tmp / "externs.json").write_text(json.dumps(externs))
     for path in (home, crate, tmp / "target"):
         shutil.rmtree(path)
+
+
+def main() -> None:
+    """``python3 -m pytest_humaneval.shared_builds --manifest PATH``: build the shared builds under
+    ``$PYTEST_HUMANEVAL_BUILD_CACHE`` and write where everything is to PATH (run inside a toolchain image)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--manifest", type=Path, required=True)
+    args = parser.parse_args()
+    found = manifest()
+    args.manifest.parent.mkdir(parents=True, exist_ok=True)
+    args.manifest.write_text(json.dumps(found, indent=1) + "\n")
+    print(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,8 +25,11 @@ from typing import Any
 import pytest
 
 TEST_IMAGE = os.environ.get("PYTEST_HUMANEVAL_TEST_IMAGE", "pytest-humaneval-test-base:latest")
+#: The docker sandbox's image with HumanEval-X's toolchains (``.ci/toolchain-image``).
+TOOLCHAIN_IMAGE = os.environ.get("PYTEST_HUMANEVAL_TOOLCHAIN_IMAGE", "pytest-humaneval-toolchains:latest")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_UP = REPO_ROOT / ".ci" / "docker-up"
+TOOLCHAIN_UP = REPO_ROOT / ".ci" / "toolchain-image"
 
 #: Keyword arguments for ``client.containers.run/create`` matching
 #: ``--network none --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
@@ -97,6 +100,23 @@ def _image_present(image: str) -> bool:
     finally:
         client.close()
     return True
+
+
+def ensure_toolchain_image() -> str:
+    """The toolchain image's name, running ``.ci/toolchain-image`` first if it is missing (minutes: a
+    debootstrap with the toolchains; CI builds it before the tests)."""
+    if _image_present(TOOLCHAIN_IMAGE):
+        return TOOLCHAIN_IMAGE
+    env = dict(os.environ, PYTEST_HUMANEVAL_TOOLCHAIN_IMAGE=TOOLCHAIN_IMAGE)
+    proc = subprocess.run(
+        ["bash", str(TOOLCHAIN_UP)], env=env, capture_output=True, text=True, check=False, timeout=3600
+    )
+    if proc.returncode != 0 or not _image_present(TOOLCHAIN_IMAGE):
+        raise RuntimeError(
+            f"{TOOLCHAIN_UP} failed (rc={proc.returncode}) to provide {TOOLCHAIN_IMAGE}:\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
+        )
+    return TOOLCHAIN_IMAGE
 
 
 def ensure_test_image() -> str:

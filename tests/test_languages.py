@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker_support import TOOLCHAIN_IMAGE, ensure_toolchain_image, require_docker
 from hostile import leftovers, unique_mark
 from venv_support import unavailable
 
@@ -29,8 +30,14 @@ from pytest_humaneval.dataset import Dataset, Problem, load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract
-from pytest_humaneval.languages import LANGUAGES, check_toolchains, entry_point_of, opened_function
-from pytest_humaneval.sandbox import Limits
+from pytest_humaneval.languages import (
+    LANGUAGES,
+    check_toolchains,
+    entry_point_of,
+    image_toolchains,
+    opened_function,
+)
+from pytest_humaneval.sandbox import Limits, Sandbox, make_sandbox
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 from pytest_humaneval.verdict import Result
 
@@ -142,34 +149,53 @@ def first_problem(language: str) -> Problem:
     return next(iter(dataset_of(language)))
 
 
-def verdict(sb: SubprocessSandbox, language: str, completion: str) -> Result:
+@pytest.fixture(scope="module", params=["subprocess", pytest.param("docker", marks=pytest.mark.docker)])
+def box(request: pytest.FixtureRequest, sandbox: SubprocessSandbox) -> Iterator[Sandbox]:
+    """Each sandbox: the subprocess one, and the docker one in the toolchain image."""
+    if request.param == "subprocess":
+        yield sandbox
+        return
+    require_docker()
+    sb = make_sandbox("docker", Limits(), image=ensure_toolchain_image(), concurrency=2)
+    sb.start()
+    yield sb
+    sb.close()
+
+
+@functools.cache
+def image_manifest(image: str) -> dict:
+    return image_toolchains(image, {LANGUAGES[lang] for lang in LANGS}, "humaneval-x")
+
+
+def verdict(sb: Sandbox, language: str, completion: str) -> Result:
+    """The verdict of ``completion`` to problem 0, built against the toolchains of the sandbox's machine."""
+    if sb.kind == "docker":
+        shared_builds.use_manifest(image_manifest(str(getattr(sb, "image", TOOLCHAIN_IMAGE))))
+    else:
+        shared_builds.use_manifest(None)
+        need(language)
     dataset, problem = dataset_of(language), first_problem(language)
     sample = Sample(problem.task_id, 0, completion)
     job = prepare(dataset, problem, sample, 3.0)
+    shared_builds.use_manifest(None)
     assert not isinstance(job, Result)
     return conclude(dataset, problem, sample, sb.run(job))
 
 
 @pytest.mark.parametrize("language", LANGS)
-def test_the_canonical_solution_passes_and_the_verdicts_of_wrong_ones(
-    sandbox: SubprocessSandbox, language: str
-) -> None:
-    need(language)
-    assert verdict(sandbox, language, first_problem(language).canonical_solution).status == "passed"
-    wrong = verdict(sandbox, language, CASES[language]["wrong"])
+def test_the_canonical_solution_passes_and_the_verdicts_of_wrong_ones(box: Sandbox, language: str) -> None:
+    assert verdict(box, language, first_problem(language).canonical_solution).status == "passed"
+    wrong = verdict(box, language, CASES[language]["wrong"])
     assert wrong.status == "failed" and wrong.reason, wrong
-    broken = verdict(sandbox, language, CASES[language]["compile_error"])
+    broken = verdict(box, language, CASES[language]["compile_error"])
     assert broken.status == "syntax_error", broken
     assert "rror" in broken.reason or "expected operand" in broken.reason, broken  # go: file:line: what
 
 
 @pytest.mark.parametrize("language", LANGS)
-def test_a_program_that_ends_its_process_early_does_not_pass(
-    sandbox: SubprocessSandbox, language: str
-) -> None:
+def test_a_program_that_ends_its_process_early_does_not_pass(box: Sandbox, language: str) -> None:
     """exit(0) in the function: the official harness (exit status 0) passes it; here its test never ended."""
-    need(language)
-    result = verdict(sandbox, language, CASES[language]["exit_early"])
+    result = verdict(box, language, CASES[language]["exit_early"])
     assert (result.status, result.reason) == (
         "failed",
         "the program exited (status 0) before its test's main ran to the end",
@@ -239,11 +265,10 @@ STEALS_THE_NONCE = {
 
 
 @pytest.mark.parametrize("language", LANGS)
-def test_a_program_that_steals_the_nonce_does_not_pass(sandbox: SubprocessSandbox, language: str) -> None:
+def test_a_program_that_steals_the_nonce_does_not_pass(box: Sandbox, language: str) -> None:
     """The nonce is in no file the program can read: stdin for the C++, Java and Go wrappers and Rust's
     first test (read before the test calls the program), a drained pipe for JavaScript's source."""
-    need(language)
-    result = verdict(sandbox, language, STEALS_THE_NONCE[language])
+    result = verdict(box, language, STEALS_THE_NONCE[language])
     assert (result.status, result.reason) == (
         "failed",
         "the program exited (status 0) before its test's main ran to the end",
@@ -260,9 +285,8 @@ def test_a_program_that_steals_the_nonce_does_not_pass(sandbox: SubprocessSandbo
     ],
 )
 def test_hostile_programs_in_each_language(
-    sandbox: SubprocessSandbox, listener: socket.socket, tmp_path: Path, language: str, case: str
+    box: Sandbox, listener: socket.socket, tmp_path: Path, language: str, case: str
 ) -> None:
-    need(language)
     mark = unique_mark()
     outside = tmp_path / "outside.txt"
     body = (
@@ -272,19 +296,19 @@ def test_hostile_programs_in_each_language(
         .replace("PORT", str(listener.getsockname()[1]))
     )
     started = time.monotonic()
-    result = verdict(sandbox, language, body)
+    result = verdict(box, language, body)
     if (language, case) == ("go", "fork_bomb"):  # Go's runtime dies when it cannot make a thread
         assert result.status in ("timeout", "failed", "crashed"), result
     else:
         assert result.status == EXPECTED[case], result
     if result.status == "timeout":  # stopped on its CPU time, not the build's allowance on top
         assert result.reason in ("the program used up its 3 s of CPU time", "timed out after 3 s"), result
-        assert time.monotonic() - started < sandbox.longest_run(3.0 + LANGUAGES[language].build_s)
+        assert time.monotonic() - started < box.longest_run(3.0 + LANGUAGES[language].build_s)
     assert leftovers(mark) == [], "a process the program started is still running"
     assert not outside.exists(), "the program wrote outside its directory"
     with pytest.raises(BlockingIOError):
         listener.accept()  # nothing connected from inside the sandbox
-    assert verdict(sandbox, language, first_problem(language).canonical_solution).passed
+    assert verdict(box, language, first_problem(language).canonical_solution).passed
 
 
 #: Programs that try to change what every later program builds against (the shared Go module and build
@@ -540,12 +564,61 @@ def test_a_missing_toolchain_is_one_message_naming_the_package(monkeypatch: pyte
         "java (default-jdk-headless): install it (`bash .ci/toolchains` in a checkout of pytest-humaneval does it "
         "on Debian)"
     )
-    with pytest.raises(HumanEvalError, match="the docker sandbox's image does not have yet"):
-        check_toolchains(dataset_of("java"), "docker")
-    check_toolchains(load_dataset("humaneval-4"), "docker")  # Python only: nothing to check
+    assert check_toolchains(load_dataset("humaneval-4"), "docker") is None  # Python: nothing to check
     cobol = Dataset("mine", Path("mine.jsonl"), {"X/0": Problem("X/0", "F.\n", "", "F", "", "cobol")})
     with pytest.raises(HumanEvalError, match="X/0: language 'cobol' is not one pytest-humaneval runs"):
         check_toolchains(cobol, "subprocess")
+
+
+def test_the_docker_sandbox_builds_in_a_toolchain_image_named_by_its_manifest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the docker sandbox a compiled language's programs build in the toolchain image (by default), against
+    the tools and shared builds its manifest names, never the host's; an image without a manifest, or
+    without the language, or no image at all is one message saying how to build one."""
+    from pytest_humaneval.sandbox import docker_sandbox
+
+    manifest = {
+        "languages": ["cpp", "js", "go", "rust"],
+        "go": "/image/go",
+        "go_module": "/image/builds/go-1",
+        "rustc": "/image/rustc",
+        "rust_crates": {"": "/image/builds/rust-1/deps", "rand": "/image/builds/rust-1/deps/librand.rlib"},
+        "node_path": "/image/node_modules",
+    }
+    asked = []
+
+    def read_file(image: str, path: str) -> bytes | None:
+        asked.append((image, path))
+        good = json.dumps(manifest).encode()
+        images = {"toolchains:1": good, "pytest-humaneval-toolchains:latest": good, "bare:1": None}
+        return images[image] if image in images else b"{not json"
+
+    monkeypatch.setattr(docker_sandbox, "read_file", read_file)
+    monkeypatch.setenv("PATH", "/nonexistent")  # the host's tools play no part
+    try:
+        assert check_toolchains(dataset_of("go"), "docker") == "pytest-humaneval-toolchains:latest"
+        assert check_toolchains(dataset_of("go"), "docker", "toolchains:1") == "toolchains:1"
+        assert asked[-1] == ("toolchains:1", "/opt/pytest-humaneval/toolchains.json")
+        problem = first_problem("go")
+        steps = LANGUAGES["go"].construct(problem, "return 1\n}\n", "n")[1]
+        assert steps[0]["setup"][0][1] == "/image/builds/go-1/go.mod" and steps[1]["argv"][0] == "/image/go"
+        argv = LANGUAGES["rust"].construct(first_problem("rust"), "}\n", "n")[1][0]["argv"]
+        assert argv[0] == "/image/rustc" and "rand=/image/builds/rust-1/deps/librand.rlib" in argv
+        js = LANGUAGES["js"].construct(first_problem("js"), "}\n", "n")[1][0]
+        assert js["env"] == {"NODE_PATH": "/image/node_modules"}
+        with pytest.raises(HumanEvalError, match="image toolchains:1 has no Java toolchain for dataset"):
+            check_toolchains(dataset_of("java"), "docker", "toolchains:1")
+        with pytest.raises(HumanEvalError, match=r"image bare:1 has no readable toolchain manifest .*"
+                           r"\(`bash \.ci/toolchain-image` in a checkout"):  # fmt: skip
+            check_toolchains(dataset_of("cpp"), "docker", "bare:1")
+        with pytest.raises(HumanEvalError, match="image junk:1 has no readable toolchain manifest"):
+            check_toolchains(dataset_of("cpp"), "docker", "junk:1")
+        # the subprocess sandbox is the host's again
+        check_toolchains(load_dataset("humaneval-4"), "subprocess")
+        assert shared_builds.go() != "/image/go"
+    finally:
+        shared_builds.use_manifest(None)
 
 
 def test_missing_crates_are_one_message_naming_the_packages(
@@ -553,12 +626,12 @@ def test_missing_crates_are_one_message_naming_the_packages(
 ) -> None:
     monkeypatch.setenv("PYTEST_HUMANEVAL_BUILD_CACHE", str(tmp_path / "builds"))
     monkeypatch.setattr(shared_builds, "CRATE_REGISTRY", str(tmp_path / "registry"))
-    shared_builds.rust_crates.cache_clear()
+    shared_builds._host_rust_crates.cache_clear()
     try:
         with pytest.raises(HumanEvalError) as e:
             shared_builds.rust_crates()
     finally:
-        shared_builds.rust_crates.cache_clear()
+        shared_builds._host_rust_crates.cache_clear()
     assert str(e.value).endswith(
         "and it lacks librust-rand-dev, librust-regex-dev, librust-md5-dev: install them (`bash "
         ".ci/toolchains` in a checkout of pytest-humaneval does it on Debian)"
@@ -596,7 +669,10 @@ EXPECTED_RUNS = {"cpp": (164, 0), "js": (162, 2), "java": (164, 0), "go": (163, 
 
 
 def canonical_run(pytester: pytest.Pytester, language: str, *args: str) -> pytest.RunResult:
-    need(language)
+    if "--humaneval-sandbox=docker" in args:
+        args = (*args, f"--humaneval-sandbox-image={ensure_toolchain_image()}")
+    else:
+        need(language)
     dataset = f"--humaneval-dataset=humaneval-x-{language}"
     return pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", dataset, "--humaneval-completions=canonical", *args
@@ -609,9 +685,13 @@ def test_debug_run_of_each_language(pytester: pytest.Pytester, language: str) ->
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["subprocess", pytest.param("docker", marks=pytest.mark.docker)])
 @pytest.mark.parametrize("language", LANGS)
-def test_every_canonical_solution_through_the_plugin(pytester: pytest.Pytester, language: str) -> None:
-    result = canonical_run(pytester, language, "--humaneval", "--humaneval-report=report.json")
+def test_every_canonical_solution_through_the_plugin(
+    pytester: pytest.Pytester, language: str, kind: str
+) -> None:
+    args = ("--humaneval", "--humaneval-report=report.json", f"--humaneval-sandbox={kind}")
+    result = canonical_run(pytester, language, *args)
     passed, xfailed = EXPECTED_RUNS[language]
     # Go/95's test depends on Go's map order: its canonical solution passes most runs (a known defect)
     xpassed = result.parseoutcomes().get("xpassed", 0) if language == "go" else 0

@@ -217,6 +217,35 @@ def _build(client: Any, image: str, context: Path) -> None:
     )
 
 
+def read_file(image: str, path: str) -> bytes | None:
+    """The file ``path`` of ``image``, or None where it has none: copied out of a container that is created
+    and never started (no program runs). One clear error when the image is not there."""
+    import tarfile
+    from io import BytesIO
+
+    from docker.errors import APIError, NotFound
+
+    client = connect()
+    if not _has_image(client, image):
+        raise HumanEvalError(f"image {image} is not present in this Docker daemon")
+    try:
+        container = client.containers.create(image, command=["true"], network_mode="none")
+    except APIError as e:
+        raise HumanEvalError(
+            f"could not read {path} from image {image} ({describe(e, typed=True)})"
+        ) from None
+    try:
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            found = tar.extractfile(member) if member is not None else None
+            return found.read() if found is not None else None
+    except NotFound:
+        return None
+    finally:
+        _remove(container)
+
+
 def _log_tail(log: Any, lines: int = 15) -> str:
     text: list[str] = []
     for chunk in log or ():
