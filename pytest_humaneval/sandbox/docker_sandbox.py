@@ -48,6 +48,9 @@ GRACE_S = 10.0
 #: The container's tmpfs: the runner's work dir, the only writable place besides a small /dev/shm.
 WORKBASE = "/tmp"
 TMPFS_OPTIONS = "rw,noexec,nosuid,nodev,size=256m,mode=1777"
+#: The work directory's: a compiled language's program is built there and run (a Python program can run
+#: machine code anyway, through ctypes; noexec stops nothing the container's limits do not).
+WORK_TMPFS_OPTIONS = "rw,exec,nosuid,nodev,size=256m,mode=1777"
 #: Container memory beyond one program's address-space limit: the runner, the tmpfs and page cache.
 MEMORY_HEADROOM_MB = 512
 #: Processes beyond a program's RLIMIT_NPROC, so the runner can always fork the next program.
@@ -480,7 +483,7 @@ class DockerSandbox(Sandbox):
                 init=False,  # the runner is PID 1: as subreaper of the namespace it reaps every orphan
                 network_mode="none",
                 read_only=True,
-                tmpfs={WORKBASE: TMPFS_OPTIONS, "/var/tmp": TMPFS_OPTIONS},
+                tmpfs={WORKBASE: WORK_TMPFS_OPTIONS, "/var/tmp": TMPFS_OPTIONS},
                 shm_size="16m",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
