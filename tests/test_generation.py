@@ -31,6 +31,7 @@ from pytest_humaneval.generation.client import (
     Fatal,
     Generator,
     Request,
+    ServerGone,
     parse_extra_body,
     sampling_from,
 )
@@ -361,6 +362,29 @@ def test_persistent_5xx_is_a_per_sample_error_and_the_run_goes_on(tmp_path: Path
         and f"after {MAX_ATTEMPTS} attempts" in failed.error
     )
     assert all(a.error is None for a in more.values())
+
+
+def test_an_endpoint_with_nothing_behind_it_is_waited_for_then_stops_the_run(tmp_path: Path) -> None:
+    sampling = sampling_from(default_settings(tmp_path))
+    """SGLang's router answers 503 ("no available workers") when every server behind it is down, while its
+    /health says 200: that is an outage, bounded by the grace period, not a failure of each sample (20 of
+    24 samples were generation errors, and the run exited 1 as if the model failed)."""
+    config = StubConfig(failures=[503] * 10_000, retry_after="0")
+    with stub_server(config) as stub:
+        started = time.monotonic()
+        with pytest.raises(ServerGone, match=r"stopped answering: it answered 503: .* to every request for "
+                           r"the grace period of 1 s \(--humaneval-server-grace\)"):  # fmt: skip
+            run_generator(
+                stub.base_url, requests_for(3), sampling, api_key="key", concurrency=8, timeout=30, grace=1.0
+            )
+        assert time.monotonic() - started < 10
+    back = StubConfig(failures=[503] * 12, retry_after="0", reply=lambda body: STRLEN_ANSWER)
+    with stub_server(back) as stub:
+        gen, answers, _ = run_generator(
+            stub.base_url, requests_for(3), sampling, api_key="key", concurrency=8, timeout=30
+        )
+    assert all(a.error is None for a in answers.values()), answers  # 12 refusals, none charged
+    assert gen.unavailable_outages == 1
 
 
 def test_rejected_top_k_min_p_are_dropped_once(tmp_path: Path) -> None:

@@ -9,8 +9,12 @@ Connection errors (refused, reset, closed mid-answer) go through :mod:`.resilien
 check of the server decides. While it answers, the request is retried after a backoff (at most
 ``CONNECTION_ATTEMPTS`` times for one request) and fewer requests are kept in flight for a while
 (AIMD); while it does not, nothing is sent until it answers again; after ``--humaneval-server-grace``
-seconds unreachable, the run stops with one message. The run also stops when the server refuses
-every request (401, 404, 422). The answers that arrived are already cached, so the next run resumes.
+seconds unreachable, the run stops with one message. A 502, 503 or 504 while nothing has answered since
+the request was sent is an outage of what stands behind the endpoint (SGLang's router answers 503 "no
+available workers" when every server behind it is down, though its own /health says 200): it is retried
+without counting against the request's attempts, and the same grace period bounds it. The run also stops
+when the server refuses every request (401, 404, 422). The answers that arrived are already cached, so
+the next run resumes.
 
 Every request states ``chat_template_kwargs.enable_thinking``. ``top_k`` and ``min_p`` are not in
 the OpenAI API; servers that refuse them (e.g. ``transformers serve`` answers 422, OpenAI 400) get
@@ -36,6 +40,8 @@ MAX_ATTEMPTS = 4
 #: Connection errors one request may meet while the server answers its liveness check (errors while
 #: it is unreachable do not count: the grace period bounds those).
 CONNECTION_ATTEMPTS = 8
+#: Answers that say nothing behind the endpoint answers (a gateway or router with no live server).
+UNAVAILABLE = (502, 503, 504)
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 60.0
@@ -238,7 +244,12 @@ class Generator:
         self.window = Window(concurrency)
         api_key = getattr(client, "api_key", None) or "EMPTY"
         self.liveness = Liveness(base_url, api_key, grace, notify)
+        self.grace = grace
+        self.notify = notify
         self._gone: Fatal | None = None
+        self.answered_at = 0.0  # when the server last gave an answer (monotonic)
+        self.unavailable_since: float | None = None  # the first 502/503/504 of an outage
+        self.unavailable_outages = 0
 
     def stats(self) -> dict[str, Any]:
         """What the run met on the way (for the report): connection errors, the window, outages."""
@@ -340,6 +351,8 @@ class Generator:
                 if outcome.error is None:
                     self.liveness.heard()
                     self.window.answered()
+                    self.answered_at = time.monotonic()
+                    self._available()
                 return outcome
             if outcome is None:  # the server's limitation (a dropped field), not this request's failure
                 attempt -= 1
@@ -360,13 +373,45 @@ class Generator:
                     )
                 await asyncio.sleep(self._backoff(max(1, lost), None))
                 continue
-            if getattr(error, "status_code", None) in (429, 503):
+            status = getattr(error, "status_code", None)
+            if status in (429, 503):
                 self.window.congested(sent_at)  # "too busy": fewer in flight for a while
+            if status in UNAVAILABLE and self.answered_at < sent_at:
+                await self._unavailable(sent_at, f"{status}: {reason}", attempt, error)
+                self.retries += 1
+                continue
             refused += 1
             if refused >= MAX_ATTEMPTS or self.retries >= self.retry_budget:
                 return Answer(attempts=attempt, error=f"{reason} (after {attempt} attempts)")
             self.retries += 1
             await asyncio.sleep(self._backoff(refused, error))
+
+    async def _unavailable(self, sent_at: float, reason: str, attempt: int, error: Any) -> None:
+        """Nothing answered since ``sent_at`` and the endpoint says nothing behind it answers: wait (a
+        backoff) within the grace period from the outage's first such answer; past it, the run stops."""
+        now = time.monotonic()
+        if self.unavailable_since is None:
+            self.unavailable_since = sent_at
+            self.unavailable_outages += 1
+            self.notify(
+                f"humaneval: the server at {self.base_url} answers {reason}: nothing behind it answers; "
+                f"waiting up to {self.grace:g} s for it (--humaneval-server-grace)"
+            )
+        left = self.unavailable_since + self.grace - now
+        if left <= 0:
+            raise self._server_gone(
+                ServerGoneError(
+                    f"the model server at {self.base_url} stopped answering: it answered {reason} to every "
+                    f"request for the grace period of {self.grace:g} s (--humaneval-server-grace)"
+                )
+            )
+        await asyncio.sleep(min(left, self._backoff(attempt, error)))
+
+    def _available(self) -> None:
+        if self.unavailable_since is not None:
+            waited = time.monotonic() - self.unavailable_since
+            self.unavailable_since = None
+            self.notify(f"humaneval: the server at {self.base_url} answers again after {waited:.1f} s")
 
     def _server_gone(self, error: ServerGoneError) -> Fatal:
         if self._gone is None:
