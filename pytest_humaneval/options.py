@@ -198,7 +198,7 @@ OPTIONS: list[Option] = [
         "path",
     ),
     Option("request_timeout", "seconds per request (thinking answers take minutes)", 1800.0, "float"),
-    # --- server resilience (issue 10: a server that drops connections or restarts)
+    # --- server resilience: a server that drops connections or restarts
     Option(
         "server_grace",
         "seconds the model server may stay unreachable (connections refused or reset, /health and "
@@ -229,7 +229,7 @@ OPTIONS: list[Option] = [
         0,
         "int",
     ),
-    # --- analysis (issue 12): efficiency of passing programs, diagnosis of failing ones
+    # --- analysis: efficiency of passing programs, diagnosis of failing ones
     Option(
         "efficiency",
         "time each passing program against the canonical solution (CPU time of check(), interleaved, "
@@ -300,21 +300,21 @@ class Settings:
     extra_body: str | None
     prompt_template: Path | None
     request_timeout: float
-    server_grace: float  # server resilience (issue 10)
+    server_grace: float  # server resilience
     output: Path
     report: Path | None
     html: Path | None
     min_pass: float | None
     baseline: Path | None
     baseline_tolerance: int
-    # analysis (issue 12)
+    # analysis
     efficiency: bool
     diagnose: bool
     judge_endpoint: str | None
     judge_model: str | None
     judge_api_key: str | None
     judge_max_tokens: int
-    # thinking against not thinking in one run (issue 12): --think=both
+    # thinking against not thinking in one run: --think=both
     think_both: bool = False
 
     @property

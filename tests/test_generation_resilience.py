@@ -1,4 +1,4 @@
-"""Generation against a server that drops connections, restarts, or dies (issue 10, part 4).
+"""Generation against a server that drops connections, restarts, or dies.
 
 The servers are real: ``openai_stub.py`` over real sockets, in this process where a test only needs
 its behaviour (a burst of connection resets), in a process of its own where the test kills it and
