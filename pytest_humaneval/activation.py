@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from .controller import Controller, count_samples, junit_xml
+from . import __version__
+from .completions import samples_from_rows
+from .controller import DATASET_MISMATCH, Controller, count_samples, junit_xml
 from .dataset import DEBUG_SUFFIX, Dataset, debug_subset, load_dataset
 from .errors import HumanEvalError
 from .items import (
@@ -21,6 +23,7 @@ from .items import (
     EVALUATOR_KEY,
     MODES_KEY,
     RUN_ID_KEY,
+    SAMPLES_KEY,
     TIME_LIMITS_KEY,
     Evaluator,
     HumanEvalCollector,
@@ -51,7 +54,13 @@ def activate(config: pytest.Config) -> None:
         config.stash[RUN_ID_KEY] = uuid.uuid4().hex[:12]
         config.pluginmanager.register(Controller(config, settings, dataset), "humaneval-controller")
     else:
+        check_same_dataset(dataset, workerinput)
         config.stash[COMPLETIONS_KEY] = workerinput["humaneval_completions"]
+        # The completions themselves came along: a worker (perhaps on another machine) reads no file.
+        config.stash[SAMPLES_KEY] = {
+            source: samples_from_rows(rows)
+            for source, rows in (workerinput.get("humaneval_completion_rows") or {}).items()
+        }
         config.stash[MODES_KEY] = workerinput.get("humaneval_modes") or {}
         config.stash[RUN_ID_KEY] = workerinput["humaneval_run_id"]
         config.stash[TIME_LIMITS_KEY] = TimeLimits.from_dict(workerinput["humaneval_time_limits"])
@@ -60,6 +69,21 @@ def activate(config: pytest.Config) -> None:
         config.stash[EVALUATOR_KEY] = Evaluator(config, settings, dataset, workers)
     config.pluginmanager.register(ActiveRun(settings, dataset), "humaneval-run")
     _show_completions_in_junit(config)
+
+
+def check_same_dataset(dataset: Dataset, workerinput: dict[str, Any]) -> None:
+    """An xdist worker loads the dataset from its own installation (on another machine, perhaps another
+    version): it must be the controller's, problem for problem, or its verdicts would be of other tasks.
+    The controller ends the run on this error (:meth:`Controller.pytest_testnodedown`)."""
+    theirs = workerinput.get("humaneval_dataset")
+    if theirs is None or theirs["digest"] == dataset.digest:
+        return
+    raise pytest.UsageError(
+        f"xdist worker {workerinput.get('workerid', '?')} {DATASET_MISMATCH}: the controller's is "
+        f"{theirs['name']} sha {theirs['digest']} (pytest-humaneval {theirs['plugin_version']}), the "
+        f"worker's {dataset.name} sha {dataset.digest} (pytest-humaneval {__version__}, {dataset.path}); "
+        "install the same pytest-humaneval (and dataset) on every worker host"
+    )
 
 
 class ActiveRun:
@@ -139,9 +163,9 @@ def interrupted(item: HumanEvalItem, report: pytest.TestReport) -> Result:
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
-    """True in an xdist controller, which runs no tests itself."""
-    n = getattr(config.option, "numprocesses", None)
-    return bool(n) and getattr(config.option, "dist", "no") != "no"
+    """True in an xdist controller, which runs no tests itself: ``-n N``, or ``--tx`` gateways (remote
+    hosts) with ``-d``/``--dist`` (xdist's own test; ``-n N`` sets both)."""
+    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
 
 
 def index_teardown_reports(reporter: Any) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,20 @@ def coverage_line(cov: dict[str, Any], source: str) -> str:
 def samples_per_problem(samples: dict[str, list[Sample]]) -> int:
     """n for pass@k: the most samples any task has (missing ones count as no_code)."""
     return max((max(s.index for s in items) + 1 for items in samples.values()), default=1)
+
+
+def samples_to_rows(samples: dict[str, list[Sample]]) -> list[dict[str, Any]]:
+    """Parsed samples as plain rows (the ``Sample`` fields), in order: what an xdist worker receives in
+    its ``workerinput`` (execnet carries only plain data), so it reads no file of the controller's."""
+    return [asdict(s) for items in samples.values() for s in items]
+
+
+def samples_from_rows(rows: Iterable[dict[str, Any]]) -> dict[str, list[Sample]]:
+    """The samples :func:`samples_to_rows` gave, as :func:`parse_completions` returned them."""
+    samples: dict[str, list[Sample]] = {}
+    for row in rows:
+        samples.setdefault(row["task_id"], []).append(Sample(**row))
+    return samples
 
 
 def pick(samples: dict[str, list[Sample]], task_id: str, index: int) -> Sample:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .completions import coverage, coverage_line, samples_per_problem, tasks_left_out
+from .completions import coverage, coverage_line, samples_per_problem, samples_to_rows, tasks_left_out
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
@@ -46,9 +46,16 @@ from .sandbox import Sandbox, describe_isolation
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
 
+#: In the error of an xdist worker whose dataset is not the controller's (``activation.check_same_dataset``).
+DATASET_MISMATCH = "has another dataset than the controller"
+
 
 def count_samples(config: pytest.Config, settings: Settings, dataset: Dataset) -> int:
-    """n per problem, known before collection (collection never waits for generation)."""
+    """n per problem, known before collection (collection never waits for generation). An xdist worker
+    has the controller's count: it reads no completions file."""
+    given = getattr(config, "workerinput", {}).get("humaneval_samples")
+    if given:
+        return int(given)
     if settings.samples:
         return settings.samples
     if settings.completions and settings.completions != "canonical":
@@ -74,6 +81,7 @@ class Controller:
         self.html_written: tuple[bool, str] | None = None
         #: Per mode ("" with one mode): what generation recorded (--think=both has two).
         self.generations: dict[str, dict[str, Any]] = {}
+        self._worker_input: dict[str, Any] | None = None
 
     # -- before any worker exists ------------------------------------------------------------------
 
@@ -167,11 +175,42 @@ class Controller:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["humaneval_completions"] = self.config.stash[COMPLETIONS_KEY]
-        node.workerinput["humaneval_modes"] = self.config.stash.get(MODES_KEY, {})
-        node.workerinput["humaneval_time_limits"] = self.config.stash[TIME_LIMITS_KEY].as_dict()
-        node.workerinput["humaneval_run_id"] = self.config.stash[RUN_ID_KEY]
-        node.workerinput[WORKERINPUT] = endpoint_for_workers(self.config)
+        node.workerinput.update(self.worker_input())
+
+    def worker_input(self) -> dict[str, Any]:
+        """What every xdist worker needs, as plain data (execnet carries it; a worker may be another
+        machine): the completions themselves, not their file's path, the sample count, the time limits,
+        the run id, and the dataset's digest, which the worker checks against the dataset it loads
+        itself. Made once: a worker xdist restarts gets the same."""
+        if self._worker_input is None:
+            source = self.config.stash[COMPLETIONS_KEY]
+            modes = self.config.stash.get(MODES_KEY, {})
+            sources = sorted({source, *modes.values()} - {"canonical"})  # canonical: the worker's dataset
+            self._worker_input = {
+                "humaneval_completions": source,  # a name the rows below are filed under
+                "humaneval_completion_rows": {
+                    s: samples_to_rows(samples_from(self.config, s, self.dataset)) for s in sources
+                },
+                "humaneval_samples": count_samples(self.config, self.settings, self.dataset),
+                "humaneval_modes": modes,
+                "humaneval_time_limits": self.config.stash[TIME_LIMITS_KEY].as_dict(),
+                "humaneval_run_id": self.config.stash[RUN_ID_KEY],
+                "humaneval_dataset": {
+                    "name": self.dataset.name,
+                    "digest": self.dataset.digest,
+                    "plugin_version": __version__,
+                },
+                WORKERINPUT: endpoint_for_workers(self.config),
+            }
+        return self._worker_input
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """A worker that refused the run (its dataset is not the controller's) ends it with that one message:
+        xdist would otherwise start another worker in its place, and another."""
+        for line in str(error or "").splitlines():
+            if DATASET_MISMATCH in line:
+                pytest.exit(line.partition("UsageError: ")[2] or line, returncode=pytest.ExitCode.USAGE_ERROR)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the model server on every way out: normal end, errors and Ctrl-C."""
@@ -387,7 +426,13 @@ def probe_isolation(config: pytest.Config, settings: Settings, dataset: Dataset)
 
 def _workers(config: pytest.Config) -> int:
     n = getattr(config.option, "numprocesses", None)
-    return n if isinstance(n, int) and n > 0 else 1
+    if isinstance(n, int) and n > 0:
+        return n
+    if getattr(config.option, "dist", "no") == "no":
+        return 1
+    # --tx gateways (``-d --tx 2*popen --tx socket=HOST:PORT``): one worker each, N for ``N*``
+    counts = [spec.partition("*") for spec in getattr(config.option, "tx", None) or ()]
+    return max(1, sum(int(k) if sep and k.isdigit() else 1 for k, sep, _ in counts))
 
 
 def junit_xml(config: pytest.Config) -> Any:

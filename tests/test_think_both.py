@@ -146,8 +146,9 @@ def pytest_unconfigure(config):
 
 
 def test_each_modes_completions_file_is_read_once_per_process(pytester: pytest.Pytester) -> None:
-    """The controller reads each mode's completions file once at the end (token counts, generation fields
-    and the HTML page from one read); each worker reads it once, to run its items."""
+    """The controller reads each mode's completions file twice: before the workers start, to hand them the
+    completions (``workerinput``: a worker may be another machine), and once at the end (token counts,
+    generation fields and the HTML page from one read); the workers read none."""
     hook_conftest(pytester)
     conftest = pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + OPEN_COUNTER.replace("FOLDER", repr(str(pytester.path))))
@@ -157,9 +158,10 @@ def test_each_modes_completions_file_is_read_once_per_process(pytester: pytest.P
     folder = pytester.path / ".humaneval" / "completions"
     completions = [str(f) for f in folder.glob("*.jsonl") if not f.name.endswith(".cache.jsonl")]
     assert len(completions) == 2, completions
-    assert all(opened["controller"].get(path) == 1 for path in completions), opened["controller"]
-    for who, counts in opened.items():
-        assert all(n == 1 for n in counts.values()), (who, counts)
+    assert all(opened["controller"].get(path) == 2 for path in completions), opened["controller"]
+    for who in ("gw0", "gw1"):
+        assert not set(completions) & set(opened[who]), (who, opened[who])
+        assert all(n == 1 for n in opened[who].values()), (who, opened[who])  # the dataset, once
 
 
 def test_mode_names_collection_and_selection(pytester: pytest.Pytester) -> None:
