@@ -1,4 +1,4 @@
-"""xdist workers on other hosts, with no file system shared with the controller (issue 24).
+"""xdist workers on other hosts, with no file system shared with the controller.
 
 Everything a worker needs crosses in ``workerinput`` (the completions themselves, the sample count, the
 time limits, the run id); each worker loads the dataset from its own installation and checks the
