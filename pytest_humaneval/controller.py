@@ -21,15 +21,6 @@ from .completions import coverage, coverage_line, samples_per_problem, samples_t
 from .dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
-from .items import (
-    COMPLETIONS_KEY,
-    EVALUATOR_KEY,
-    MODES_KEY,
-    RUN_ID_KEY,
-    TIME_LIMITS_KEY,
-    run_sandbox,
-    samples_from,
-)
 from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
@@ -42,6 +33,15 @@ from .report import (
     write_json,
 )
 from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
+from .run_state import (
+    COMPLETIONS_KEY,
+    EVALUATOR_KEY,
+    MODES_KEY,
+    RUN_ID_KEY,
+    TIME_LIMITS_KEY,
+    run_sandbox,
+    samples_from,
+)
 from .sandbox import Sandbox, describe_isolation
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result

@@ -15,43 +15,31 @@ from typing import Any
 
 import pytest
 
-from .completions import Sample, canonical, pick, read_completions
+from .completions import Sample, pick
 from .dataset import Dataset, Problem
-from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
+from .evaluation import add_diagnosis, add_timing, conclude, prepare, timing_job
 from .options import Settings
+from .run_state import (
+    COMPLETIONS_KEY,
+    EVALUATOR_KEY,
+    MODES_KEY,
+    RUN_ID_KEY,
+    TIME_LIMITS_KEY,
+    program_section,
+    run_sandbox,
+    samples_from,
+)
 from .safe_text import printable
-from .sandbox import Limits, Sandbox, make_sandbox
-from .time_limits import TimeLimits
+from .sandbox import Sandbox
 from .verdict import Result
 
-#: Set on each process: where the completions come from ('canonical' or a file path).
-COMPLETIONS_KEY = pytest.StashKey[str]()
-#: --think=both: each mode's completions file ({"think": path, "no-think": path}); absent with one mode.
-MODES_KEY = pytest.StashKey[dict[str, str]]()
-EVALUATOR_KEY = pytest.StashKey["Evaluator"]()
-#: Identifies this pytest run's sandbox containers (labels), the same on the controller and all workers.
-RUN_ID_KEY = pytest.StashKey[str]()
 POSITIONS_KEY = pytest.StashKey[dict[int, int]]()
-SAMPLES_KEY = pytest.StashKey[dict[str, dict[str, list[Sample]]]]()
-#: Each problem's time limit: set by the controller before any item runs, handed to xdist workers.
-TIME_LIMITS_KEY = pytest.StashKey[TimeLimits]()
 #: How long an item's program may run before programs further ahead are started, and how far at most.
 LOOK_FURTHER_AFTER_S = 0.05
 MAX_LOOK_AHEAD = 4096
 #: A problem whose reference solution needs more than this many seconds starts before its turn.
 HEAVY_REFERENCE_S = 0.5
 XDIST_QUEUE_KEY = pytest.StashKey[Any]()
-
-
-def samples_from(config: pytest.Config, source: str, dataset: Dataset) -> dict[str, list[Sample]]:
-    """The completions of ``source`` ('canonical' or a file), parsed once per process: the controller's
-    validation, the sample count at collection and the evaluator all read the same parse."""
-    parsed = config.stash.setdefault(SAMPLES_KEY, {})
-    if source not in parsed:
-        parsed[source] = (
-            canonical(dataset) if source == "canonical" else read_completions(Path(source), dataset)
-        )
-    return parsed[source]
 
 
 class ProgramFailed(Exception):
@@ -204,42 +192,6 @@ def _xdist_queue(config: pytest.Config) -> Any:
             found = None  # another xdist version: fall back to no look-ahead across the queue
         config.stash[XDIST_QUEUE_KEY] = found
     return found
-
-
-def run_sandbox(
-    settings: Settings, dataset: Dataset, run_id: str, concurrency: int, preload: bool = True
-) -> Sandbox:
-    """A sandbox (not started) as every process of the run makes it: the benchmark's memory limit (or
-    --humaneval-memory), the modules its tests import preloaded, ``concurrency`` programs at once; the
-    docker one also takes its image and the run id for its containers' labels."""
-    options: dict[str, Any] = {"concurrency": concurrency}
-    if settings.sandbox == "docker":
-        options.update(image=settings.sandbox_image, run_id=run_id)
-    return make_sandbox(
-        settings.sandbox,
-        Limits(memory_mb=settings.memory_mb(dataset.memory_mb)),
-        preload=preload_for(dataset) if preload else (),
-        **options,
-    )
-
-
-#: The report section of a failing item: ``--- completion ---``, the completion, then the program's output.
-SECTION_NAME = "Captured stdout call"
-SECTION_HEAD = "--- completion ---\n"
-_OUTPUT_HEAD = "\n--- program output ---\n"
-
-
-def program_section(completion: str, output: str) -> str:
-    """The text of a failing item's report section (JUnit system-out, pytest's failure sections), printable:
-    what the model wrote and the program printed reaches terminals and CI pages."""
-    return f"{SECTION_HEAD}{printable(completion)}{_OUTPUT_HEAD}{printable(output)}"
-
-
-def output_from_section(text: str, completion: str) -> str | None:
-    """The program output in a section made by :func:`program_section` for ``completion`` (None if it
-    is not one): exact, whatever the completion or the output contain."""
-    head = program_section(completion, "")
-    return text[len(head) :] if text.startswith(head) else None
 
 
 class HumanEvalCollector(pytest.Collector):

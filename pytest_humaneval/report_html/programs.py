@@ -17,7 +17,7 @@ import pytest
 
 from ..dataset import Dataset, iter_jsonl
 from ..errors import HumanEvalError
-from ..items import SECTION_HEAD, SECTION_NAME, output_from_section
+from ..run_state import SECTION_HEAD, SECTION_NAME, output_from_section
 from ..verdict import Result
 
 #: (task id, sample, mode): the mode is "think" or "no-think" with --think=both, else None.
