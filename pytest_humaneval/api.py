@@ -13,13 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .completions import canonical, coverage, parse_completions, pick, read_completions, samples_per_problem
 from .dataset import Dataset, load_dataset
 from .errors import HumanEvalError
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .languages import check_toolchains
-from .report import pass_at_k, pass_at_ks, summarize
+from .report import build_report, pass_at_k, pass_at_ks
 from .sandbox import Limits, describe_isolation, make_sandbox
 from .time_limits import time_limits
 from .verdict import Result
@@ -101,9 +100,9 @@ def evaluate(
         ]
         if efficiency:
             timing = [
-                (result, box.submit(job))
+                (result, box.submit(timed))
                 for (problem, sample, _), result in zip(pending, results, strict=True)
-                if (job := timing_job(problem, sample, result, limits(problem.task_id))) is not None
+                if (timed := timing_job(problem, sample, result, limits(problem.task_id))) is not None
             ]
             for result, future in timing:
                 add_timing(result, future.result())
@@ -117,19 +116,14 @@ def evaluate(
         from .analysis.judge import judge_failures
 
         judge = judge_failures(judging, ds.problems, results)
-    return summarize(
+    return build_report(
         results,
-        **({"judge": judge} if judge else {}),
-        **({"coverage": cov} if (cov := coverage(samples, ds)) else {}),
-        efficiency=efficiency,
-        dataset=ds.name,
-        dataset_path=str(ds.path),
-        dataset_sha=ds.digest,
+        ds,
+        limits,
         model="canonical" if completions == "canonical" else str(completions)[:200],
-        samples_per_problem=n,
         sandbox=describe_isolation(sandbox, isolation)[0],
-        timeout_s=limits.range[1],
-        time_limits=limits.as_dict(),
-        wall_s=round(time.monotonic() - start, 3),
-        plugin_version=__version__,
+        wall_s=time.monotonic() - start,
+        efficiency=efficiency,
+        judge=judge,
+        coverage=coverage(samples, ds),
     )

@@ -25,11 +25,11 @@ from .options import Settings
 from .provenance import build_provenance, header_lines
 from .report import (
     analysis_properties,
+    build_report,
     compare_to_baseline,
     format_summary,
     markdown_summary,
     read_baseline,
-    summarize,
     write_json,
 )
 from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
@@ -262,28 +262,22 @@ class Controller:
         judge = self.run_judge(programs)
         summary, _ = describe_isolation(self.settings.sandbox, self.isolation)
         limits = self.config.stash[TIME_LIMITS_KEY]
-        timeout = limits.range[1]
-        self.report = summarize(
+        self.report = build_report(
             self.results,
+            self.dataset,
+            limits,
+            model=self.model,
+            sandbox=summary,
+            wall_s=time.monotonic() - self.started,
             efficiency=self.settings.efficiency,
             mode_generation=self.mode_generation(programs),
-            dataset=self.dataset.name,
-            dataset_path=str(self.dataset.path),
-            dataset_sha=self.dataset.digest,
-            model=self.model,
             completions=self.settings.completions or "generated",
-            samples_per_problem=max(r.sample + 1 for r in self.results),
-            sandbox=summary,
-            timeout_s=timeout,
-            time_limits=limits.as_dict(),
-            wall_s=round(time.monotonic() - self.started, 3),
-            plugin_version=__version__,
-            **({"generation": self.generation} if self.generation else {}),
-            **({"judge": judge} if judge else {}),
-            **({"coverage": self.coverage} if self.coverage else {}),
+            generation=self.generation,
+            judge=judge,
+            coverage=self.coverage,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             provenance=build_provenance(
-                self.settings, self.dataset, self.generation, timeout_s=timeout, isolation=summary
+                self.settings, self.dataset, self.generation, timeout_s=limits.range[1], isolation=summary
             ),
         )
         if self.baseline is not None:

@@ -13,12 +13,16 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import __version__
 from .completions import coverage_line
-from .dataset import task_key
+from .dataset import Dataset, task_key
 from .safe_text import printable
 from .verdict import STATUSES, Result
+
+if TYPE_CHECKING:  # time_limits writes its cache with write_atomically, from here
+    from .time_limits import TimeLimits
 
 KS = (1, 10, 100)
 
@@ -62,6 +66,40 @@ def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float,
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def build_report(
+    results: Sequence[Result],
+    dataset: Dataset,
+    limits: TimeLimits,
+    *,
+    model: str,
+    sandbox: str,
+    wall_s: float,
+    efficiency: bool = False,
+    mode_generation: dict[str, dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON report of a run, as the plugin and :func:`pytest_humaneval.api.evaluate` both write it: the
+    dataset's and the limits' fields from the objects themselves, then :func:`summarize`. ``extra`` holds
+    what only one of them has (``generation``, ``judge``, ``coverage``, ``provenance``, ...); a falsy value
+    is left out."""
+    return summarize(
+        results,
+        efficiency=efficiency,
+        mode_generation=mode_generation,
+        dataset=dataset.name,
+        dataset_path=str(dataset.path),
+        dataset_sha=dataset.digest,
+        model=model,
+        samples_per_problem=max((r.sample + 1 for r in results), default=0),
+        sandbox=sandbox,
+        timeout_s=limits.range[1],
+        time_limits=limits.as_dict(),
+        wall_s=round(wall_s, 3),
+        plugin_version=__version__,
+        **{k: v for k, v in extra.items() if v},
+    )
 
 
 def summarize(
