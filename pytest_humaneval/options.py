@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -373,6 +373,8 @@ CONVERT: dict[str, Callable[[str], Any]] = {
     "path": Path,
     "program": Path,
 }
+#: The ini type of an option of each kind ("string" for the kinds not named).
+_INI_TYPES: dict[str, Literal["bool", "linelist"]] = {"bool": "bool", "list": "linelist"}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -400,7 +402,7 @@ def add_options(parser: pytest.Parser) -> None:
         else:  # choices are checked in _value, for the command line and the ini file alike
             kwargs["metavar"] = "{" + ",".join(opt.choices) + "}" if opt.choices else METAVARS[opt.kind]
         group.addoption(opt.cli, **kwargs)
-        kind = {"bool": "bool", "list": "linelist"}.get(opt.kind, "string")
+        kind: Literal["bool", "linelist", "string"] = _INI_TYPES.get(opt.kind, "string")
         parser.addini(opt.ini, opt.help, type=kind, default=None)
 
 

@@ -8,7 +8,7 @@ whole program, EvalPlus's ``solution``, may leave out).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 #: Top-level statements a program keeps; the rest (bare expressions such as ``print(...)``, asserts,
@@ -48,7 +48,8 @@ def kept_statements(tree: ast.Module) -> list[ast.stmt]:
 
 def first_line(node: ast.stmt) -> int:
     """The line a statement starts on, its decorators included."""
-    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+    decorators: Sequence[ast.expr] = getattr(node, "decorator_list", ())
+    return min([node.lineno, *(d.lineno for d in decorators)])
 
 
 def segment(lines: list[str], node: ast.stmt) -> str:

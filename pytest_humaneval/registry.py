@@ -85,10 +85,11 @@ class Benchmark:
 
 
 def _defined_in(fn: Callable[..., Any]) -> str:
+    module: str = getattr(fn, "__module__", "?")
     try:
-        return inspect.getsourcefile(fn) or getattr(fn, "__module__", "?")
+        return inspect.getsourcefile(fn) or module
     except TypeError:
-        return getattr(fn, "__module__", "?")
+        return module
 
 
 def registered(config: Any = None) -> dict[str, Benchmark]:

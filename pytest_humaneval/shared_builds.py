@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .dataset import data_dir
 from .errors import HumanEvalError
@@ -77,7 +78,7 @@ IMAGE_LANGUAGES = ("cpp", "js", "java", "go", "rust")
 NODE_MODULES = ("/usr/local/lib/node_modules", "/usr/lib/node_modules")
 
 #: The manifest in use: programs run in a toolchain image, and build against what it holds (None: the host).
-_IMAGE: dict | None = None
+_IMAGE: dict[str, Any] | None = None
 
 _WARM_TEST = """package main
 
@@ -102,13 +103,13 @@ def root() -> Path:
     return cache_dir("shared-builds")
 
 
-def use_manifest(manifest: dict | None) -> None:
+def use_manifest(manifest: dict[str, Any] | None) -> None:
     """Build against a toolchain image's tools and shared builds (its manifest), or the host's (None)."""
     global _IMAGE
     _IMAGE = manifest
 
 
-def manifest() -> dict:
+def manifest() -> dict[str, Any]:
     """Where this machine's tools and shared builds are, building the shared builds first: what a toolchain
     image records at :data:`MANIFEST` when it is made."""
     return {

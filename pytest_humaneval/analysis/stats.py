@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -14,11 +14,22 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
+    tail: float = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n  # int / int: exact at any n
     return min(1.0, 2 * tail)
 
 
-def paired(first: Mapping[str, bool], second: Mapping[str, bool]) -> dict[str, float | int]:
+class Paired(TypedDict):
+    """:func:`paired`'s result."""
+
+    compared: int
+    only_first: int
+    only_second: int
+    delta: float
+    delta_ci95: list[float]
+    mcnemar_p: float
+
+
+def paired(first: Mapping[str, bool], second: Mapping[str, bool]) -> Paired:
     """Compare two runs on the problems both have: the difference of their pass rates (first minus
     second) with a 95% interval for paired proportions (Wald, on the per-problem differences), and the
     exact McNemar p-value."""

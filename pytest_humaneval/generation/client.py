@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import HumanEvalError, clip
 from ..options import Settings
@@ -50,8 +50,17 @@ OPTIONAL_FIELDS = ("top_k", "min_p")
 #: Body fields the plugin owns; --humaneval-extra-body may not set them.
 RESERVED_FIELDS = ("model", "messages", "stream", "n")
 
+
+class ModeDefaults(TypedDict):
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    max_tokens: int
+
+
 #: Qwen3's advice per mode (model card): thinking and non-thinking.
-DEFAULTS = {
+DEFAULTS: dict[bool, ModeDefaults] = {
     True: {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "max_tokens": 32768},
     False: {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0, "max_tokens": 4096},
 }

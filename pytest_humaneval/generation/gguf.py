@@ -111,7 +111,8 @@ def _convert(path: Path, out: Path) -> None:
     except Exception as e:  # ValueError for an architecture transformers cannot read from GGUF, and others
         raise HumanEvalError(f"transformers cannot read the GGUF file {path} ({describe(e)})") from None
     config = _plain_config(source)
-    fresh = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    auto_model: Any = transformers.AutoModelForCausalLM  # its from_config has no type hints
+    fresh = auto_model.from_config(config, dtype=torch.float32)
     try:
         fresh.load_state_dict(source.state_dict(), strict=True)
     except RuntimeError as e:

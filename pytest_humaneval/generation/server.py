@@ -198,8 +198,8 @@ def _deferred_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
         if caught and previous[caught[0]] is not signal.SIG_IGN:
             raise KeyboardInterrupt(f"signal {caught[0]} during server clean-up")
 
@@ -528,7 +528,8 @@ class _DockerServer:
 
     def _tail(self) -> str:
         try:
-            return self.container.logs(tail=TAIL_LINES).decode("utf-8", "replace")
+            log: str = self.container.logs(tail=TAIL_LINES).decode("utf-8", "replace")  # docker: untyped
+            return log
         except Exception as e:  # the log is a courtesy in an error message; never mask that error
             return f"(could not read the log: {e})"
 
@@ -615,7 +616,8 @@ def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False
     from docker.errors import DockerException, ImageNotFound
 
     try:
-        return client.images.get(ref).id
+        image_id: str = client.images.get(ref).id  # docker: untyped
+        return image_id
     except ImageNotFound:
         pass
     except DockerException as e:
@@ -637,7 +639,8 @@ def _ensure_image(client: Any, ref: str, notify: Notify, needs_gpu: bool = False
             if time.monotonic() - last_note > NOTE_EVERY_S:
                 notify(f"pulling {ref}: {event.get('status', '')} {event.get('progress', '')}".rstrip())
                 last_note = time.monotonic()
-        return client.images.get(ref).id
+        image_id = client.images.get(ref).id
+        return image_id
     except DockerException as e:
         raise HumanEvalError(_pull_error(ref, describe(e))) from None
 

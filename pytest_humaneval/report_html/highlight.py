@@ -29,7 +29,8 @@ def css(scope: str = ".code") -> str:
 def _css_class(ttype: _TokenType) -> str:
     while ttype not in STANDARD_TYPES:
         ttype = ttype.parent
-    return STANDARD_TYPES[ttype]
+    name: str = STANDARD_TYPES[ttype]  # Pygments ships no type hints
+    return name
 
 
 @functools.lru_cache(maxsize=4096)
@@ -37,7 +38,8 @@ def highlight(code: str) -> str:
     """``code`` as escaped HTML with ``<span class=..>`` around coloured tokens (one highlighting per
     distinct text: many samples of a run are identical)."""
     out: list[str] = []
-    current, buf = "", []
+    current = ""
+    buf: list[str] = []
     for ttype, value in lex(code, _LEXER):
         cls = _css_class(ttype) if ttype is not Text else ""
         if cls in _PLAIN:

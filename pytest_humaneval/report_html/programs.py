@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ..completions import answer_of
 from ..dataset import Dataset, iter_jsonl
 from ..errors import HumanEvalError
 from ..run_state import SECTION_HEAD, SECTION_NAME, output_from_section
@@ -74,12 +75,12 @@ def _load_programs(source: str, dataset: Dataset, mode: str | None) -> tuple[dic
 
 
 def _program(obj: dict[str, Any]) -> Program:
-    full = "completion" not in obj and "solution" in obj
+    text, full = answer_of(obj)
     usage = obj.get("usage") or {}
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
     latency = obj.get("latency_s")
     return Program(
-        completion=str(obj.get("solution" if full else "completion") or ""),
+        completion=str(text or ""),
         full_program=full,
         reasoning=str(obj.get("reasoning_content") or ""),
         latency_s=float(latency) if isinstance(latency, (int, float)) else None,

@@ -299,7 +299,8 @@ class _Stream:
                 if len(self.out) >= 4 + size:
                     body = bytes(self.out[4 : 4 + size])
                     del self.out[: 4 + size]
-                    return json.loads(body)
+                    frame: dict[str, Any] = json.loads(body)
+                    return frame
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError

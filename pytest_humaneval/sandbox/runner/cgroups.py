@@ -118,6 +118,7 @@ class SlotCgroups:
 
 
 def remove_tree(dirs):
+    # type: (list[str]) -> None
     for d in reversed(dirs):
         try:
             os.rmdir(d)
@@ -126,6 +127,7 @@ def remove_tree(dirs):
 
 
 def owned_by(pid):
+    # type: (int) -> list[str]
     """The cgroup directories a runner with ``pid`` makes (for the host to remove after it)."""
     name = f"pytest-humaneval-{pid}"
     found = []

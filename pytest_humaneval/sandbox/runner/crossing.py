@@ -46,9 +46,9 @@ class CrossingError(Exception):
 
 
 #: The program's objects the judge holds handles to: id -> object (one table per program process).
-HANDLES = {}
+HANDLES = {}  # type: dict[int, object]
 #: The judge's callables and iterators passed to the program, as the program sees them: id -> proxy.
-_JUDGE_PROXIES = {}
+_JUDGE_PROXIES = {}  # type: dict[int, object]
 
 
 def _register(obj):
@@ -66,7 +66,7 @@ def resolve(ref):
 
 
 #: The program's globals (set once the solution is defined).
-PROGRAM_GLOBALS = {}
+PROGRAM_GLOBALS = {}  # type: dict[str, object]
 
 
 def _program_ref(ref):
@@ -170,8 +170,8 @@ def load_in_program(data):
 
 
 #: The judge's callables and iterators the program may call back: id -> object.
-CALLBACKS = {}
-_CALLBACK_IDS = {}
+CALLBACKS = {}  # type: dict[int, object]
+_CALLBACK_IDS = {}  # type: dict[int, int]
 
 
 def ASK(op, ref, *args):

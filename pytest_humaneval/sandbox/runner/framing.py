@@ -4,11 +4,17 @@ The one codec of the sandbox's pipes, used on both sides: the host and the runne
 stdin/stdout), the runner and its zygotes (job bodies), and ``read_frame``'s deadline serves the host.
 """
 
+from __future__ import annotations  # the annotations stay strings: Python 3.8 runs this file too
+
 import json
 import os
 import select
 import struct
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the runner itself imports no typing
+    from typing import Any
 
 HEAD = struct.Struct(">I")
 
@@ -44,12 +50,12 @@ def read_body(fd, deadline=None):
     return read_exact(fd, size, deadline)
 
 
-def read_frame(fd, deadline=None):
+def read_frame(fd: int, deadline: float | None = None) -> Any:
     """The next JSON frame from ``fd``."""
     return json.loads(read_body(fd, deadline))
 
 
-def write_body(fd, body):
+def write_body(fd: int, body: bytes) -> None:
     """Write one frame, all of it. The descriptor may be non-blocking although we never made it so (a
     container's stdio is shared with the container runtime): a full pipe then means wait, not die."""
     view = memoryview(HEAD.pack(len(body)) + body)
@@ -60,7 +66,7 @@ def write_body(fd, body):
             select.select([], [fd], [])
 
 
-def write_frame(fd, obj):
+def write_frame(fd: int, obj: object) -> None:
     write_body(fd, json.dumps(obj).encode())
 
 

@@ -271,7 +271,7 @@ def keep_paths(extra=()):
 
 #: clone(2)'s number where its first argument is the flags (zeros elsewhere fit every layout).
 SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120}  # not s390x: (stack, flags)
-_CLONE = []
+_CLONE = []  # type: list[object]
 
 
 def clone_call():
@@ -406,7 +406,7 @@ def map_own_user_namespace():
 
 
 #: capset(2)'s version 3 header and two empty data structs, made once so that a child pays one call.
-_CAPSET = []
+_CAPSET = []  # type: list[object]
 
 
 def lock_down(max_namespaces):
