@@ -105,18 +105,7 @@ def _image_present(image: str) -> bool:
 def ensure_toolchain_image() -> str:
     """The toolchain image's name, running ``.ci/toolchain-image`` first if it is missing (minutes: a
     debootstrap with the toolchains; CI builds it before the tests)."""
-    if _image_present(TOOLCHAIN_IMAGE):
-        return TOOLCHAIN_IMAGE
-    env = dict(os.environ, PYTEST_HUMANEVAL_TOOLCHAIN_IMAGE=TOOLCHAIN_IMAGE)
-    proc = subprocess.run(
-        ["bash", str(TOOLCHAIN_UP)], env=env, capture_output=True, text=True, check=False, timeout=3600
-    )
-    if proc.returncode != 0 or not _image_present(TOOLCHAIN_IMAGE):
-        raise RuntimeError(
-            f"{TOOLCHAIN_UP} failed (rc={proc.returncode}) to provide {TOOLCHAIN_IMAGE}:\n"
-            f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
-        )
-    return TOOLCHAIN_IMAGE
+    return _ensure_image(TOOLCHAIN_IMAGE, TOOLCHAIN_UP, "PYTEST_HUMANEVAL_TOOLCHAIN_IMAGE", timeout=3600)
 
 
 def ensure_test_image() -> str:
@@ -125,8 +114,23 @@ def ensure_test_image() -> str:
     ``.ci/docker-up`` is idempotent and serialized with a file lock, so concurrent pytest-xdist
     workers may call this safely.  Raises ``RuntimeError`` if the image still cannot be found.
     """
-    if _image_present(TEST_IMAGE):
-        return TEST_IMAGE
+    return _ensure_image(TEST_IMAGE, DOCKER_UP, "PYTEST_HUMANEVAL_TEST_IMAGE", timeout=1800)
+
+
+def _ensure_image(image: str, script: Path, variable: str, timeout: int) -> str:
+    """``image``, running ``script`` (told the name in ``variable``) first if it is missing."""
+    if _image_present(image):
+        return image
+    env = dict(os.environ, **{variable: image})
+    proc = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, check=False, timeout=timeout
+    )
+    if proc.returncode != 0 or not _image_present(image):
+        raise RuntimeError(
+            f"{script} failed (rc={proc.returncode}) to provide {image}:\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
+        )
+    return image
     env = dict(os.environ, PYTEST_HUMANEVAL_TEST_IMAGE=TEST_IMAGE)
     proc = subprocess.run(
         ["bash", str(DOCKER_UP)], env=env, capture_output=True, text=True, check=False, timeout=1800
