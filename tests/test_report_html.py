@@ -17,9 +17,9 @@ from openai_stub import StubConfig, stub_server
 from plugin_support import problems, report, run, write_jsonl
 
 from pytest_humaneval.dataset import load_dataset
-from pytest_humaneval.run_state import output_from_section, program_section
 from pytest_humaneval.report_html.highlight import highlight
 from pytest_humaneval.report_html.page import render_html
+from pytest_humaneval.run_state import output_from_section, program_section
 
 DEBUG = load_dataset("humaneval-4")
 HUMANEVAL = load_dataset("humaneval")

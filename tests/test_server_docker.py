@@ -26,15 +26,9 @@ from docker_support import ensure_test_image
 from server_support import STANDIN_DIR, STANDIN_MODEL, make_settings, spawn_child
 
 from pytest_humaneval.errors import HumanEvalError
-from pytest_humaneval.generation import server
-from pytest_humaneval.generation.server import (
-    CONTAINER_HF_HOME,
-    LABEL,
-    LABEL_CONFIG,
-    ROLE,
-    ServerHandle,
-    start_server,
-)
+from pytest_humaneval.generation import server_docker
+from pytest_humaneval.generation.server import ServerHandle, start_server
+from pytest_humaneval.generation.server_docker import CONTAINER_HF_HOME, LABEL, LABEL_CONFIG, ROLE
 from pytest_humaneval.options import Settings
 
 STANDIN_IMAGE = "pytest-humaneval-sglang-standin:test"
@@ -349,7 +343,7 @@ def test_no_gpu_here_means_no_multi_gb_pull(
     settings: Settings, client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The GPU check comes before the pull: on a machine without one, the image is not fetched at all."""
-    monkeypatch.setattr(server, "NVIDIA_DEVICE", str(tmp_path / "nvidiactl"))  # absent
+    monkeypatch.setattr(server_docker, "NVIDIA_DEVICE", str(tmp_path / "nvidiactl"))  # absent
     absent = "pytest-humaneval.invalid/absent:none"
     with pytest.raises(HumanEvalError) as info:
         start_server(dataclasses.replace(settings, image=absent, gpus="all"))

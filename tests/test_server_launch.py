@@ -18,7 +18,7 @@ from pytest_humaneval.generation.launch import (
     plan_launch,
     usable_cores,
 )
-from pytest_humaneval.generation.server import _parse_gpus
+from pytest_humaneval.generation.server_lifecycle import _parse_gpus
 from pytest_humaneval.options import read_settings
 
 GIB = 1024**3

@@ -18,7 +18,8 @@ import pytest
 from server_support import STANDIN_DIR, STANDIN_MODEL, alive, make_settings, spawn_child
 
 from pytest_humaneval.errors import HumanEvalError
-from pytest_humaneval.generation.server import STATE_NAME, start_server
+from pytest_humaneval.generation.server import start_server
+from pytest_humaneval.generation.server_process import STATE_NAME
 from pytest_humaneval.options import Settings
 
 pytestmark = pytest.mark.slow

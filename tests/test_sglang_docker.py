@@ -35,7 +35,7 @@ from sglang_support import (
 )
 from tiny_server import free_port
 
-from pytest_humaneval.generation.server import CONTAINER_MODEL_DIR, LABEL, ROLE
+from pytest_humaneval.generation.server_docker import CONTAINER_MODEL_DIR, LABEL, ROLE
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

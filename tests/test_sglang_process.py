@@ -41,7 +41,7 @@ from sglang_support import (
 )
 from tiny_server import free_port
 
-from pytest_humaneval.generation.server import STATE_NAME
+from pytest_humaneval.generation.server_process import STATE_NAME
 
 pytestmark = pytest.mark.slow
 
