@@ -37,6 +37,7 @@ from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
 from pytest_humaneval.sandbox import docker_sandbox as ds
 from pytest_humaneval.sandbox.docker_sandbox import DockerSandbox, connect, ensure_image, remove_containers
+from pytest_humaneval.sandbox.runner import procs
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("secret_in_environment")]
@@ -406,7 +407,7 @@ def test_stale_pool_is_swept_at_start(image: str, client: Any, tmp_path: Path) -
     dead = subprocess.Popen(["true"])
     dead.wait()
     host, now = socket.gethostname(), time.time()
-    mine = str(os.getpid()), ds._process_start(os.getpid())
+    mine = str(os.getpid()), procs.start_time(os.getpid())
     made = {}
     for role, pid, start, owner_host, created in (
         ("dead-owner", str(dead.pid), "", host, now),

@@ -3,11 +3,9 @@ group of its own, for machines with SGLang and no Docker; its state file lets a 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +15,7 @@ from pathlib import Path
 from ..errors import HumanEvalError, clip, describe
 from ..options import Settings
 from ..report import write_json
+from ..sandbox.runner import procs
 from .launch import Launch, plan_launch
 from .server_lifecycle import (
     CONFIG_VERSION,
@@ -105,7 +104,7 @@ class _ProcessServer:
             self.pid = self.proc.pid
             state = {
                 "pid": self.pid,
-                "started": _start_time(self.pid),
+                "started": procs.start_time(self.pid),
                 "config": config,
                 "api_key": api_key,
                 "port": s.port,
@@ -141,7 +140,7 @@ class _ProcessServer:
         self.notify(
             f"stopping the SGLang server left by an earlier run (process {pid}): another configuration"
         )
-        _kill_group(pid)
+        procs.terminate_group(pid, TERM_GRACE_S)
         self.state_path.unlink(missing_ok=True)
         return None
 
@@ -167,58 +166,12 @@ class _ProcessServer:
                     if self.proc is not None:
                         self.proc.returncode = 0  # not ours to wait for any more: no "still running" warning
                 elif self.pid is not None:
-                    _kill_group(self.pid)
+                    procs.terminate_group(self.pid, TERM_GRACE_S)
                     if self.proc is not None:
                         self.proc.poll()  # already reaped: records it, so no "still running" warning
                     self.state_path.unlink(missing_ok=True)
         finally:
             _untrack(self)
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGTERM to the whole group (SGLang's scheduler processes too), SIGKILL if any of it lingers."""
-    for sig, wait in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if _group_gone(pgid):
-                return
-            time.sleep(0.1)
-
-
-def _group_gone(pgid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)  # the leader may be our child: reap it, or it lingers as a zombie
-    if Path("/proc/self/stat").exists():  # zombies only wait for init to reap them: they do not count
-        for entry in os.scandir("/proc"):
-            fields = _proc_stat(entry.name) if entry.name.isdigit() else None
-            if fields and fields[2] == str(pgid) and fields[0] != "Z":
-                return False
-        return True
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _proc_stat(pid: int | str) -> list[str] | None:
-    """State, parent pid, process group, ... from /proc/PID/stat (Linux); None if there is none."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-
-
-def _start_time(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot; "" where unknown): tells it from a recycled pid."""
-    fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else ""
 
 
 def _is_sglang_process(pid: int, started: str = "") -> bool:
@@ -230,12 +183,12 @@ def _is_sglang_process(pid: int, started: str = "") -> bool:
         return False
     if not Path("/proc/self/stat").exists():
         return True  # no /proc to check the command line with
-    fields = _proc_stat(pid)
+    fields = procs.stat_fields(pid)
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    if not fields or fields[0] == "Z" or (started and _start_time(pid) != started):
+    if not fields or fields[0] == "Z" or (started and procs.start_time(pid) != started):
         return False
     return b"sglang.launch_server" in cmdline
 

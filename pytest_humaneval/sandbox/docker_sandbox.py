@@ -32,7 +32,7 @@ from .. import docker_daemon
 from ..errors import HumanEvalError, describe
 from ..options import DEFAULT_SANDBOX_IMAGE
 from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox
-from .runner import launch
+from .runner import launch, procs
 from .uids import BLOCK, UidBlock
 
 LABEL_RUN = "pytest-humaneval.run-id"
@@ -81,15 +81,6 @@ def connect(timeout: int = 60) -> Any:
     )
 
 
-def _process_start(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot), to tell it from a later process with its pid."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def _owner_alive(labels: dict[str, str]) -> bool:
     try:
         pid = int(labels.get(LABEL_PID, ""))
@@ -102,7 +93,7 @@ def _owner_alive(labels: dict[str, str]) -> bool:
     except PermissionError:
         pass
     start = labels.get(LABEL_START, "")
-    return not start or _process_start(pid) in ("", start)
+    return not start or procs.start_time(pid) in ("", start)
 
 
 def _remove(container: Any) -> None:
@@ -474,7 +465,7 @@ class DockerSandbox(Sandbox):
                 labels={
                     LABEL_RUN: self.run_id,
                     LABEL_PID: str(pid),
-                    LABEL_START: _process_start(pid),
+                    LABEL_START: procs.start_time(pid),
                     LABEL_HOST: socket.gethostname(),
                     LABEL_CREATED: f"{time.time():.0f}",
                 },

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 
 def kill_group(pid):
@@ -13,7 +14,46 @@ def kill_group(pid):
             pass
 
 
+def terminate_group(pgid, grace):
+    # type: (int, float) -> None
+    """SIGTERM to the whole group ``pgid`` (a server's helper processes too), SIGKILL if any of it lingers
+    ``grace`` seconds later; returns once the group is gone (or 5 s after the SIGKILL)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if group_gone(pgid):
+                return
+            time.sleep(0.1)
+
+
+def group_gone(pgid):
+    # type: (int) -> bool
+    """No process of group ``pgid`` is left but zombies (which wait only for init to reap them)."""
+    try:
+        os.waitpid(pgid, os.WNOHANG)  # the leader may be our child: reap it, or it lingers as a zombie
+    except ChildProcessError:
+        pass
+    if os.path.exists("/proc/self/stat"):
+        for entry in os.scandir("/proc"):
+            fields = stat_fields(entry.name) if entry.name.isdigit() else None
+            if fields and fields[2] == str(pgid) and fields[0] != "Z":
+                return False
+        return True
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def stat_fields(pid):
+    # type: (int | str) -> list[str] | None
     """The fields of /proc/PID/stat after the command name (field 3 onwards), or None."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -23,6 +63,7 @@ def stat_fields(pid):
 
 
 def start_time(pid):
+    # type: (int | str) -> str
     """When ``pid`` started (clock ticks since boot), to tell it from a later process with its pid."""
     fields = stat_fields(pid)
     return fields[19] if fields and len(fields) > 19 else ""
