@@ -42,7 +42,7 @@ from .run_state import (
     run_sandbox,
     samples_from,
 )
-from .sandbox import Sandbox, describe_isolation
+from .sandbox import Isolation, Sandbox, describe_isolation
 from .time_limits import TimeLimits, cache_path, time_limits
 from .verdict import Result
 
@@ -72,7 +72,7 @@ class Controller:
         self.other_failures = 0
         self.started = time.monotonic()
         self.model = "canonical" if settings.completions == "canonical" else "?"
-        self.isolation: dict[str, Any] = {}
+        self.isolation: Isolation = {}
         self.report: dict[str, Any] | None = None
         self.baseline: dict[str, Any] | None = None
         self.coverage: dict[str, Any] | None = None  # a completions file that leaves tasks out
@@ -404,7 +404,7 @@ def judge_config(settings: Settings) -> Any:
     )
 
 
-def probe_isolation(config: pytest.Config, settings: Settings, dataset: Dataset) -> dict[str, Any]:
+def probe_isolation(config: pytest.Config, settings: Settings, dataset: Dataset) -> Isolation:
     """What isolation the sandbox gets on this machine, known before any item runs."""
     evaluator = config.stash.get(EVALUATOR_KEY, None)
     if evaluator is not None:  # single process: start the sandbox it will use anyway

@@ -7,11 +7,12 @@ them.
 
 from __future__ import annotations
 
-from .base import Job, Limits, PooledSandbox, Sandbox, describe_isolation
+from .base import Isolation, Job, Limits, PooledSandbox, Sandbox, describe_isolation
 from .kinds import KINDS, make_sandbox, register_sandbox
 
 __all__ = [
     "KINDS",
+    "Isolation",
     "Job",
     "Limits",
     "PooledSandbox",

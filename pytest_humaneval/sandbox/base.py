@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from .runner.framing import Closed
 from .runner.framing import read_frame as _read_frame
@@ -59,6 +59,41 @@ class Job:
         return {k: v for k, v in frame.items() if v is not None}
 
 
+class Isolation(TypedDict, total=False):
+    """What a sandbox's isolation holds, as its runner probed it at start (each key where it applies):
+    the header's line and the report's ``sandbox`` field are built from it (:func:`describe_isolation`)."""
+
+    platform: str
+    python: str
+    network: bool  # no network: a network namespace of its own
+    read_only_fs: bool
+    hidden: list[str]  # home directories hidden from programs
+    own_scratch: bool  # a fresh /tmp, /var/tmp, /dev/shm and /proc per program
+    pid_namespace: bool
+    program_pid_namespace: bool
+    uts_namespace: bool
+    user_namespace: bool
+    own_user_namespace: bool
+    capabilities: bool  # programs still hold capabilities
+    no_new_privs: bool
+    root: bool  # programs run as uid 0
+    uids: dict[str, Any]  # the uids programs run as (``programs``: low, high)
+    program_uid: str
+    tree_limits: str  # "cgroup", "polled" or "" (per process only)
+    cgroup: str | None
+    cgroup_version: int | None
+    subreaper: bool
+    zygote: bool
+    fair_deadline: bool  # a program's wait for a CPU is given back
+    judge_process: bool  # verdicts decided outside the program's process
+    unreadable: str  # what programs cannot read (they may fail to import)
+    container: bool
+    container_name: str
+    image: str
+    hardening: list[str]
+    hardening_missing: list[str]
+
+
 class RunnerGone(Exception):
     """The runner process died or stopped answering."""
 
@@ -67,12 +102,12 @@ class Sandbox(ABC):
     """Runs jobs; lives as long as a pytest process (one per xdist worker)."""
 
     kind: str = "?"
-    isolation: dict[str, Any]
+    isolation: Isolation
     #: Programs it runs at once; above 1, ``submit`` returns before the job is done.
     concurrency: int = 1
 
     @abstractmethod
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Isolation:
         """Start (if not running) and return what isolation holds (``isolation``)."""
 
     @abstractmethod
@@ -95,7 +130,7 @@ class Sandbox(ABC):
         return future
 
 
-def describe_isolation(kind: str, info: dict[str, Any]) -> tuple[str, list[str]]:
+def describe_isolation(kind: str, info: Isolation) -> tuple[str, list[str]]:
     """A one-line summary of what isolation held, and the list of what is missing."""
     verdicts = "verdicts decided outside the program's process" if info.get("judge_process", True) else ""
     if info.get("container"):  # the container is the boundary; the runner's namespaces fail inside it
@@ -182,7 +217,7 @@ class PooledSandbox(Sandbox):
     def kind(self) -> str:  # type: ignore[override]
         return self._members[0].kind if self._members else "?"
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Isolation:
         member = self._take()
         self._free.put(member)
         return self.isolation

@@ -31,7 +31,7 @@ from typing import Any
 from .. import docker_daemon
 from ..errors import HumanEvalError, describe
 from ..options import DEFAULT_SANDBOX_IMAGE
-from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox
+from .base import MAX_STRETCH, Isolation, Job, Limits, RunnerGone, Sandbox
 from .runner import launch, procs
 from .uids import BLOCK, UidBlock
 
@@ -411,7 +411,7 @@ class DockerSandbox(Sandbox):
         self.client: Any = None
         self.container: Any = None
         self.stream: _Stream | None = None
-        self.isolation: dict[str, Any] = {}
+        self.isolation: Isolation = {}
         self.restarts = 0
         self._serial = 0
         self._at_exit = False
@@ -419,7 +419,7 @@ class DockerSandbox(Sandbox):
 
     # -- life cycle ------------------------------------------------------------------------------
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Isolation:
         if self.stream is not None:
             return self.isolation
         global _swept
@@ -441,8 +441,9 @@ class DockerSandbox(Sandbox):
             raise
         self.container.reload()
         held, missing = hardening(self.container.attrs)
+        probed: Isolation = ready["isolation"]  # the runner's probe (JSON), then what the container adds
         self.isolation = {
-            **ready["isolation"],
+            **probed,
             "container": True,
             "container_name": self.container.name,
             "image": self.image,

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import shared_builds
 from ..errors import HumanEvalError
-from .base import MAX_STRETCH, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
+from .base import MAX_STRETCH, Isolation, Job, Limits, RunnerGone, Sandbox, read_frame, write_frame
 from .runner import cgroups, launch
 from .runner.framing import write_body
 from .uids import UidBlock
@@ -184,7 +184,7 @@ class SubprocessSandbox(Sandbox):
         self.python = python or sys.executable
         self.namespaces = os.environ.get(NO_NAMESPACES_ENV) != "1"  # the same for every runner it starts
         self.proc: subprocess.Popen[bytes] | None = None
-        self.isolation: dict[str, Any] = {}
+        self.isolation: Isolation = {}
         self.restarts = 0
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-humaneval-"))
         self._lock = threading.RLock()
@@ -195,13 +195,13 @@ class SubprocessSandbox(Sandbox):
 
     # -- the runner process ---------------------------------------------------------------------
 
-    def start(self) -> dict[str, Any]:
+    def start(self) -> Isolation:
         with self._lock:
             if self.proc is not None:
                 return self.isolation
             return self._start()
 
-    def _start(self) -> dict[str, Any]:
+    def _start(self) -> Isolation:
         workbase = self._tmp / "work"
         workbase.mkdir(exist_ok=True)
         os.chmod(workbase, 0o1777)
