@@ -10,6 +10,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -174,3 +175,44 @@ def test_a_judge_that_retires_never_loses_its_last_verdict(monkeypatch: pytest.M
             spinner.wait()
         sb.close()
     assert statuses == {"passed": 400}
+
+
+def test_a_closed_sandbox_s_reader_never_reads_a_later_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() closes the runner's stdout while its reader thread may be waiting on it. A reader that wakes
+    after that (kept off the CPU on a loaded machine) read the descriptor's number again, which a later
+    sandbox's runner pipe had got: it took that runner's reply, and the later sandbox's job waited for it
+    for ever (seen once in a full run: a reference measurement hung until the runner was killed)."""
+    from pytest_humaneval.sandbox import subprocess_sandbox
+
+    real_select = subprocess_sandbox.select.select
+    woken = threading.Event()
+
+    def slow_select(*args: object) -> object:
+        ready = real_select(*args)  # type: ignore[arg-type]
+        woken.wait(10)  # the reader thread, kept off the CPU until the next pipe exists
+        return ready
+
+    sb = SubprocessSandbox(Limits(), concurrency=1)
+    sb.start()
+    assert sb.proc is not None and sb.proc.stdout is not None
+    number = sb.proc.stdout.fileno()
+    monkeypatch.setattr(subprocess_sandbox.select, "select", slow_select)
+    time.sleep(0.7)  # the reader's next wait is a slow one
+    sb.close()
+    with contextlib.suppress(OSError):
+        os.fstat(number)
+        pytest.fail(f"descriptor {number} is still open after close()")
+    r, w = os.pipe()
+    try:
+        if r != number:
+            os.dup2(r, number)  # what the next pipe made in this process gets: the lowest free number
+        os.write(w, b"\x00\x00\x00\x02{}")
+        woken.set()
+        time.sleep(1.0)
+        monkeypatch.undo()
+        os.set_blocking(number, False)
+        assert os.read(number, 64) == b"\x00\x00\x00\x02{}", "the closed sandbox's reader took the bytes"
+    finally:
+        for fd in {r, w, number}:
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -229,7 +229,11 @@ class SubprocessSandbox(Sandbox):
                     ) from None
         self.proc = proc
         self.isolation = ready["isolation"]
-        threading.Thread(target=self._read, args=(proc,), name="humaneval-sandbox", daemon=True).start()
+        # The reader reads a descriptor of its own: close() closes proc.stdout under it, and a reader woken
+        # after that must not read whatever pipe got the same number next (a later sandbox's runner: its
+        # reply was taken, and that job waited forever).
+        own = os.dup(proc.stdout.fileno()) if proc.stdout is not None else -1
+        threading.Thread(target=self._read, args=(proc, own), name="humaneval-sandbox", daemon=True).start()
         return self.isolation
 
     def _launch(self, workbase: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
@@ -336,10 +340,16 @@ class SubprocessSandbox(Sandbox):
         future = [t for t in times if t > 0]
         return min([0.5, *future]) + 0.001
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        """Hand replies to their futures; notice a dead or wedged runner."""
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+    def _read(self, proc: subprocess.Popen[bytes], fd: int) -> None:
+        """Hand replies to their futures; notice a dead or wedged runner. ``fd``: the reader's own copy of
+        the runner's stdout, closed here."""
+        try:
+            self._read_replies(proc, fd)
+        finally:
+            os.close(fd)
+        self._runner_gone(proc)
+
+    def _read_replies(self, proc: subprocess.Popen[bytes], fd: int) -> None:
         buf = bytearray()
         while True:
             try:
@@ -366,7 +376,6 @@ class SubprocessSandbox(Sandbox):
             if not ready and self._waiting:  # a program was parked meanwhile (replies pump themselves)
                 with self._lock:
                     self._pump()
-        self._runner_gone(proc)
 
     def _resolve(self, reply: dict[str, Any]) -> None:
         with self._lock:
