@@ -296,6 +296,23 @@ def test_output_is_captured_with_a_cap(sandbox: SubprocessSandbox) -> None:
     assert verdict["output_dropped"] > 1_000_000
 
 
+@pytest.mark.parametrize("size", [65_531, 65_536, 200_003, 3 << 20])
+def test_large_answers_and_arguments_cross_whole(sandbox: SubprocessSandbox, size: int) -> None:
+    """A frame larger than one read (the channel reads 64 KB at a time, more for a frame under way) is put
+    back together exactly, in both directions, with frames after it still in step."""
+    prompt = "def echo(s, n):\n"
+    body = "    return s * n + 'z'\n"
+    test = (
+        f"def check(candidate):\n    big = ''.join(chr(97 + i % 26) for i in range({size}))\n"
+        "    assert candidate(big, 2) == big * 2 + 'z'\n    assert candidate('ab', 3) == 'abababz'\n"
+        "    assert candidate(big, 1) != big + 'y'\n"
+    )
+    verdict = sandbox.run(Job(prompt + body, test, "echo", TIMEOUT))
+    assert verdict["status"] == "passed", verdict
+    wrong = sandbox.run(Job(prompt + "    return s * n\n", test, "echo", TIMEOUT))
+    assert wrong["status"] == "failed", wrong
+
+
 def test_thread_left_running_does_not_cost_the_time_limit(sandbox: SubprocessSandbox) -> None:
     body = "    import threading, time\n    threading.Thread(target=time.sleep, args=(30,)).start()\n    return x * 2\n"
     verdict = run(sandbox, body, timeout=10)

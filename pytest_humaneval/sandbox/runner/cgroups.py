@@ -12,6 +12,8 @@ program's tree by polling its memory instead.
 
 import os
 
+from . import procs
+
 V2 = "/sys/fs/cgroup"
 V1 = {"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids"}
 
@@ -101,11 +103,10 @@ class SlotCgroups:
     def oom_kills(self, slot):
         """How many processes the kernel has killed for memory in ``slot`` so far (None if unknown)."""
         try:
-            with open(self.oom_files[slot]) as fh:
-                for line in fh:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
+            for line in procs.read_text(self.oom_files[slot]).splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
         except (OSError, IndexError, ValueError):
             pass
         return None

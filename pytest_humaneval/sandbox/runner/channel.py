@@ -18,6 +18,12 @@ from collections import deque
 from .framing import HEAD
 
 REPLIES = frozenset(b"REdx")
+#: What one read() asks for while no large frame is under way. Below glibc's mmap threshold (128 KB): a
+#: larger request is a fresh mmap, zeroed pages, an mremap and an munmap for every message, in every
+#: forked program, whose malloc starts with the zygote's default threshold.
+READ_SIZE = 1 << 16
+#: The most one read() asks for (a large answer arriving).
+READ_MAX = 1 << 20
 
 
 class ChannelClosed(BaseException):
@@ -55,7 +61,7 @@ class Channel:
             if not select.select([self.fd], [], [], max(0.0, timeout))[0]:
                 return False
         try:
-            chunk = os.read(self.fd, 1 << 20)
+            chunk = os.read(self.fd, self._want())
         except OSError:
             chunk = b""
         if not chunk:
@@ -72,6 +78,13 @@ class Channel:
             self.frames.append((self.buf[4:5], bytes(self.buf[5 : 4 + size])))
             del self.buf[: 4 + size]
         return True
+
+    def _want(self):
+        """How much to ask read() for: READ_SIZE, or the rest of a larger frame under way (up to READ_MAX)."""
+        if len(self.buf) >= 4:
+            (size,) = HEAD.unpack_from(self.buf)
+            return min(max(READ_SIZE, 4 + size - len(self.buf)), READ_MAX)
+        return READ_SIZE
 
     def recv(self, deadline=None):
         """The next frame (kind, payload); TimeoutError once ``deadline`` (monotonic) passes with nothing of

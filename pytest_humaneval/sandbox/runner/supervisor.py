@@ -30,6 +30,7 @@ import time
 
 from . import cgroups as cgroups_mod
 from . import crossing, isolation, judge, procs, program
+from .channel import READ_SIZE
 from .framing import Closed, FrameBuffer, read_body, read_frame, write_body, write_frame
 
 #: The first byte a program's (or judge's) process writes once its sandbox is set up: a job whose process
@@ -466,7 +467,7 @@ def warm_up(kind):
 def read_some(fd):
     """What a non-blocking pipe holds: None while it is empty, b"" once its writers are gone."""
     try:
-        return os.read(fd, 1 << 20)
+        return os.read(fd, READ_SIZE)
     except BlockingIOError:
         return None
     except OSError:
