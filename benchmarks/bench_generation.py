@@ -65,9 +65,9 @@ from pytest_humaneval.generation.client import (  # noqa: E402
     sampling_from,
 )
 from pytest_humaneval.generation.extract import extract  # noqa: E402
-from pytest_humaneval.generation.pipeline import answer_record  # noqa: E402
 from pytest_humaneval.generation.progress import Progress  # noqa: E402
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, messages_digest, render  # noqa: E402
+from pytest_humaneval.generation.records import answer_record  # noqa: E402
 
 
 @dataclass

@@ -163,7 +163,7 @@ def test_endpoint_run_records_sampling_but_no_secrets(pytester: pytest.Pytester)
 
 
 def test_docker_server_and_sandbox_images(tmp_path: Path) -> None:
-    """What the generation section records for an SGLang container (as in ``_from_model``) reaches both."""
+    """What the generation section records for an SGLang container (as ``ServerBackend`` has it) reaches both."""
     s = default_settings(tmp_path, sandbox="docker", completions=None, think=True)
     generation = {
         "model": "Qwen/Qwen3-0.6B",

@@ -33,11 +33,14 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
+
+import pytest
 
 from ..errors import HumanEvalError, describe
 from ..options import Settings
 from . import gguf
+from .backend import ModelBackend, OnAnswer, say, terminal
 from .client import Answer, Fatal, Request, Sampling
 from .extract import THINK_CLOSE, THINK_OPEN
 from .launch import generation_threads
@@ -50,7 +53,6 @@ CPU_BATCH = 8
 INSTALL = "pip install 'pytest-humaneval[transformers]'"
 
 Notify = Callable[[str], None]
-OnAnswer = Callable[[Request, Answer], None]
 
 
 def check_options(settings: Settings) -> None:
@@ -328,30 +330,61 @@ class LocalModel:
             self.torch.cuda.empty_cache()
 
 
-def run_local(
-    settings: Settings, sampling: Sampling, requests: list[Request], on_answer: OnAnswer, out: IO[str]
-) -> tuple[dict[str, Any], float]:
-    """Load the model, answer ``requests``, free it. Returns what the report records about the backend
-    and the seconds spent generating (loading excluded, as a server's start-up is)."""
+class TransformersBackend(ModelBackend):
+    """The transformers backend: :meth:`start` loads the model (its load time is start-up, as a server's
+    is), :meth:`generate` answers batch by batch, :meth:`close` frees it before the programs run."""
 
-    def notify(line: str) -> None:
-        print(f"humaneval: {line}", file=out, flush=True)
+    source = "transformers"
 
-    model = LocalModel(settings, sampling, notify)
-    try:
-        if model.device == "cpu" and settings.max_tokens is None:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        check_options(settings)  # before the sampling options' errors, the cache and torch
+        super().__init__(config, settings)
+        self._model: LocalModel | None = None
+        self._load_s: float | None = None
+
+    def cache_key(self) -> dict[str, Any]:
+        return backend_key(self.settings)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": backend_key(self.settings), **self.model_facts()}
+
+    def start(self) -> None:
+        if self._model is not None:
+            return
+        sampling = self.sampling
+
+        def notify(line: str) -> None:
+            say(self.config, f"humaneval: {line}")
+
+        self._model = model = LocalModel(self.settings, sampling, notify)
+        self._load_s = model.load_s
+        if model.device == "cpu" and self.settings.max_tokens is None:
             notify(
                 f"generating on the CPU with up to {sampling.max_tokens} new tokens per answer; "
                 "--humaneval-max-tokens lowers that worst case"
             )
+
+    @property
+    def startup_s(self) -> float | None:
+        return None if self._load_s is None else round(self._load_s, 3)
+
+    def generate(self, requests: list[Request], on_answer: OnAnswer) -> dict[str, Any]:
+        model = self._model
+        if model is None:
+            raise RuntimeError("TransformersBackend.generate() before start()")
         info = model.describe()
-        started = time.monotonic()
-        with Progress(len(requests), file=out) as progress:
+        with terminal(self.config) as out, Progress(len(requests), file=out) as progress:
             model.run(requests, on_answer, progress)
         info["final_batch_size"] = model.batch
-        return info, time.monotonic() - started
-    finally:
-        model.close()
+        return {"backend": {**backend_key(self.settings), **info}}
+
+    def close(self) -> None:
+        model, self._model = self._model, None
+        if model is not None:
+            model.close()
+
+    def endpoint(self) -> str:
+        return "the transformers backend generated in this process: no server ran"
 
 
 def _batch_seed(seed: int, batch: list[Request]) -> int:
