@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from openai_stub import spawn_stub  # noqa: E402
 from server_support import default_settings  # noqa: E402
 
-from pytest_humaneval.dataset import data_dir, load_dataset  # noqa: E402
+from pytest_humaneval.datasets.dataset import data_dir  # noqa: E402
+from pytest_humaneval.datasets.registry import load_dataset  # noqa: E402
 from pytest_humaneval.generation.cache import CompletionCache, RunSpec  # noqa: E402
 from pytest_humaneval.generation.client import (  # noqa: E402
     Answer,

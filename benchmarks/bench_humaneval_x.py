@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_humaneval import shared_builds
 from pytest_humaneval.api import evaluate
-from pytest_humaneval.dataset import Problem, load_dataset
+from pytest_humaneval.datasets import Problem
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.languages import CPP_HEADERS  # CodeGeeX IMPORT_HELPER["cpp"]
 
 #: CodeGeeX's IMPORT_HELPER["go"].
@@ -175,7 +176,7 @@ def main() -> None:
         official_s = time.monotonic() - start
 
         completions = [{"task_id": p.task_id, "completion": code} for p, code in programs]
-        order = {}
+        order: dict[str, list[int]] = {}
         for i, (p, _) in enumerate(programs):
             order.setdefault(p.task_id, []).append(i)
         start = time.monotonic()

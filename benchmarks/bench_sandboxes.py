@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_samples
 
 from pytest_humaneval.completions import read_completions
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.evaluation import judge, preload_for
 from pytest_humaneval.options import DEFAULT_SANDBOX_IMAGE
 from pytest_humaneval.sandbox import Limits, make_sandbox

@@ -28,7 +28,8 @@ from evalplus_bench import solution_variants
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from pytest_humaneval.completions import Sample  # noqa: E402
-from pytest_humaneval.dataset import Dataset, load_dataset  # noqa: E402
+from pytest_humaneval.datasets import Dataset  # noqa: E402
+from pytest_humaneval.datasets.registry import load_dataset  # noqa: E402
 from pytest_humaneval.evaluation import preload_for, prepare  # noqa: E402
 from pytest_humaneval.sandbox import Job, Limits, make_sandbox  # noqa: E402
 from pytest_humaneval.time_limits import time_limits  # noqa: E402

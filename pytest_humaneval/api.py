@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .completions import canonical, coverage, parse_completions, pick, read_completions, samples_per_problem
-from .dataset import Dataset, load_dataset
+from .datasets.dataset import Dataset
+from .datasets.registry import load_dataset
 from .errors import HumanEvalError
 from .evaluation import add_diagnosis, add_timing, conclude, preload_for, prepare, timing_job
 from .languages import check_toolchains
-from .report import build_report, pass_at_k, pass_at_ks
+from .reporting.report import build_report, pass_at_k, pass_at_ks
+from .reporting.schema import Report
 from .sandbox import Limits, describe_isolation, make_sandbox
 from .time_limits import time_limits
 from .verdict import Result
@@ -41,7 +43,7 @@ def evaluate(
     judge_model: str | None = None,
     judge_api_key: str | None = None,
     output: str | Path = ".humaneval",
-) -> dict[str, Any]:
+) -> Report:
     """Evaluate completions and return the same report the plugin writes as JSON.
 
     ``completions`` is a completions file, ``"canonical"``, or an iterable of dicts with ``task_id``

@@ -18,9 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .dataset import Dataset, Problem, iter_jsonl
+from .datasets.dataset import Dataset, Problem, iter_jsonl
 from .errors import HumanEvalError
 from .pysource import future_imports_end, joined, kept_statements, parse, segment
+from .reporting.schema import Coverage
 
 #: Statuses a completion may arrive with: it is not run, and it counts as a failure.
 PRESET_STATUSES = ("truncated", "no_code", "generation_error")
@@ -162,7 +163,7 @@ def parse_completions(
     return dict(samples)
 
 
-def coverage(samples: dict[str, list[Sample]], dataset: Dataset) -> dict[str, Any] | None:
+def coverage(samples: dict[str, list[Sample]], dataset: Dataset) -> Coverage | None:
     """Which of ``dataset``'s tasks a completions file attempts; None if it attempts every one. A task with
     no line at all is not attempted: it is left out of pass@k (skipped), never counted as a failure, and
     the report says so (a pass@k over fewer tasks is not comparable with a full run)."""
@@ -176,7 +177,7 @@ def coverage(samples: dict[str, list[Sample]], dataset: Dataset) -> dict[str, An
     }
 
 
-def coverage_line(cov: dict[str, Any], source: str) -> str:
+def coverage_line(cov: Coverage, source: str) -> str:
     left = cov["tasks"] - cov["attempted"]
     return (
         f"coverage: {source} attempts {cov['attempted']} of {cov['tasks']} tasks; the {left} others are "

@@ -18,21 +18,22 @@ import pytest
 
 from . import __version__
 from .completions import coverage, coverage_line, samples_per_problem, samples_to_rows, tasks_left_out
-from .dataset import Dataset
+from .datasets.dataset import Dataset
 from .errors import HumanEvalError
 from .fixtures import WORKERINPUT, endpoint_for_workers
 from .options import Settings
-from .provenance import build_provenance, header_lines
-from .report import (
-    analysis_properties,
+from .reporting.html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
+from .reporting.provenance import build_provenance, header_lines
+from .reporting.report import (
     build_report,
     compare_to_baseline,
     format_summary,
+    junit_properties,
     markdown_summary,
     read_baseline,
-    write_json,
+    write_report,
 )
-from .report_html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
+from .reporting.schema import Coverage, Judge, Report
 from .run_state import (
     COMPLETIONS_KEY,
     EVALUATOR_KEY,
@@ -73,9 +74,9 @@ class Controller:
         self.started = time.monotonic()
         self.model = "canonical" if settings.completions == "canonical" else "?"
         self.isolation: Isolation = {}
-        self.report: dict[str, Any] | None = None
-        self.baseline: dict[str, Any] | None = None
-        self.coverage: dict[str, Any] | None = None  # a completions file that leaves tasks out
+        self.report: Report | None = None
+        self.baseline: Report | None = None
+        self.coverage: Coverage | None = None  # a completions file that leaves tasks out
         self.generation: dict[str, Any] | None = None
         self.outputs = ProgramOutputs()  # for the HTML report
         self.html_written: tuple[bool, str] | None = None
@@ -283,17 +284,10 @@ class Controller:
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
         add_generation_fields(self.report, programs)
-        write_json(self.settings.report_path, self.report)
+        write_report(self.settings.report_path, self.report)
         xml = junit_xml(self.config)
         if xml is not None:
-            for k, v in self.report["pass_at_k"].items():
-                xml.add_global_property(f"humaneval_pass@{k}", f"{v:.6f}")
-            xml.add_global_property("humaneval_passed", f"{self.report['passed']}/{self.report['total']}")
-            if self.coverage:
-                xml.add_global_property(
-                    "humaneval_tasks_attempted", f"{self.coverage['attempted']}/{self.coverage['tasks']}"
-                )
-            for name, value in analysis_properties(self.report):
+            for name, value in junit_properties(self.report):
                 xml.add_global_property(name, value)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
@@ -301,7 +295,7 @@ class Controller:
                 fh.write(markdown_summary(self.report))
         self.config.hook.pytest_humaneval_report(config=self.config, report=self.report)
         gates = self.gates()
-        from .report_html.page import write_html_report
+        from .reporting.html.page import write_html_report
 
         self.html_written = write_html_report(
             self.settings.html_path, self.report, self.dataset, programs, self.outputs, gates, missing, source
@@ -328,7 +322,7 @@ class Controller:
             for mode, meta in self.generations.items()
         }
 
-    def run_judge(self, programs: dict[Key, Program]) -> dict[str, Any] | None:
+    def run_judge(self, programs: dict[Key, Program]) -> Judge | None:
         """``--humaneval-judge-endpoint``: the judge's answers for the diagnosed failures (cached; an
         unusable answer is recorded on its failure), and what the report says about the judge. Reports
         carry no completion: each failure's comes from the completions file (``programs``); one no

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .completions import PRESET_STATUSES, Sample, prompt_definitions
-from .dataset import Dataset, Problem
+from .datasets.dataset import Dataset, Problem
 from .languages import language_of, program_job_parts, verdict_from_reason
 from .sandbox import Job, Sandbox
 from .verdict import Result

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from .dataset import Problem
-    from .registry import Benchmark
+    from .datasets import Benchmark, Problem
+    from .reporting.schema import Report
 
 hookspec = pytest.hookspec
 
@@ -17,7 +17,7 @@ hookspec = pytest.hookspec
 def pytest_humaneval_datasets(config: pytest.Config | None) -> list[Benchmark] | None:
     """Register benchmarks by name, for ``--humaneval-dataset=NAME``.
 
-    Return a list of :class:`pytest_humaneval.registry.Benchmark` (name, a function returning the problems
+    Return a list of :class:`pytest_humaneval.datasets.Benchmark` (name, a function returning the problems
     in HumanEval's schema, optional prompt template, known defects and time limits). Called in every pytest
     process of a run with ``--humaneval``; the built-in HumanEval, HumanEval+, MBPP and MBPP+ come from this
     hook too. An installed package can register the same objects under the ``pytest_humaneval.datasets``
@@ -54,5 +54,5 @@ def pytest_humaneval_extract_code(config: pytest.Config, problem: Problem, answe
 
 
 @hookspec
-def pytest_humaneval_report(config: pytest.Config, report: dict[str, Any]) -> None:
+def pytest_humaneval_report(config: pytest.Config, report: Report) -> None:
     """Called on the controller with the final JSON report (to post results elsewhere)."""

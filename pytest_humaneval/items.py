@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .completions import Sample, pick
-from .dataset import Dataset, Problem
+from .datasets.dataset import Dataset, Problem
 from .evaluation import add_diagnosis, add_timing, conclude, prepare, timing_job
 from .options import Settings
 from .run_state import (

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import livecodebench, shared_builds
-from .dataset import Dataset, Problem
+from . import shared_builds
+from .datasets import livecodebench
+from .datasets.dataset import Dataset, Problem
 from .errors import HumanEvalError
 from .options import DEFAULT_SANDBOX_IMAGE, DEFAULT_TOOLCHAIN_IMAGE
 from .sandbox.base import MAX_STRETCH

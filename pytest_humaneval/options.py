@@ -209,7 +209,7 @@ OPTIONS: list[Option] = [
     # --- report
     Option("output", "directory for the report and the completion cache", ".humaneval", "path"),
     Option("report", "path of the JSON report (default: OUTPUT/report.json)", None, "path"),
-    # --- HTML report (report_html.py)
+    # --- HTML report (reporting/html)
     Option(
         "html",
         "path of the self-contained HTML report (default: the JSON report's path with .html)",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .completions import Sample, canonical, read_completions
-from .dataset import Dataset
+from .datasets.dataset import Dataset
 from .evaluation import preload_for
 from .options import Settings
 from .safe_text import printable

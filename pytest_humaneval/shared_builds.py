@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .dataset import data_dir
+from .datasets.dataset import data_dir
 from .errors import HumanEvalError
 from .user_cache import cache_dir
 

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .completions import canonical
-from .dataset import Dataset
+from .datasets.dataset import Dataset
 from .evaluation import prepare
-from .report import write_atomically
+from .files import write_atomically
+from .reporting.schema import TimeLimitsRecord
 from .sandbox import Job, Sandbox
 
 #: A problem's limit is this many times its reference solution's time (EvalPlus's gt_time_limit_factor).
@@ -69,7 +70,7 @@ class TimeLimits:
             return f"{low:g} s/program"
         return f"{low:g}-{high:g} s/program ({self.origin})"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> TimeLimitsRecord:
         return {
             "default": self.default,
             "per_task": dict(self.per_task),

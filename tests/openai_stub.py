@@ -177,8 +177,9 @@ class _Server(ThreadingHTTPServer):
             "seed": body.get("seed"),
             "digest": hashlib.sha256(text.encode()).hexdigest()[:16],
         }
+        assert self.log is not None  # called only where the config names a log
         with self.lock:
-            self.log.write(json.dumps(line) + "\n")  # type: ignore[union-attr]
+            self.log.write(json.dumps(line) + "\n")
             self.log.flush()
 
     def server_close(self) -> None:
@@ -214,7 +215,7 @@ def stub_server(config: StubConfig | None = None) -> Iterator[Stub]:
 
 @functools.cache
 def _problems(dataset: str) -> list[Any]:
-    from pytest_humaneval.dataset import load_dataset
+    from pytest_humaneval.datasets.registry import load_dataset
 
     return list(load_dataset(dataset))
 

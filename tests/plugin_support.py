@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_humaneval.dataset import data_dir
+from pytest_humaneval.datasets.dataset import data_dir
 
 DATASETS = data_dir("datasets")
 

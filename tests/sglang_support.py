@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from docker_support import running_in_ci
@@ -41,7 +41,7 @@ STARTUP_TIMEOUT_S = 600
 MEMORY_LIMIT_BYTES = 3 * 1000**3  # the issue's ceiling for the tiny model's server
 
 
-def unavailable(why: str) -> None:
+def unavailable(why: str) -> NoReturn:
     """Skip locally; under CI, the SGLang set-up is required."""
     fix = f"run {SGLANG_UP.relative_to(REPO_ROOT)} (it prints the two PYTEST_HUMANEVAL_SGLANG_* variables)"
     if running_in_ci():

@@ -9,7 +9,7 @@ from plugin_support import canonical_completions, run
 
 # Imported before pytester's in-process run, which drops the modules first imported during it: the registry
 # and its built-ins must stay the ones the API uses (run alone, this file otherwise met two Benchmark classes).
-import pytest_humaneval.builtin_datasets  # noqa: F401
+import pytest_humaneval.datasets.builtin  # noqa: F401
 from pytest_humaneval.api import evaluate, pass_at_k
 from pytest_humaneval.errors import HumanEvalError
 

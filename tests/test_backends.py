@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 import pytest
@@ -15,7 +15,7 @@ from openai_stub import StubConfig, stub_server
 from server_support import default_settings
 
 from pytest_humaneval import hookspecs
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
 from pytest_humaneval.generation.backend import (
@@ -57,6 +57,11 @@ class FakeConfig:
         self.stash = pytest.Stash()
 
 
+def fake_config(*plugins: object) -> pytest.Config:
+    """A :class:`FakeConfig`, typed as the pytest.Config it stands in for."""
+    return cast(pytest.Config, FakeConfig(*plugins))
+
+
 class Generates:
     """A conftest implementing pytest_humaneval_generate: ``answers`` per call (None falls through)."""
 
@@ -83,7 +88,7 @@ def test_backend_for_picks_the_hook_when_it_answers(tmp_path: Path) -> None:
     settings = default_settings(
         tmp_path, backend="transformers", endpoint="http://127.0.0.1:9/v1", think=True
     )
-    backend = backend_for(FakeConfig(hook), settings, DEBUG, 3)
+    backend = backend_for(fake_config(hook), settings, DEBUG, 3)
     assert isinstance(backend, HookBackend)
     assert (backend.source, backend.model, backend.sampling) == ("hook", "pytest_humaneval_generate", None)
     assert hook.calls == [{"problems": [p.task_id for p in DEBUG], "samples": 3, "think": True}]
@@ -102,7 +107,7 @@ def test_backend_for_falls_through_to_the_backend_option(
     tmp_path: Path, options: dict[str, Any], kind: type, source: str
 ) -> None:
     hook = Generates(None)  # "return None to fall through to the built-in generators"
-    backend = backend_for(FakeConfig(hook), default_settings(tmp_path, **options), DEBUG, 1)
+    backend = backend_for(fake_config(hook), default_settings(tmp_path, **options), DEBUG, 1)
     assert type(backend) is kind and backend.source == source
     assert isinstance(backend, ModelBackend) and backend.sampling is not None
     assert len(hook.calls) == 1
@@ -112,18 +117,18 @@ def test_backend_for_falls_through_to_the_backend_option(
 
 
 def test_backend_for_without_a_hook_plugin_and_an_unknown_name(tmp_path: Path) -> None:
-    assert type(backend_for(FakeConfig(), default_settings(tmp_path), DEBUG, 1)) is ServerBackend
+    assert type(backend_for(fake_config(), default_settings(tmp_path), DEBUG, 1)) is ServerBackend
     with pytest.raises(HumanEvalError, match=r"--humaneval-backend=vllm: choose one of server, transformers"):
-        backend_for(FakeConfig(), default_settings(tmp_path, backend="vllm"), DEBUG, 1)
+        backend_for(fake_config(), default_settings(tmp_path, backend="vllm"), DEBUG, 1)
 
 
 def test_option_errors_come_from_backend_for(tmp_path: Path) -> None:
     """Before the cache is read or anything starts; the transformers check before the sampling's."""
     settings = default_settings(tmp_path, backend="transformers", endpoint="http://x/v1", max_tokens=0)
     with pytest.raises(HumanEvalError, match="--humaneval-endpoint and --humaneval-backend=transformers"):
-        backend_for(FakeConfig(), settings, DEBUG, 1)
+        backend_for(fake_config(), settings, DEBUG, 1)
     with pytest.raises(HumanEvalError, match="--humaneval-max-tokens must be at least 1"):
-        backend_for(FakeConfig(), default_settings(tmp_path, max_tokens=0), DEBUG, 1)
+        backend_for(fake_config(), default_settings(tmp_path, max_tokens=0), DEBUG, 1)
 
 
 # -- the hook ----------------------------------------------------------------------------------------
@@ -131,7 +136,7 @@ def test_option_errors_come_from_backend_for(tmp_path: Path) -> None:
 
 def test_hook_backend_hands_over_each_answer_with_its_code(tmp_path: Path) -> None:
     answers = {"HumanEval/0": [CODE, "no code here"], "HumanEval/1": [CODE]}
-    config = FakeConfig()
+    config = fake_config()
     backend = HookBackend(config, default_settings(tmp_path), DEBUG, answers)
     got: list[tuple[Request, Answer]] = []
     with backend:
@@ -168,7 +173,7 @@ def test_hook_backend_hands_over_each_answer_with_its_code(tmp_path: Path) -> No
 )
 def test_hook_backend_refuses_malformed_answers(tmp_path: Path, answers: Any, message: str) -> None:
     with pytest.raises(HumanEvalError, match=r"pytest_humaneval_generate.*" + message):
-        backend_for(FakeConfig(Generates(answers)), default_settings(tmp_path), DEBUG, 1)
+        backend_for(fake_config(Generates(answers)), default_settings(tmp_path), DEBUG, 1)
 
 
 # -- the server --------------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ def test_server_backend_against_an_endpoint_hands_over_answers_as_they_arrive(tm
         settings = default_settings(
             tmp_path, endpoint=stub.base_url + "/", model="stub-model", api_key="k", concurrency=1
         )
-        config = FakeConfig()
+        config = fake_config()
         backend = backend_for(config, settings, DEBUG, 1)
         assert isinstance(backend, ServerBackend)
         given = Endpoint(base_url=stub.base_url, model="stub-model", api_key="k")
@@ -215,7 +220,7 @@ def test_server_backend_reuses_the_sessions_server_and_leaves_it_running(tmp_pat
     """A started server is the session's: a second generation (--think=both) takes it over, close() leaves it
     up for the user's tests, and stop_server ends it."""
     with stub_server() as stub:
-        config = FakeConfig()
+        config = fake_config()
         handle = ServerHandle(
             base_url=stub.base_url, model="stub-model", api_key=None, startup_s=12.5, args=["--port", "1"]
         )
@@ -241,7 +246,7 @@ def test_server_backend_reuses_the_sessions_server_and_leaves_it_running(tmp_pat
 
 def test_server_backend_docker_reports_its_image(tmp_path: Path) -> None:
     settings = default_settings(tmp_path, model_path=tmp_path, image="lmsysorg/sglang:test")
-    backend = backend_for(FakeConfig(), settings, DEBUG, 1)
+    backend = backend_for(fake_config(), settings, DEBUG, 1)
     assert backend.describe() == {"model_path": str(tmp_path), "image": "lmsysorg/sglang:test"}
 
 
@@ -253,7 +258,7 @@ def test_transformers_backend_loads_answers_and_frees_the_model(tmp_path: Path, 
     settings = default_settings(
         tmp_path, backend="transformers", model="tiny", model_path=tiny_qwen3, max_tokens=4, seed=1
     )
-    backend = backend_for(FakeConfig(), settings, DEBUG, 1)
+    backend = backend_for(fake_config(), settings, DEBUG, 1)
     assert isinstance(backend, TransformersBackend)
     assert backend.describe() == {
         "backend": {"name": "transformers", "dtype": "auto"},
@@ -314,7 +319,7 @@ def scripted() -> Any:
 
 def test_pipeline_caches_every_answer_as_it_arrives_then_resumes(tmp_path: Path, scripted: Any) -> None:
     settings = default_settings(tmp_path, backend="scripted", model="m")
-    config = FakeConfig()
+    config = fake_config()
     scripted.fail_after = 3
     with pytest.raises(
         HumanEvalError, match=r"went away\. The 3 answers that arrived are cached in .*\.cache\.jsonl"
@@ -340,7 +345,7 @@ def test_pipeline_caches_every_answer_as_it_arrives_then_resumes(tmp_path: Path,
 
 def test_pipeline_records_the_endpoint_for_the_fixture(tmp_path: Path) -> None:
     with stub_server() as stub:
-        config = FakeConfig()
+        config = fake_config()
         settings = default_settings(tmp_path, endpoint=stub.base_url, model="stub-model")
         generate_completions(config, settings, DEBUG, 1)
     assert config.stash[ENDPOINT_KEY] == Endpoint(stub.base_url, "stub-model", "EMPTY")
@@ -349,7 +354,7 @@ def test_pipeline_records_the_endpoint_for_the_fixture(tmp_path: Path) -> None:
 
 
 def test_pipeline_hook_writes_its_own_file_and_no_cache(tmp_path: Path) -> None:
-    config = FakeConfig(Generates({p.task_id: [CODE] for p in DEBUG}))
+    config = fake_config(Generates({p.task_id: [CODE] for p in DEBUG}))
     path = generate_completions(config, default_settings(tmp_path, think=True), DEBUG, 1)
     assert path == tmp_path / "out" / "completions" / "hook-think.humaneval-4.jsonl"
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no cache file

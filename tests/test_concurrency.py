@@ -14,6 +14,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -103,6 +104,7 @@ def group_members(group: int) -> list[int]:
 
 def _runner_children(sb: SubprocessSandbox) -> list[psutil.Process]:
     """The runner's zygotes, oldest first (the test processes' zygote is made before the programs')."""
+    assert sb.proc is not None
     group = os.getpgid(sb.proc.pid) if sb.proc.poll() is None else sb.proc.pid
     runner = next(
         p
@@ -125,7 +127,7 @@ def test_a_job_the_runner_lost_is_answered_as_the_harness_s_failure(monkeypatch:
     until the host's wedge check, ten times the limit later, and then charged to the model as a timeout."""
     monkeypatch.setattr(SubprocessSandbox, "backstop_s", 2.0)
     sb = SubprocessSandbox(Limits(), concurrency=2)
-    judges_zygote = None
+    judges_zygote: psutil.Process | None = None
     try:
         sb.start()
         judges_zygote = _runner_children(sb)[0]
@@ -135,7 +137,8 @@ def test_a_job_the_runner_lost_is_answered_as_the_harness_s_failure(monkeypatch:
         waited = time.monotonic() - t0
     finally:
         with contextlib.suppress(psutil.NoSuchProcess, AttributeError):  # gone with a replaced runner
-            judges_zygote.resume()
+            if judges_zygote is not None:
+                judges_zygote.resume()
         sb.close()
     assert verdict["status"] == "sandbox_error", verdict
     assert "no test process took it" in verdict["reason"], verdict
@@ -182,13 +185,13 @@ def test_a_closed_sandbox_s_reader_never_reads_a_later_pipe(monkeypatch: pytest.
     after that (kept off the CPU on a loaded machine) read the descriptor's number again, which a later
     sandbox's runner pipe had got: it took that runner's reply, and the later sandbox's job waited for it
     for ever (seen once in a full run: a reference measurement hung until the runner was killed)."""
-    from pytest_humaneval.sandbox import subprocess_sandbox
+    import select  # the module subprocess_sandbox's reader thread waits with
 
-    real_select = subprocess_sandbox.select.select
+    real_select = select.select
     woken = threading.Event()
 
-    def slow_select(*args: object) -> object:
-        ready = real_select(*args)  # type: ignore[arg-type]
+    def slow_select(*args: Any) -> object:
+        ready = real_select(*args)
         woken.wait(10)  # the reader thread, kept off the CPU until the next pipe exists
         return ready
 
@@ -196,7 +199,7 @@ def test_a_closed_sandbox_s_reader_never_reads_a_later_pipe(monkeypatch: pytest.
     sb.start()
     assert sb.proc is not None and sb.proc.stdout is not None
     number = sb.proc.stdout.fileno()
-    monkeypatch.setattr(subprocess_sandbox.select, "select", slow_select)
+    monkeypatch.setattr(select, "select", slow_select)
     time.sleep(0.7)  # the reader's next wait is a slow one
     sb.close()
     with contextlib.suppress(OSError):

@@ -10,23 +10,25 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from plugin_support import report, run, write_jsonl
 
 from pytest_humaneval.api import evaluate
-from pytest_humaneval.builtin_datasets import MBPP_TEMPLATE, check_from_loop
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets import Benchmark
+from pytest_humaneval.datasets.builtin import MBPP_TEMPLATE, check_from_loop
+from pytest_humaneval.datasets.registry import load_dataset, registered
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.generation.extract import extract
 from pytest_humaneval.generation.prompts import DEFAULT_TEMPLATE, load_template, render
-from pytest_humaneval.registry import Benchmark, registered
 from pytest_humaneval.time_limits import FACTOR, TimeLimits, cache_path, time_limits
 
 #: A plug-in benchmark, as a model repo's conftest.py registers it.
 PLUGIN_CONFTEST = """
-from pytest_humaneval.registry import Benchmark
+from pytest_humaneval.datasets import Benchmark
 
 PROBLEMS = [
     {
@@ -120,7 +122,7 @@ def test_registry_refuses_duplicate_and_unusable_names(
 ) -> None:
     """A conftest's hook, through pytest's own plugin manager, beside the built-ins registered there."""
     pytester.makeconftest(
-        "from pytest_humaneval.registry import Benchmark\n\n\n"
+        "from pytest_humaneval.datasets import Benchmark\n\n\n"
         f"def pytest_humaneval_datasets(config):\n    return [Benchmark({name!r}, lambda: [])]\n"
     )
     config = pytester.parseconfigure()
@@ -447,13 +449,16 @@ def test_limits_without_reference_times_are_measured_once_and_cached(tmp_path: P
             f.set_result({"status": "passed", "cpu_s": 2.5, "duration_s": 9.0})
             return f
 
+    from pytest_humaneval.sandbox import Sandbox
+
+    box = cast(Callable[[], Sandbox], Box)  # a fake sandbox: the kind and submit() that measuring uses
     path = cache_path(tmp_path, dataset, "subprocess")
-    first = time_limits(dataset, None, cache_file=path, sandbox=Box)
+    first = time_limits(dataset, None, cache_file=path, sandbox=box)
     assert first("T/0") == 10.0 and len(calls) == 1 and path.is_file()
     second = time_limits(dataset, None, cache_file=path, sandbox=lambda: pytest.fail("measured again"))
     assert second("T/0") == 10.0
     no_canonical = Benchmark("u", lambda: [{**PROBLEM, "canonical_solution": ""}]).dataset()
-    assert time_limits(no_canonical, None, sandbox=Box).per_task == {}
+    assert time_limits(no_canonical, None, sandbox=box).per_task == {}
 
 
 def test_only_passing_references_are_measured() -> None:

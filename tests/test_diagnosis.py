@@ -111,7 +111,11 @@ def test_api_asks_the_judge_and_caches_its_answers(tmp_path: Path, monkeypatch: 
         {"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")},
     ]
     with stub_server(StubConfig(model="judge", reply=judge_reply, api_key="sk-test")) as stub:
-        ask = {"judge_endpoint": stub.base_url + "/", "judge_model": "judge", "output": tmp_path}
+        ask: dict[str, Any] = {
+            "judge_endpoint": stub.base_url + "/",
+            "judge_model": "judge",
+            "output": tmp_path,
+        }
         data = evaluate(rows, dataset="humaneval-4", **ask)
         assert len(stub.requests) == 1
         d3 = next(r for r in data["results"] if r["task_id"] == "HumanEval/3")["diagnosis"]
@@ -129,7 +133,11 @@ def test_api_checks_the_judge_before_any_program_runs(tmp_path: Path) -> None:
     """An unreachable judge, or one that does not serve the model, is one error naming evaluate()'s
     arguments, raised before the programs run (not a run whose every answer comes back unusable)."""
     rows = [{"task_id": "HumanEval/3", "completion": CANONICAL["HumanEval/3"].replace("< 0", "<= 0")}]
-    down = {"judge_endpoint": "http://127.0.0.1:9/v1", "judge_model": "judge", "output": tmp_path}
+    down: dict[str, Any] = {
+        "judge_endpoint": "http://127.0.0.1:9/v1",
+        "judge_model": "judge",
+        "output": tmp_path,
+    }
     with pytest.raises(
         HumanEvalError, match=r"judge_endpoint='http://127.0.0.1:9/v1': cannot reach the judge"
     ):

@@ -31,7 +31,7 @@ from hostile import (
 )
 
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox import Job, Limits, describe_isolation
@@ -527,7 +527,7 @@ def test_missing_image_is_built_once_on_first_use(client: Any, tag: str, tmp_pat
 
 
 def test_bundled_dockerfile_is_the_minimal_image() -> None:
-    from pytest_humaneval.dataset import data_dir
+    from pytest_humaneval.datasets.dataset import data_dir
 
     text = (data_dir("sandbox") / "Dockerfile").read_text()
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]

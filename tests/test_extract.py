@@ -10,7 +10,8 @@ import pytest
 from plugin_support import report, run, write_jsonl
 
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import Problem, load_dataset
+from pytest_humaneval.datasets import Problem
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.generation.extract import extract, fenced_blocks, strip_thinking
 from pytest_humaneval.sandbox import Job
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox

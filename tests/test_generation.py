@@ -23,7 +23,7 @@ from plugin_support import usage_error
 from server_support import default_settings, run_generator
 
 from pytest_humaneval.completions import read_completions
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.generation.cache import CompletionCache, RunSpec, write_resolved
 from pytest_humaneval.generation.client import (

@@ -26,7 +26,7 @@ from plugin_support import cache_records
 from server_support import default_settings, run_generator
 from tiny_server import free_port
 
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.generation.client import (
     Answer,
     Generator,

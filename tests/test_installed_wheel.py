@@ -163,7 +163,7 @@ packages = ["toy_benchmark"]
 """,
     "toy_benchmark/__init__.py": '''
 """A benchmark package: its problems in HumanEval's schema, registered by entry point."""
-from pytest_humaneval.registry import Benchmark
+from pytest_humaneval.datasets import Benchmark
 
 PROBLEMS = [
     {"task_id": "Toy/0", "prompt": '"""Double x."""\\n', "entry_point": "double",
@@ -181,7 +181,7 @@ def benchmarks():
 }
 
 CONFTEST_DATASET = """
-from pytest_humaneval.registry import Benchmark
+from pytest_humaneval.datasets import Benchmark
 
 
 def pytest_humaneval_datasets(config):

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from docker_support import TOOLCHAIN_IMAGE, ensure_toolchain_image, require_docker
@@ -26,7 +27,8 @@ from venv_support import unavailable
 from pytest_humaneval import shared_builds
 from pytest_humaneval.api import evaluate
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import Dataset, Problem, load_dataset
+from pytest_humaneval.datasets import Dataset, Problem
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract
@@ -602,8 +604,10 @@ def test_the_docker_sandbox_builds_in_a_toolchain_image_named_by_its_manifest(
         assert asked[-1] == ("toolchains:1", "/opt/pytest-humaneval/toolchains.json")
         problem = first_problem("go")
         steps = LANGUAGES["go"].construct(problem, "return 1\n}\n", "n")[1]
-        assert steps[0]["setup"][0][1] == "/image/builds/go-1/go.mod" and steps[1]["argv"][0] == "/image/go"
-        argv = LANGUAGES["rust"].construct(first_problem("rust"), "}\n", "n")[1][0]["argv"]
+        setup = cast("list[tuple[str, str, str]]", steps[0]["setup"])  # (kind, source, name) per entry
+        build = cast("list[str]", steps[1]["argv"])
+        assert setup[0][1] == "/image/builds/go-1/go.mod" and build[0] == "/image/go"
+        argv = cast("list[str]", LANGUAGES["rust"].construct(first_problem("rust"), "}\n", "n")[1][0]["argv"])
         assert argv[0] == "/image/rustc" and "rand=/image/builds/rust-1/deps/librand.rlib" in argv
         js = LANGUAGES["js"].construct(first_problem("js"), "}\n", "n")[1][0]
         assert js["env"] == {"NODE_PATH": "/image/node_modules"}
@@ -704,7 +708,7 @@ def test_a_plugged_in_benchmark_chooses_its_language(pytester: pytest.Pytester) 
     need("cpp")
     pytester.makeconftest(
         """
-from pytest_humaneval.registry import Benchmark
+from pytest_humaneval.datasets import Benchmark
 
 TEST = "#include <cassert>\\nint main() {\\n    assert(inc(1) == 2);\\n    assert(inc(-1) == 0);\\n}\\n"
 

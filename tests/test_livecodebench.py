@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from plugin_support import report, run, usage_error, write_jsonl
 
-from pytest_humaneval import livecodebench
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import Dataset, load_dataset
+from pytest_humaneval.datasets import Dataset, livecodebench
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.evaluation import conclude, prepare
 from pytest_humaneval.generation.extract import extract

@@ -31,7 +31,7 @@ import sys
 def test_modules():
     loaded = {m for m in sys.modules if m.startswith("pytest_humaneval")}
     assert "pytest_humaneval.plugin" in loaded
-    heavy = {"activation", "controller", "items", "dataset", "completions", "sandbox", "report", "report_html", "generation"}
+    heavy = {"activation", "controller", "items", "datasets", "completions", "sandbox", "reporting", "generation"}
     assert not {m for m in loaded if m.split(".")[1:2] and m.split(".")[1] in heavy}, sorted(loaded)
 """
     )

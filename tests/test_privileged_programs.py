@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hostile import (
@@ -93,7 +94,9 @@ def run_family(invoker: Invoker, plugin: Path, run_dir: Path, *args: str) -> Non
         "--humaneval-report=report.json",
     ]
     cmd += ["--junitxml=junit.xml", "-o", "junit_logging=all", *args]
-    user = {} if invoker.user is None else {"user": invoker.user.pw_uid, "group": invoker.user.pw_gid}
+    user: dict[str, Any] = (
+        {} if invoker.user is None else {"user": invoker.user.pw_uid, "group": invoker.user.pw_gid}
+    )
     before = host_state()
     proc = subprocess.run(
         cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=300, extra_groups=[], **user

@@ -4,6 +4,7 @@ from what was observed (the transformers backend end to end: tests/test_generati
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -22,7 +23,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(progress_mod.time, "monotonic", fake)
+    monkeypatch.setattr(time, "monotonic", fake)  # the time module progress reads its clock from
     return fake
 
 

@@ -18,9 +18,9 @@ from openai_stub import StubConfig, canonical_reply, stub_server
 from server_support import default_settings
 
 import pytest_humaneval
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.generation.client import sampling_from
-from pytest_humaneval.provenance import build_provenance, header_lines, public_url
+from pytest_humaneval.reporting.provenance import build_provenance, header_lines, public_url
 
 VERSION_LINE = (
     f"humaneval: pytest-humaneval {pytest_humaneval.__version__}, Python {platform.python_version()} on *"

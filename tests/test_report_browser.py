@@ -22,8 +22,8 @@ import pytest
 from browser_support import ARTIFACTS, REPO_ROOT, chromium, full_page_screenshot, require_browser
 from openai_stub import StubConfig, stub_server
 
-from pytest_humaneval.dataset import load_dataset
-from pytest_humaneval.report_html.charts import STATUS_COLOURS
+from pytest_humaneval.datasets.registry import load_dataset
+from pytest_humaneval.reporting.html.charts import STATUS_COLOURS
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +43,12 @@ def _reply(body: dict[str, Any]) -> Any:
             if (n + seed) % 11 == 0:
                 return ("", "Let me think about " + p.entry_point + " step by step. " * 40, "length")
             reasoning = f"The function {p.entry_point} needs care with edge cases."
-            body = p.canonical_solution
+            code = p.canonical_solution
             if (n + seed) % 7 == 0:
-                body = "    return None\n"
+                code = "    return None\n"
             elif (n + seed) % 13 == 0:
-                body = f"    print('looking at', {p.entry_point!r})\n    raise ValueError('nope')\n"
-            return (f"```python\n{p.prompt}{body}```", reasoning, "stop")
+                code = f"    print('looking at', {p.entry_point!r})\n    raise ValueError('nope')\n"
+            return (f"```python\n{p.prompt}{code}```", reasoning, "stop")
     return "I do not know this problem."
 
 

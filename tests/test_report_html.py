@@ -10,15 +10,16 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from openai_stub import StubConfig, stub_server
 from plugin_support import problems, report, run, write_jsonl
 
-from pytest_humaneval.dataset import load_dataset
-from pytest_humaneval.report_html.highlight import highlight
-from pytest_humaneval.report_html.page import render_html
+from pytest_humaneval.datasets.registry import load_dataset
+from pytest_humaneval.reporting.html.highlight import highlight
+from pytest_humaneval.reporting.html.page import render_html
+from pytest_humaneval.reporting.schema import Report
 from pytest_humaneval.run_state import output_from_section, program_section
 
 DEBUG = load_dataset("humaneval-4")
@@ -230,7 +231,9 @@ def test_pytest_html_rows_carry_completion_and_reason(pytester: pytest.Pytester,
     path = mixed_completions(pytester.path / "mixed.jsonl")
     run(pytester, "--humaneval-debug", f"--humaneval-completions={path}", "--html=ph.html", *workers)
     page = (pytester.path / "ph.html").read_text()
-    blob = json.loads(html.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    found = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert found is not None
+    blob = json.loads(html.unescape(found.group(1)))
     extras = {
         test_id.split("::")[-1]: "".join(e["content"] for t in runs for e in t["extras"])
         for test_id, runs in blob["tests"].items()
@@ -260,7 +263,7 @@ def test_without_html_option_reports_carry_no_extras(pytester: pytest.Pytester) 
 # -- sections other analyses add ------------------------------------------------------------------------
 
 
-def _report(**extra: Any) -> dict[str, Any]:
+def _report(**extra: Any) -> Report:
     results = [
         {
             "task_id": "HumanEval/0",
@@ -279,20 +282,23 @@ def _report(**extra: Any) -> dict[str, Any]:
             "duration_s": 0.03,
         },
     ]
-    return {
-        "dataset": "humaneval-4",
-        "model": "m",
-        "plugin_version": "0",
-        "samples_per_problem": 1,
-        "problems": 2,
-        "pass_at_k": {"1": 0.5},
-        "pass_at_1_ci95": [0.09, 0.91],
-        "passed": 1,
-        "total": 2,
-        "status_counts": {"passed": 1, "failed": 1},
-        "results": results,
-        **extra,
-    }
+    return cast(  # a hand-made report: the keys the page reads
+        Report,
+        {
+            "dataset": "humaneval-4",
+            "model": "m",
+            "plugin_version": "0",
+            "samples_per_problem": 1,
+            "problems": 2,
+            "pass_at_k": {"1": 0.5},
+            "pass_at_1_ci95": [0.09, 0.91],
+            "passed": 1,
+            "total": 2,
+            "status_counts": {"passed": 1, "failed": 1},
+            "results": results,
+            **extra,
+        },
+    )
 
 
 def test_sections_render_only_when_their_keys_exist() -> None:
@@ -322,10 +328,12 @@ def test_sections_render_only_when_their_keys_exist() -> None:
         "comparison": {"pass_at_1_delta": 0.18, "delta_ci95": [0.09, 0.27], "mcnemar_p": 0.0004},
     }
     results = _report()["results"]
-    results[0].update(mode="think", efficiency_ratio=2.5, efficiency_ci95=[2.1, 2.9])
+    results[0].update({"mode": "think", "efficiency_ratio": 2.5, "efficiency_ci95": [2.1, 2.9]})
     results[1].update(
-        mode="no-think",
-        diagnosis={"similarity": 0.82, "category": "off_by_one", "explanation": "stops one short"},
+        {
+            "mode": "no-think",
+            "diagnosis": {"similarity": 0.82, "category": "off_by_one", "explanation": "stops one short"},
+        }
     )
     page = render_html(
         _report(
@@ -397,11 +405,13 @@ def test_output_is_read_back_exactly_from_the_section(completion: str, output: s
 
 
 def test_reasoning_is_clipped_to_the_report_budget() -> None:
-    from pytest_humaneval.report_html.page import REASONING_BUDGET, reasoning_limit
-    from pytest_humaneval.report_html.programs import Program
+    from pytest_humaneval.reporting.html.page import REASONING_BUDGET, reasoning_limit
+    from pytest_humaneval.reporting.html.programs import Program
 
     long = "a" * 40_000 + "MIDDLE" + "b" * 40_000
-    programs = {("HumanEval/0", 0, None): Program("    return 1\n", reasoning=long)}
+    programs: dict[tuple[str, int, str | None], Program] = {
+        ("HumanEval/0", 0, None): Program("    return 1\n", reasoning=long)
+    }
     page = render_html(_report(), DEBUG, programs, completions_path="gen.jsonl")
     assert "MIDDLE" not in page and "characters left out here; the whole text is in gen.jsonl" in page
     assert "reasoning (80,006 characters)" in page
@@ -412,8 +422,8 @@ def test_reasoning_is_clipped_to_the_report_budget() -> None:
 
 
 def test_pass_at_k_curve_matches_the_reports_estimator() -> None:
-    from pytest_humaneval.report import pass_at_ks, per_task
-    from pytest_humaneval.report_html.charts import pass_at_k_curve
+    from pytest_humaneval.reporting.html.charts import pass_at_k_curve
+    from pytest_humaneval.reporting.report import pass_at_ks, per_task
     from pytest_humaneval.verdict import Result
 
     results = [

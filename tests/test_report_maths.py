@@ -3,12 +3,16 @@ baseline comparison, and the completions parser (the plugin runs them end to end
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from pytest_humaneval.analysis.stats import wilson_interval
 from pytest_humaneval.completions import coverage, parse_completions
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
-from pytest_humaneval.report import compare_to_baseline, pass_at_ks, summarize, wilson_interval
+from pytest_humaneval.reporting.report import compare_to_baseline, pass_at_ks, summarize
+from pytest_humaneval.reporting.schema import Scores
 from pytest_humaneval.verdict import Result
 
 DEBUG = load_dataset("humaneval-4")
@@ -45,7 +49,7 @@ def test_summarize_counts_and_names_the_harness_s_failures() -> None:
         Result("HumanEval/0", 0, "passed"),
         Result("HumanEval/2", 0, "sandbox_error", "could not fork"),
     ]
-    report = summarize(results, dataset="humaneval-4", model="m")
+    report = summarize(results)
     assert [r["task_id"] for r in report["results"]] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     assert report["total"] == 3 and report["scored"] == 2 and report["passed"] == 1
     assert report["sandbox_errors"] == ["HumanEval/2[s0]"]
@@ -55,7 +59,7 @@ def test_summarize_counts_and_names_the_harness_s_failures() -> None:
 
 
 def test_compare_to_baseline() -> None:
-    def report(passing: set[str]) -> dict:
+    def report(passing: set[str]) -> Scores:
         results = [Result(t, 0, "passed" if t in passing else "failed") for t in ("A/0", "A/1", "A/2")]
         return summarize(results)
 
@@ -65,7 +69,7 @@ def test_compare_to_baseline() -> None:
 
 
 def test_parse_completions_orders_samples_and_refuses_what_is_ambiguous() -> None:
-    rows = [
+    rows: list[tuple[int, dict[str, Any]]] = [
         (1, {"task_id": "HumanEval/0", "sample": 1, "completion": "b"}),
         (2, {"task_id": "HumanEval/0", "sample": 0, "completion": "a"}),
         (3, {"task_id": "HumanEval/1", "solution": "def f(): pass", "status": "truncated"}),
@@ -79,12 +83,13 @@ def test_parse_completions_orders_samples_and_refuses_what_is_ambiguous() -> Non
         "attempted": 2,
         "not_attempted": ["HumanEval/2", "HumanEval/3"],
     }
-    for bad, message in [
+    cases: list[tuple[list[tuple[int, dict[str, Any]]], str]] = [
         ([(1, {"task_id": "HumanEval/0", "sample": 0, "completion": ""})] * 2, "duplicate 'sample' indices"),
         ([(7, {"task_id": "HumanEval/0", "completion": 3})], "f.jsonl:7: 'completion' must be a string"),
         ([(2, {"task_id": "HumanEval/0", "completion": "", "status": "odd"})], "unknown status 'odd'"),
         ([(4, {"task_id": "HumanEval/0", "sample": -1, "completion": ""})], "non-negative integer"),
         ([], "no completions"),
-    ]:
+    ]
+    for bad, message in cases:
         with pytest.raises(HumanEvalError, match=message):
             parse_completions(bad, "f.jsonl", DEBUG)

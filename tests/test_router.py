@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from plugin_support import cache_records
@@ -137,16 +137,17 @@ def status(url: str) -> int:
 def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, timeout: float) -> float:
     """Seconds until ``ready()`` is true; fails with the log's tail if ``proc`` exits or time runs out."""
     started = time.monotonic()
+    command = cast("list[str]", proc.args)  # both Popen calls here pass a list
     while time.monotonic() - started < timeout:
         if proc.poll() is not None:
-            pytest.fail(f"{proc.args[:4]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{command[:4]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             if ready():
                 return time.monotonic() - started
         except OSError:
             pass
         time.sleep(0.25)
-    pytest.fail(f"{proc.args[:4]} not ready within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"{command[:4]} not ready within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def healthy_workers(port: int) -> int:
@@ -203,7 +204,11 @@ def routed(
             workers.append(start_worker(sglang, tiny_qwen3_40k, root, index))
             procs.append(workers[-1].proc)
         for w in workers:
-            wait_until(lambda w=w: status(f"{w.url}/health") == 200, w.proc, w.log, STARTUP_TIMEOUT_S)
+
+            def healthy(w: Worker = w) -> bool:
+                return status(f"{w.url}/health") == 200
+
+            wait_until(healthy, w.proc, w.log, STARTUP_TIMEOUT_S)
             w.startup_s = time.monotonic() - started
 
         port = free_port()

@@ -7,7 +7,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,8 +26,9 @@ from hostile import (
 from venv_support import readable_by_others, unavailable
 
 from pytest_humaneval.errors import HumanEvalError
-from pytest_humaneval.sandbox import Job, Limits, describe_isolation
-from pytest_humaneval.sandbox.subprocess_sandbox import MAX_STRETCH, NO_NAMESPACES_ENV, SubprocessSandbox
+from pytest_humaneval.sandbox import Isolation, Job, Limits, describe_isolation
+from pytest_humaneval.sandbox.base import MAX_STRETCH
+from pytest_humaneval.sandbox.subprocess_sandbox import NO_NAMESPACES_ENV, SubprocessSandbox
 
 TIMEOUT = 1.5
 pytestmark = pytest.mark.usefixtures("secret_in_environment")
@@ -61,7 +62,8 @@ def sandbox_needing(feature: str, concurrency: int) -> Iterator[SubprocessSandbo
     """A started sandbox whose isolation has ``feature``; the test is skipped where the OS lacks it."""
     sb = SubprocessSandbox(Limits(), concurrency=concurrency)
     try:
-        if not sb.start()[feature]:
+        isolation: Mapping[str, object] = sb.start()  # a TypedDict; looked up by a name given at run time
+        if not isolation[feature]:
             unavailable(f"no {feature} on this machine")  # under CI: a failure, not a skip
         yield sb
     finally:
@@ -232,7 +234,7 @@ def test_without_namespaces_root_programs_never_run_as_root(fallback_python: str
 
 
 def test_reduced_isolation_names_each_missing_guarantee() -> None:
-    held = {
+    held: Isolation = {
         "network": True,
         "read_only_fs": True,
         "own_scratch": True,
@@ -247,7 +249,7 @@ def test_reduced_isolation_names_each_missing_guarantee() -> None:
             "root": True,
             "unreadable": "uid 65534 cannot read /opt/py",
             "program_uid": "shared",
-            "tree_limits": None,
+            "tree_limits": None,  # the runner sends None off Linux
         },
     )
     assert missing == [

@@ -27,8 +27,9 @@ from server_support import STANDIN_DIR, STANDIN_MODEL, make_settings, spawn_chil
 
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.generation import server_docker
-from pytest_humaneval.generation.server import ServerHandle, start_server
+from pytest_humaneval.generation.server import start_server
 from pytest_humaneval.generation.server_docker import CONTAINER_HF_HOME, LABEL, LABEL_CONFIG, ROLE
+from pytest_humaneval.generation.server_lifecycle import ServerHandle
 from pytest_humaneval.options import Settings
 
 STANDIN_IMAGE = "pytest-humaneval-sglang-standin:test"

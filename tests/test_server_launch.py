@@ -168,7 +168,7 @@ def test_available_memory_is_what_this_machine_has_free() -> None:
 def test_auto_reasoning_parser_comes_from_the_model(
     tmp_path: Path, model: str, name: str | None, config: dict | None, parser: str | None
 ) -> None:
-    path = model_dir(tmp_path, name, config) if name else None
+    path = model_dir(tmp_path, name, config) if name and config is not None else None  # both or neither
     assert detect_reasoning_parser(model, path) == parser
 
 

@@ -3,8 +3,9 @@ the pytest running these tests, and it steps aside by itself when the method is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from _pytest.reports import TestReport
@@ -12,15 +13,17 @@ from _pytest.terminal import TerminalReporter
 
 from pytest_humaneval.activation import index_teardown_reports
 
+When = Literal["setup", "call", "teardown"]
 
-def make_report(nodeid: str, when: str) -> TestReport:
+
+def make_report(nodeid: str, when: When) -> TestReport:
     return TestReport(nodeid, ("x.py", 0, "where " + nodeid), {}, "passed", None, when, [])
 
 
 class FakeReporter:
     """The parts of TerminalReporter the lookup uses; pytest's own method bound to it."""
 
-    _get_teardown_reports = TerminalReporter._get_teardown_reports
+    _get_teardown_reports: Callable[..., list[TestReport]] = TerminalReporter._get_teardown_reports
 
     def __init__(self, reports: list[TestReport]) -> None:
         self.stats: dict[str, list[Any]] = {"": reports}
@@ -30,7 +33,8 @@ class FakeReporter:
 
 
 def reports_for(names: list[str]) -> list[TestReport]:
-    return [make_report(n, when) for n in names for when in ("setup", "call", "teardown")]
+    whens: tuple[When, ...] = ("setup", "call", "teardown")
+    return [make_report(n, when) for n in names for when in whens]
 
 
 def key_of(report: TestReport) -> Any:
@@ -62,7 +66,7 @@ def test_steps_aside_when_pytest_matches_differently() -> None:
         return [r for r in self.getreports("") if r.when == "teardown" and r.location[2] == where]
 
     reporter = FakeReporter(reports)
-    reporter._get_teardown_reports = by_location.__get__(reporter)  # type: ignore[method-assign]
+    reporter._get_teardown_reports = by_location.__get__(reporter)
     original = reporter._get_teardown_reports
     index_teardown_reports(reporter)
     assert reporter._get_teardown_reports("where t.py::a") == [reports[2]]

@@ -47,15 +47,16 @@ def test_exact_mcnemar_and_the_paired_difference() -> None:
     rows = lambda passed: [  # noqa: E731
         {"task_id": f"T/{i}", "sample": 0, "passed": p} for i, p in enumerate(passed)
     ]
-    c = compare(rows([1, 1, 1, 1, 0, 0]), rows([1, 1, 0, 0, 0, 1]))
+    c = compare(rows([1, 1, 1, 1, 0, 0]), rows([1, 1, 0, 0, 0, 1]))  # type: ignore[arg-type]  # partial rows
     assert c["pass_at_1_delta"] == pytest.approx(1 / 6, abs=1e-6)
     assert c["only_first_passed"] == 2 and c["only_second_passed"] == 1
     assert c["mcnemar_p"] == 1.0
     low, high = c["delta_ci95"]
     assert low < 1 / 6 < high
     # McNemar pairs first samples: a problem whose first sample one side did not run is not counted
-    c = compare(
-        [{"task_id": "T/0", "sample": 1, "passed": False}], [{"task_id": "T/0", "sample": 0, "passed": True}]
+    c = compare(  # partial rows: the keys compare() reads
+        [{"task_id": "T/0", "sample": 1, "passed": False}],  # type: ignore[typeddict-item]
+        [{"task_id": "T/0", "sample": 0, "passed": True}],  # type: ignore[typeddict-item]
     )
     assert c["only_first_passed"] == c["only_second_passed"] == 0
 
@@ -124,10 +125,10 @@ def test_both_modes_in_one_run_items_report_junit_and_terminal(
 OPEN_COUNTER = """
 
 import collections
-import pytest_humaneval.dataset
+import pytest_humaneval.datasets.dataset
 
 OPENED = collections.Counter()
-_open_text = pytest_humaneval.dataset.open_text
+_open_text = pytest_humaneval.datasets.dataset.open_text
 
 
 def _counting_open_text(path):
@@ -135,7 +136,7 @@ def _counting_open_text(path):
     return _open_text(path)
 
 
-pytest_humaneval.dataset.open_text = _counting_open_text
+pytest_humaneval.datasets.dataset.open_text = _counting_open_text
 
 
 def pytest_unconfigure(config):

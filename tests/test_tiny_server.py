@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from tiny_model import build_tiny_qwen3
 from tiny_server import ServerInfo, serve_tiny_model
 
 pytestmark = pytest.mark.slow
 
-MESSAGES = [{"role": "user", "content": "Complete the function:\ndef add(a: int, b: int) -> int:\n"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Complete the function:\ndef add(a: int, b: int) -> int:\n"}
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +33,7 @@ def client(tiny_server: ServerInfo) -> openai.OpenAI:
 
 
 def _complete(
-    client: openai.OpenAI, model: str, enable_thinking: bool, max_tokens: int = 16, **kwargs: object
+    client: openai.OpenAI, model: str, enable_thinking: bool, max_tokens: int = 16, **kwargs: Any
 ) -> openai.types.chat.ChatCompletion:
     return client.chat.completions.create(
         model=model,

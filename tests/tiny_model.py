@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -199,7 +199,7 @@ def build_tiny_qwen3(path: Path, *, max_new_tokens: int = 32, max_position_embed
 
     vocab_size = len(tokenizer)
     eos_id = tokenizer.convert_tokens_to_ids(IM_END)
-    pad_id = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    pad_id = cast(int, tokenizer.convert_tokens_to_ids(END_OF_TEXT))  # one token: one id, not a list
 
     config = Qwen3Config(
         vocab_size=vocab_size,

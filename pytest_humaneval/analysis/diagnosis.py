@@ -23,7 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from ..dataset import Problem
+from ..datasets.dataset import Problem
+from ..reporting.schema import ResultRow
 
 #: Statuses whose program ran (or failed to compile): there is code to compare. The others
 #: (no_code, truncated, generation_error) have none.
@@ -91,7 +92,7 @@ def diagnose(problem: Problem, completion: str, full_program: bool, status: str)
     return {"similarity": similarity(completion, problem.canonical_solution)}
 
 
-def count_diagnoses(results: Iterable[dict[str, Any]]) -> dict[str, int]:
+def count_diagnoses(results: Iterable[ResultRow]) -> dict[str, int]:
     """The report's ``diagnosis_counts``: failures by the judge's category; ``unusable`` where its answer
     could not be used, ``not_judged`` where no judge was asked (offline only)."""
     counts: Counter[str] = Counter()

@@ -18,7 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Problem, task_key
+from ..datasets.dataset import Problem, task_key
+from ..reporting.schema import Efficiency, ResultRow
 from ..sandbox import Job
 from .efficiency_harness import MARKER
 from .efficiency_harness import _he_median_ci as median_ci
@@ -111,7 +112,7 @@ def geomean(values: Iterable[float]) -> float:
     return math.exp(sum(logs) / len(logs)) if logs else float("nan")
 
 
-def summarize_efficiency(results: Iterable[dict[str, Any]], slowest: int = 5) -> dict[str, Any]:
+def summarize_efficiency(results: Iterable[ResultRow], slowest: int = 5) -> Efficiency:
     """The report's ``efficiency`` section from its result entries: per problem, the geometric mean of
     its measured samples; over the run, the geometric mean of the problems'."""
     per_problem: dict[str, list[float]] = defaultdict(list)

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Problem
+from ..datasets.dataset import Problem
 from ..errors import HumanEvalError, clip
 from ..generation.client import openai_module
+from ..reporting.schema import Judge, JudgeAsking
 from ..verdict import Result
 
 CATEGORIES = (
@@ -130,7 +131,7 @@ def judge_failures(
     config: JudgeConfig,
     problems: dict[str, Problem],
     results: Sequence[Result],
-) -> dict[str, Any] | None:
+) -> Judge | None:
     """Ask the judge about each failure among ``results`` that has an offline ``diagnosis`` (and its
     ``completion``) and is not already answered in the cache; fill in their ``diagnosis``. Returns what
     the report records about the judge, or None when no failure was diagnosed."""
@@ -148,13 +149,7 @@ def judge_failures(
         key = _digest([PROMPT_VERSION, config.model, config.max_tokens, msgs, SCHEMA], 24)
         jobs.append((r, key, msgs))
     missing = [(key, msgs) for _, key, msgs in jobs if key not in found]
-    meta: dict[str, Any] = {
-        "endpoint": config.endpoint,
-        "model": config.model,
-        "cache": str(cache.path),
-        "cached": len(jobs) - len(missing),
-        "asked": len(missing),
-    }
+    asking: JudgeAsking = {}
     failed: dict[str, str] = {}
     if missing:
         cache.open()
@@ -168,10 +163,10 @@ def judge_failures(
                 failed[key] = record["reason"]
 
         try:
-            meta["response_format"] = asyncio.run(_ask_all(config, missing, on_answer))
+            asking["response_format"] = asyncio.run(_ask_all(config, missing, on_answer))
         finally:
             cache.close()
-        meta["wall_s"] = round(time.monotonic() - started, 3)
+        asking["wall_s"] = round(time.monotonic() - started, 3)
     for r, key, _ in jobs:
         diagnosis = r.diagnosis if r.diagnosis is not None else {}
         if key in found:
@@ -182,8 +177,15 @@ def judge_failures(
         else:
             diagnosis["judge_error"] = f"judge request failed: {failed.get(key, 'no answer')}"
         r.diagnosis = diagnosis
-    meta["unusable"] = sum(1 for r, _, _ in jobs if "judge_error" in (r.diagnosis or {}))
-    return meta
+    return {
+        "endpoint": config.endpoint,
+        "model": config.model,
+        "cache": str(cache.path),
+        "cached": len(jobs) - len(missing),
+        "asked": len(missing),
+        **asking,
+        "unusable": sum(1 for r, _, _ in jobs if "judge_error" in (r.diagnosis or {})),
+    }
 
 
 def _stem(model: str) -> str:

@@ -14,12 +14,13 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..reporting.schema import ResultRow
 from ..verdict import STATUSES
-from .stats import first_samples, paired
+from .stats import first_samples, paired, wilson_interval
 
 
 def summarize_modes(
-    results: Sequence[dict[str, Any]],
+    results: Sequence[ResultRow],
     pass_at_k: Mapping[str, dict[str, float]],
     generation: Mapping[str, Mapping[str, Any]],
     modes: Sequence[str] = ("think", "no-think"),
@@ -27,7 +28,7 @@ def summarize_modes(
     """``{"think": {...}, "no-think": {...}, "comparison": {...}}`` from the report's result entries.
     ``pass_at_k[mode]`` is the mode's pass@k (the report's own estimator); ``generation[mode]`` may hold
     ``tokens`` (a list), ``generation_wall_s`` and ``sampling``."""
-    by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_mode: dict[str, list[ResultRow]] = defaultdict(list)
     for r in results:
         by_mode[r.get("mode") or ""].append(r)
     out: dict[str, Any] = {}
@@ -55,7 +56,7 @@ def summarize_modes(
     return out
 
 
-def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def compare(first: Sequence[ResultRow], second: Sequence[ResultRow]) -> dict[str, Any]:
     """First minus second: pass@1 difference with a paired 95% interval over the problems both have
     (per problem, the difference of the fractions of samples passed), and the exact McNemar p-value on
     the first sample of each problem."""
@@ -76,7 +77,7 @@ def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -
     }
 
 
-def _rates(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+def _rates(rows: Sequence[ResultRow]) -> dict[str, float]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
         counts[r["task_id"]][0] += 1
@@ -106,8 +107,6 @@ def _difference(c: Mapping[str, Any]) -> str:
 def format_modes(modes: Mapping[str, Any]) -> list[str]:
     """The terminal table the original scripts kept by hand: mode, pass@1 with its CI, tokens,
     truncated; then the difference with its p-value."""
-    from ..report import wilson_interval
-
     header = ("mode", "pass@1", "95% CI", "passed", "tokens med/p90", "truncated")
     lines = ["{:<9} {:>7} {:>13} {:>9} {:>16} {:>9}".format(*header)]
     for name, pass1, passed, tokens, truncated in _rows(modes):

@@ -1,11 +1,23 @@
-"""Paired comparisons of two runs over the same problems: thinking against not, or a run against its
-baseline. Pure functions over ``{task_id: passed}`` maps (the first sample of each problem)."""
+"""Statistics of the report: the interval of a pass rate (:func:`wilson_interval`), and paired comparisons
+of two runs over the same problems: thinking against not, or a run against its baseline (pure functions
+over ``{task_id: passed}`` maps, the first sample of each problem)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion (robust near 0 and 1, unlike the normal one)."""
+    if total == 0:
+        return (0.0, 0.0)
+    p = successes / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def mcnemar_exact(b: int, c: int) -> float:

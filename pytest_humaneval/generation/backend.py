@@ -32,7 +32,7 @@ from typing import IO, Any, TypeVar
 
 import pytest
 
-from ..dataset import Dataset, Problem
+from ..datasets.dataset import Dataset, Problem
 from ..errors import HumanEvalError
 from ..fixtures import Endpoint
 from ..options import Settings

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HumanEvalError
-from ..report import write_atomically
+from ..files import write_atomically
 from ..safe_text import json_line
 
 #: Bump when the record format or the meaning of a key changes: old caches are then not reused.

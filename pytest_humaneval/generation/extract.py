@@ -19,7 +19,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ..dataset import Problem
+from ..datasets.dataset import Problem
 from ..languages import Language, closes_function, continuation, language_of
 from ..pysource import (
     DEFINITIONS,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ..dataset import Dataset
+from ..datasets.dataset import Dataset
 from ..errors import HumanEvalError
 from ..fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
 from ..options import Settings

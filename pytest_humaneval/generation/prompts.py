@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ..dataset import Problem
+from ..datasets.dataset import Problem
 from ..errors import HumanEvalError, clip
 from ..safe_text import json_line
 

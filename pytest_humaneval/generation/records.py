@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ..dataset import Problem
+from ..datasets.dataset import Problem
 from ..errors import HumanEvalError
 from .client import Answer, Request
 from .extract import Extraction, extract

@@ -20,7 +20,7 @@ import pytest
 from ..errors import HumanEvalError
 from ..fixtures import Endpoint
 from ..options import Settings
-from ..provenance import public_url
+from ..reporting.provenance import public_url
 from .backend import ModelBackend, OnAnswer, say, terminal
 from .client import Generator, Request, check_endpoint, make_client, openai_module
 from .progress import Progress

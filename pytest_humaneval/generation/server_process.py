@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from ..errors import HumanEvalError, clip, describe
+from ..files import write_json
 from ..options import Settings
-from ..report import write_json
 from ..sandbox.runner import procs
 from .launch import Launch, plan_launch
 from .server_lifecycle import (

@@ -79,7 +79,7 @@ class Isolation(TypedDict, total=False):
     root: bool  # programs run as uid 0
     uids: dict[str, Any]  # the uids programs run as (``programs``: low, high)
     program_uid: str
-    tree_limits: str  # "cgroup", "polled" or "" (per process only)
+    tree_limits: str | None  # "cgroup", "polled", or None: per process only
     cgroup: str | None
     cgroup_version: int | None
     subreaper: bool

@@ -166,7 +166,7 @@ def ensure_image(client: Any, image: str, context: Path | None = None) -> bool:
         return False
     from filelock import FileLock
 
-    from ..dataset import data_dir
+    from ..datasets.dataset import data_dir
 
     context = context or data_dir("sandbox")
     key = hashlib.sha256(f"{os.environ.get('DOCKER_HOST', '')}|{image}".encode()).hexdigest()[:16]

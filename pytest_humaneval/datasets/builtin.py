@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import cache, partial
 from typing import Any
 
+from ..errors import HumanEvalError
+from ..languages import LANGUAGES, entry_point_of, rust_prompt, template_for
 from . import livecodebench
+from .benchmark import Benchmark
 from .dataset import data_dir, iter_jsonl
-from .errors import HumanEvalError
-from .languages import LANGUAGES, entry_point_of, rust_prompt, template_for
-from .registry import Benchmark
 
 HUMANEVAL_FILE = "HumanEval.jsonl.gz"
 HUMANEVAL_PLUS_FILE = "HumanEvalPlus-OriginFmt.jsonl.gz"

@@ -1,28 +1,43 @@
 """Step 6 of the data path: aggregate verdicts into pass@k and write the reports.
 
 Pure functions over :class:`~pytest_humaneval.verdict.Result` lists, shared by the plugin (on the
-controller) and the Python API.
+controller) and the Python API. The report they build is a :class:`~.schema.Report`; the terminal
+summary, the step summary and the JUnit properties are read from it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
-from . import __version__
-from .completions import coverage_line
-from .dataset import Dataset, task_key
-from .safe_text import printable
-from .verdict import STATUSES, Result
-
-if TYPE_CHECKING:  # time_limits writes its cache with write_atomically, from here
-    from .time_limits import TimeLimits
+from .. import __version__
+from ..analysis.diagnosis import count_diagnoses
+from ..analysis.efficiency import summarize_efficiency
+from ..analysis.modes import format_modes, markdown_modes, summarize_modes
+from ..analysis.stats import first_samples, paired, wilson_interval
+from ..completions import coverage_line
+from ..datasets.dataset import Dataset, task_key
+from ..errors import HumanEvalError
+from ..files import write_json
+from ..safe_text import printable
+from ..time_limits import TimeLimits
+from ..verdict import STATUSES, Result
+from .schema import (
+    Baseline,
+    Coverage,
+    Judge,
+    PassAtK,
+    Provenance,
+    Report,
+    ResultRow,
+    RunExtras,
+    RunInfo,
+    Scores,
+)
 
 KS = (1, 10, 100)
 
@@ -48,24 +63,13 @@ def per_task(results: Iterable[Result]) -> dict[str, tuple[int, int]]:
     return {t: (n, c) for t, (n, c) in counts.items()}
 
 
-def pass_at_ks(results: Sequence[Result], ks: Sequence[int] = KS) -> dict[str, float]:
+def pass_at_ks(results: Sequence[Result], ks: Sequence[int] = KS) -> PassAtK:
     """Mean pass@k over tasks, for each k that every task has enough samples for."""
     tasks = per_task(results)
     if not tasks:
         return {}
     n_min = min(n for n, _ in tasks.values())
     return {str(k): sum(pass_at_k(n, c, k) for n, c in tasks.values()) / len(tasks) for k in ks if k <= n_min}
-
-
-def wilson_interval(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (robust near 0 and 1, unlike the normal one)."""
-    if total == 0:
-        return (0.0, 0.0)
-    p = successes / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def build_report(
@@ -78,28 +82,43 @@ def build_report(
     wall_s: float,
     efficiency: bool = False,
     mode_generation: dict[str, dict[str, Any]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
+    completions: str | None = None,
+    generation: dict[str, Any] | None = None,
+    judge: Judge | None = None,
+    coverage: Coverage | None = None,
+    created: str | None = None,
+    provenance: Provenance | None = None,
+) -> Report:
     """The JSON report of a run, as the plugin and :func:`pytest_humaneval.api.evaluate` both write it: the
-    dataset's and the limits' fields from the objects themselves, then :func:`summarize`. ``extra`` holds
-    what only one of them has (``generation``, ``judge``, ``coverage``, ``provenance``, ...); a falsy value
-    is left out."""
-    return summarize(
-        results,
-        efficiency=efficiency,
-        mode_generation=mode_generation,
-        dataset=dataset.name,
-        dataset_path=str(dataset.path),
-        dataset_sha=dataset.digest,
-        model=model,
-        samples_per_problem=max((r.sample + 1 for r in results), default=0),
-        sandbox=sandbox,
-        timeout_s=limits.range[1],
-        time_limits=limits.as_dict(),
-        wall_s=round(wall_s, 3),
-        plugin_version=__version__,
-        **{k: v for k, v in extra.items() if v},
-    )
+    dataset's and the limits' fields from the objects themselves, what only one of them has (the plugin's
+    ``completions``, ``created`` and ``provenance``; ``generation``, ``judge``, ``coverage``; a falsy value
+    is left out), then :func:`summarize`."""
+    run: RunInfo = {
+        "dataset": dataset.name,
+        "dataset_path": str(dataset.path),
+        "dataset_sha": dataset.digest,
+        "model": model,
+        "samples_per_problem": max((r.sample + 1 for r in results), default=0),
+        "sandbox": sandbox,
+        "timeout_s": limits.range[1],
+        "time_limits": limits.as_dict(),
+        "wall_s": round(wall_s, 3),
+        "plugin_version": __version__,
+    }
+    extras: RunExtras = {}
+    if completions:
+        extras["completions"] = completions
+    if generation:
+        extras["generation"] = generation
+    if judge:
+        extras["judge"] = judge
+    if coverage:
+        extras["coverage"] = coverage
+    if created:
+        extras["created"] = created
+    if provenance:
+        extras["provenance"] = provenance
+    return {**run, **extras, **summarize(results, efficiency=efficiency, mode_generation=mode_generation)}
 
 
 def summarize(
@@ -107,9 +126,8 @@ def summarize(
     *,
     efficiency: bool = False,
     mode_generation: dict[str, dict[str, Any]] | None = None,
-    **meta: Any,
-) -> dict[str, Any]:
-    """The JSON report: metadata, pass@k, counts, and one entry per program; with ``efficiency`` (or any
+) -> Scores:
+    """The report's scores: pass@k, counts, and one entry per program; with ``efficiency`` (or any
     result timed) the ``efficiency`` section, with any failure diagnosed the ``diagnosis_counts``, with
     results of two modes (``--think=both``; pass@k and counts above then pool both) the ``modes``
     section, fed by ``mode_generation`` (per mode: ``tokens``, ``generation_wall_s``)."""
@@ -117,10 +135,7 @@ def summarize(
     passed = sum(r.passed for r in results)
     scored = sum(r.scored for r in results)
     status_counts = Counter(r.status for r in results)
-    report = {
-        **meta,
-        "samples_per_problem": meta.get("samples_per_problem")
-        or max((r.sample + 1 for r in results), default=0),
+    report: Scores = {
         "problems": len(per_task(results)),
         "pass_at_k": pass_at_ks(results),
         "pass_at_1_ci95": list(wilson_interval(passed, scored)),
@@ -132,95 +147,84 @@ def summarize(
         ),
         "status_counts": {s: status_counts[s] for s in STATUSES if status_counts[s]},
         "known_defects": sorted({r.task_id for r in results if r.known_defect}, key=task_key),
-        "results": [
-            {
-                "task_id": r.task_id,
-                "sample": r.sample,
-                **({"mode": r.mode} if r.mode else {}),
-                "passed": r.passed,
-                "status": r.status,
-                "reason": r.reason,
-                "duration_s": round(r.duration_s, 4),
-                **({"exc_type": r.exc_type} if r.exc_type else {}),
-                **({"known_defect": r.known_defect} if r.known_defect else {}),
-                **_analysis_fields(r),
-            }
-            for r in results
-        ],
+        "results": [result_row(r) for r in results],
     }
     if efficiency or any(r.efficiency for r in results):
-        from .analysis.efficiency import summarize_efficiency
-
         report["efficiency"] = summarize_efficiency(report["results"])
     if any(r.mode for r in results):
-        from .analysis.modes import summarize_modes
-
         by_mode: dict[str, list[Result]] = defaultdict(list)
         for r in results:
             by_mode[r.mode or ""].append(r)
         pass_at = {mode: pass_at_ks(rows) for mode, rows in by_mode.items()}
         report["modes"] = summarize_modes(report["results"], pass_at, mode_generation or {})
     if any(r.diagnosis for r in results):
-        from .analysis.diagnosis import count_diagnoses
-
         report["diagnosis_counts"] = count_diagnoses(report["results"])
     return report
 
 
-def _analysis_fields(r: Result) -> dict[str, Any]:
-    """A result entry's ``efficiency_ratio``/``efficiency_ci95`` (``efficiency_runs``, or
-    ``efficiency_error`` when it could not be timed) and ``diagnosis``, where measured."""
-    out: dict[str, Any] = {}
+def result_row(r: Result) -> ResultRow:
+    """A program's entry in ``results``: its verdict, then its ``efficiency_ratio``/``efficiency_ci95``
+    (``efficiency_runs``, or ``efficiency_error`` when it could not be timed) and ``diagnosis``, where
+    measured. Generation's fields come later (:func:`~.html.programs.add_generation_fields`)."""
+    row: ResultRow
+    duration = round(r.duration_s, 4)
+    if r.mode:  # right after the sample
+        row = {
+            "task_id": r.task_id,
+            "sample": r.sample,
+            "mode": r.mode,
+            "passed": r.passed,
+            "status": r.status,
+            "reason": r.reason,
+            "duration_s": duration,
+        }
+    else:
+        row = {
+            "task_id": r.task_id,
+            "sample": r.sample,
+            "passed": r.passed,
+            "status": r.status,
+            "reason": r.reason,
+            "duration_s": duration,
+        }
+    if r.exc_type:
+        row["exc_type"] = r.exc_type
+    if r.known_defect:
+        row["known_defect"] = r.known_defect
     if r.efficiency:
         if "error" in r.efficiency:
-            out["efficiency_error"] = r.efficiency["error"]
+            row["efficiency_error"] = r.efficiency["error"]
         else:
-            out["efficiency_ratio"] = r.efficiency["ratio"]
-            out["efficiency_ci95"] = r.efficiency["ci95"]
-            out["efficiency_runs"] = r.efficiency["runs"]
+            row["efficiency_ratio"] = r.efficiency["ratio"]
+            row["efficiency_ci95"] = r.efficiency["ci95"]
+            row["efficiency_runs"] = r.efficiency["runs"]
     if r.diagnosis:
-        out["diagnosis"] = r.diagnosis
-    return out
+        row["diagnosis"] = r.diagnosis
+    return row
 
 
-def _umask() -> int:
-    """The process's umask, read without setting it (os.umask would change it for every thread a moment)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def write_report(path: Path, report: Report) -> None:
+    """The JSON report, written whole or not at all."""
+    write_json(path, report)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a file so that a reader never sees half of it (a temp file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as any new file of the user's (mkstemp makes it 0600)
-        # A lone surrogate from a program or a model never stops a report: it is written as an escape.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def junit_properties(report: Report) -> list[tuple[str, str]]:
+    """The JUnit suite's properties: pass@k, programs passed, tasks attempted (when the completions left
+    some out), then :func:`analysis_properties`."""
+    props = [(f"humaneval_pass@{k}", f"{v:.6f}") for k, v in report["pass_at_k"].items()]
+    props.append(("humaneval_passed", f"{report['passed']}/{report['total']}"))
+    cov = report.get("coverage")
+    if cov:
+        props.append(("humaneval_tasks_attempted", f"{cov['attempted']}/{cov['tasks']}"))
+    return props + analysis_properties(report)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    write_atomically(path, json.dumps(data, indent=1) + "\n")
-
-
-def format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
+def format_summary(report: Report, slowest: int = 5) -> list[str]:
     """Terminal lines for the report (printable text only: model names and reasons come from outside)."""
     return [printable(line) for line in _format_summary(report, slowest)]
 
 
-def _format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
+def _format_summary(report: Report, slowest: int = 5) -> list[str]:
     total, passed = report["total"], report["passed"]
     lines = []
     ks = "  ".join(f"pass@{k}: {v:.4f}" for k, v in report["pass_at_k"].items()) or "pass@k: n/a"
@@ -255,8 +259,6 @@ def _format_summary(report: dict[str, Any], slowest: int = 5) -> list[str]:
         why = next((r.get("known_defect") for r in report["results"] if r["task_id"] == task), "")
         lines.append(f"known dataset defect {task}: {why}")
     if report.get("modes"):
-        from .analysis.modes import format_modes
-
         lines += format_modes(report["modes"])
     lines += format_efficiency(report)
     lines += format_diagnosis(report)
@@ -279,7 +281,7 @@ def significance(delta: float, p: float) -> str:
     return f"pass@1 change {delta:+.4f} on first samples, McNemar p = {p:.3g} ({verdict} at 0.05)"
 
 
-def format_efficiency(report: dict[str, Any]) -> list[str]:
+def format_efficiency(report: Report) -> list[str]:
     """``--humaneval-efficiency``: the geometric mean and the slowest problems against the canonical."""
     eff = report.get("efficiency")
     if not eff:
@@ -299,7 +301,7 @@ def format_efficiency(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def format_diagnosis(report: dict[str, Any]) -> list[str]:
+def format_diagnosis(report: Report) -> list[str]:
     """``--humaneval-diagnose``: failures by category and their mean similarity to the canonical."""
     counts = report.get("diagnosis_counts")
     if not counts:
@@ -321,7 +323,7 @@ def format_diagnosis(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def analysis_properties(report: dict[str, Any]) -> list[tuple[str, str]]:
+def analysis_properties(report: Report) -> list[tuple[str, str]]:
     """JUnit suite properties for the analysis sections present in the report."""
     props = []
     for mode, m in (report.get("modes") or {}).items():
@@ -340,7 +342,7 @@ def analysis_properties(report: dict[str, Any]) -> list[tuple[str, str]]:
     return props
 
 
-def solved(report: dict[str, Any]) -> dict[str, bool]:
+def solved(report: Scores) -> dict[str, bool]:
     """Per problem: solved when at least half of its samples pass (with one sample: when it passes)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in report["results"]:
@@ -349,10 +351,8 @@ def solved(report: dict[str, Any]) -> dict[str, bool]:
     return {t: 2 * c >= n for t, (n, c) in counts.items()}
 
 
-def compare_to_baseline(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+def compare_to_baseline(report: Scores, baseline: Scores) -> Baseline:
     """Problems that newly fail or newly pass against an earlier report of the same dataset."""
-    from .analysis.stats import first_samples, paired
-
     now, before = solved(report), solved(baseline)
     common = sorted(set(now) & set(before), key=task_key)
     test = paired(first_samples(report["results"]), first_samples(baseline["results"]))
@@ -368,10 +368,8 @@ def compare_to_baseline(report: dict[str, Any], baseline: dict[str, Any]) -> dic
     }
 
 
-def read_baseline(path: Path, dataset_sha: str) -> dict[str, Any]:
+def read_baseline(path: Path, dataset_sha: str) -> Report:
     """Load an earlier JSON report; refuse one made on another dataset."""
-    from .errors import HumanEvalError
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -387,15 +385,17 @@ def read_baseline(path: Path, dataset_sha: str) -> dict[str, Any]:
             f"--humaneval-baseline={path} was made on another dataset (sha {data.get('dataset_sha')}, "
             f"this run {dataset_sha}): compare runs of the same dataset"
         )
-    return data
+    # an earlier report as it was written, perhaps by an older version: its results (what the comparison
+    # reads) are checked above
+    return cast(Report, data)
 
 
-def markdown_summary(report: dict[str, Any]) -> str:
+def markdown_summary(report: Report) -> str:
     """A GitHub step summary: pass@k, statuses, baseline changes (printable text only)."""
     return printable(_markdown_summary(report))
 
 
-def _markdown_summary(report: dict[str, Any]) -> str:
+def _markdown_summary(report: Report) -> str:
     lines = [f"### HumanEval: {report.get('model')} on {report.get('dataset')}", ""]
     lo, hi = report.get("pass_at_1_ci95", (0.0, 0.0))
     lines += ["| metric | value |", "| --- | --- |"]
@@ -410,8 +410,6 @@ def _markdown_summary(report: dict[str, Any]) -> str:
     lines += ["", "| status | programs |", "| --- | --- |"]
     lines += [f"| {s} | {n} |" for s, n in report["status_counts"].items()]
     if report.get("modes"):
-        from .analysis.modes import markdown_modes
-
         lines += markdown_modes(report["modes"])
     eff = report.get("efficiency")
     if eff and eff["problems"]:

@@ -16,10 +16,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Dataset
-from ..report import per_task, write_atomically
-from ..safe_text import printable
-from ..verdict import STATUSES, Result
+from ...datasets.dataset import Dataset
+from ...files import write_atomically
+from ...safe_text import printable
+from ...verdict import STATUSES, Result
+from ..report import per_task
+from ..schema import Efficiency, Report, ResultRow
 from . import charts
 from .highlight import css as code_css
 from .highlight import highlight
@@ -48,7 +50,7 @@ def _template() -> Any:
 
 def write_html_report(
     path: Path,
-    report: dict[str, Any],
+    report: Report,
     dataset: Dataset,
     programs: dict[Key, Program],
     outputs: ProgramOutputs,
@@ -78,7 +80,7 @@ def write_html_report(
 
 
 def render_html(
-    report: dict[str, Any],
+    report: Report,
     dataset: Dataset,
     programs: dict[Key, Program] | None = None,
     outputs: ProgramOutputs | None = None,
@@ -87,7 +89,7 @@ def render_html(
     *,
     completions_path: str | None = None,
 ) -> str:
-    """The page for ``report`` (the JSON report's dict)."""
+    """The page for ``report`` (the JSON report)."""
     programs = programs or {}
     results = report["results"]
     status_counts = dict(report.get("status_counts") or {})
@@ -143,7 +145,7 @@ def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def _walls(report: dict[str, Any]) -> list[dict[str, str]]:
+def _walls(report: Report) -> list[dict[str, str]]:
     gen = report.get("generation") or {}
     wall = report.get("wall_s")
     out = []
@@ -171,7 +173,7 @@ def _walls(report: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _verdict(gates: Sequence[tuple[str, bool]], report: dict[str, Any]) -> dict[str, str]:
+def _verdict(gates: Sequence[tuple[str, bool]], report: Report) -> dict[str, str]:
     if not gates:
         failing = report.get("total", 0) - report.get("passed", 0)
         return {
@@ -187,7 +189,7 @@ def _verdict(gates: Sequence[tuple[str, bool]], report: dict[str, Any]) -> dict[
     }
 
 
-def _charts(report: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _charts(report: Report, results: list[ResultRow]) -> list[dict[str, str]]:
     out = [{"id": "status", "svg": charts.status_chart(report.get("status_counts") or {}), "caption": ""}]
     tasks = per_task(Result(r["task_id"], r["sample"], r["status"]) for r in results)
     ks, values = charts.pass_at_k_curve(tasks)
@@ -206,7 +208,7 @@ def _charts(report: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[
     ]
     if generated:
 
-        def truncated(r: dict[str, Any]) -> bool:
+        def truncated(r: ResultRow) -> bool:
             return r.get("finish_reason") == "length" or r["status"] == "truncated"
 
         latency = [(r["latency_s"], truncated(r)) for r in generated if r.get("latency_s") is not None]
@@ -287,7 +289,7 @@ def _wall(v: Any) -> str:
     return _seconds(v) if isinstance(v, (int, float)) else "–"
 
 
-def _efficiency(eff: dict[str, Any] | None) -> dict[str, Any] | None:
+def _efficiency(eff: Efficiency | None) -> dict[str, Any] | None:
     if not eff:
         return None
     problems = eff.get("problems")
@@ -316,7 +318,7 @@ def _clip(text: str, limit: int, where: str) -> str:
 
 
 def _rows(
-    results: list[dict[str, Any]],
+    results: list[ResultRow],
     dataset: Dataset,
     programs: dict[Key, Program],
     outputs: ProgramOutputs | None,

@@ -1,6 +1,6 @@
-"""Step 1 of the data path: load and validate HumanEval-schema problems.
+"""Step 1 of the data path: HumanEval-schema problems, read and validated.
 
-Bundled datasets ship inside the package, so an installed wheel needs no other files.
+Bundled datasets ship inside the package, so an installed wheel needs no other files (:func:`data_dir`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..errors import HumanEvalError
 from . import livecodebench
-from .errors import HumanEvalError
 
 REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
 
@@ -23,6 +23,9 @@ REQUIRED_FIELDS = ("task_id", "prompt", "test", "entry_point")
 #: ``--humaneval-debug`` runs.
 DEBUG_SUFFIX = "-4"
 DEBUG_PROBLEMS = 4
+#: The ``pytest_humaneval`` package folder (this module is in its ``datasets`` package): a wheel's bundled
+#: files are in its ``_data/``, a checkout's in the folders beside it.
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def task_key(task_id: str) -> tuple[str, int, str]:
@@ -37,12 +40,11 @@ def data_dir(kind: str) -> Path:
     In a wheel they are inside the package (``_data/``); in a source checkout they are the
     top-level folders next to the package.
     """
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_data" / kind, here.parent / kind):
+    for candidate in (PACKAGE_DIR / "_data" / kind, PACKAGE_DIR.parent / kind):
         if candidate.is_dir():
             return candidate
     raise HumanEvalError(
-        f"bundled {kind} folder is missing from the installation ({here}); reinstall pytest-humaneval"
+        f"bundled {kind} folder is missing from the installation ({PACKAGE_DIR}); reinstall pytest-humaneval"
     )
 
 
@@ -196,31 +198,6 @@ def read_problems(path: Path) -> dict[str, Problem]:
             yield where, livecodebench.problem_row(obj, where) if livecodebench.is_livecodebench(obj) else obj
 
     return index_problems(rows(), str(path))
-
-
-def load_dataset(spec: str = "humaneval", config: Any = None) -> Dataset:
-    """A dataset by registered name (``humaneval``, ``mbpp-plus``, a plug-in's), its debug subset
-    (``NAME-4``), or the path of a JSONL(.gz) file in HumanEval's schema. With a pytest ``config``, the
-    datasets registered by ``pytest_humaneval_datasets`` hooks count too."""
-    from .registry import registered
-
-    benchmarks = registered(config)
-    if spec in benchmarks:
-        return benchmarks[spec].dataset()
-    base = spec.removesuffix(DEBUG_SUFFIX)
-    if base != spec and base in benchmarks:
-        return debug_subset(benchmarks[base].dataset())
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise HumanEvalError(
-            f"dataset {spec!r} not found: give one of {', '.join(benchmarks)} or the path of a JSONL(.gz) "
-            "file in HumanEval's schema"
-        )
-    path = path.resolve()
-    problems = read_problems(path)
-    whole = any(p.language == "stdio" for p in problems.values())  # LiveCodeBench's: its own instruction
-    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
-    return Dataset(name, path, problems, prompt_template=livecodebench.PROMPT_TEMPLATE if whole else None)
 
 
 def debug_subset(dataset: Dataset) -> Dataset:

@@ -11,7 +11,7 @@ import html
 
 import pytest
 
-from ..verdict import Result
+from ...verdict import Result
 
 
 def pytest_html_wanted(config: pytest.Config) -> bool:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import __version__
-from .dataset import Dataset
-from .options import Settings
+from .. import __version__
+from ..datasets.dataset import Dataset
+from ..options import Settings
+from .schema import Provenance, ProvenanceCompletions, ProvenanceGeneration, ProvenanceSandbox
 
 #: Generation facts that shape the answers (the rest of the section is bookkeeping: cache, counts).
 GENERATION_FIELDS = (
@@ -61,9 +62,23 @@ def build_provenance(
     *,
     timeout_s: float,
     isolation: str,
-) -> dict[str, Any]:
+) -> Provenance:
     """The ``provenance`` object of the JSON report."""
-    data: dict[str, Any] = {
+    used: ProvenanceGeneration = {}
+    if generation is not None:
+        gen = {k: generation[k] for k in GENERATION_FIELDS if generation.get(k) not in (None, [], {})}
+        if "endpoint" in gen:
+            gen["endpoint"] = public_url(gen["endpoint"])
+        if gen.get("source") in SERVER_SOURCES:
+            gen["request_timeout_s"] = settings.request_timeout
+        model = generation.get("model")
+        used["generation"] = gen
+    else:
+        model = "canonical" if settings.completions == "canonical" else None
+    sandbox: ProvenanceSandbox = {"kind": settings.sandbox, "isolation": isolation}
+    if settings.sandbox == "docker":
+        sandbox["image"] = settings.sandbox_image
+    return {
         "plugin_version": __version__,
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
@@ -75,26 +90,14 @@ def build_provenance(
             "problems": len(dataset),
         },
         "completions": _completions(settings, generation),
+        "model": model,
+        **used,
+        "evaluation": {
+            "sandbox": sandbox,
+            "timeout_s": timeout_s,
+            "memory_mb": settings.memory_mb(dataset.memory_mb),
+        },
     }
-    if generation is not None:
-        gen = {k: generation[k] for k in GENERATION_FIELDS if generation.get(k) not in (None, [], {})}
-        if "endpoint" in gen:
-            gen["endpoint"] = public_url(gen["endpoint"])
-        if gen.get("source") in SERVER_SOURCES:
-            gen["request_timeout_s"] = settings.request_timeout
-        data["model"] = generation.get("model")
-        data["generation"] = gen
-    else:
-        data["model"] = "canonical" if settings.completions == "canonical" else None
-    sandbox: dict[str, Any] = {"kind": settings.sandbox, "isolation": isolation}
-    if settings.sandbox == "docker":
-        sandbox["image"] = settings.sandbox_image
-    data["evaluation"] = {
-        "sandbox": sandbox,
-        "timeout_s": timeout_s,
-        "memory_mb": settings.memory_mb(dataset.memory_mb),
-    }
-    return data
 
 
 def header_lines(generation: dict[str, Any] | None) -> list[str]:
@@ -116,12 +119,12 @@ def header_lines(generation: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _completions(settings: Settings, generation: dict[str, Any] | None) -> dict[str, Any]:
+def _completions(settings: Settings, generation: dict[str, Any] | None) -> ProvenanceCompletions:
     """Which answers were evaluated; a file is named with its hash, since files get edited."""
     if settings.completions == "canonical":
         return {"source": "canonical"}
     path = settings.completions or (generation or {}).get("completions")
-    info: dict[str, Any] = {"source": "file" if settings.completions else "generated"}
+    info: ProvenanceCompletions = {"source": "file" if settings.completions else "generated"}
     if path:
         info["path"] = str(path)
         try:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from ..completions import answer_of
-from ..dataset import Dataset, iter_jsonl
-from ..errors import HumanEvalError
-from ..run_state import SECTION_HEAD, SECTION_NAME, output_from_section
-from ..verdict import Result
+from ...completions import answer_of
+from ...datasets.dataset import Dataset, iter_jsonl
+from ...errors import HumanEvalError
+from ...run_state import SECTION_HEAD, SECTION_NAME, output_from_section
+from ...verdict import Result
+from ..schema import Report
 
 #: (task id, sample, mode): the mode is "think" or "no-think" with --think=both, else None.
 Key = tuple[str, int, str | None]
@@ -89,7 +90,7 @@ def _program(obj: dict[str, Any]) -> Program:
     )
 
 
-def add_generation_fields(report: dict[str, Any], programs: dict[Key, Program]) -> None:
+def add_generation_fields(report: Report, programs: dict[Key, Program]) -> None:
     """Give each result of the JSON report its sample's latency, completion tokens and finish reason,
     where generation recorded them."""
     for r in report["results"]:

@@ -3,7 +3,7 @@
 A row of LiveCodeBench's ``test*.jsonl`` has ``question_id``, ``question_content``, ``starter_code``,
 ``public_test_cases`` (JSON), ``private_test_cases`` (JSON, or base64 of zlib of a pickled JSON string) and
 ``metadata`` (JSON: ``func_name`` for LeetCode's call-based problems). Each becomes a problem of the
-``stdio`` kind (:mod:`.languages`): the answer is a whole Python program, run once per test case, and judged
+``stdio`` kind (:mod:`..languages`): the answer is a whole Python program, run once per test case, and judged
 as LiveCodeBench judges it: on standard input and output (AtCoder, Codeforces), or by calling
 ``Solution().func_name(*args)`` and comparing the returned value (LeetCode).
 
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import HumanEvalError
-from .user_cache import cache_dir
+from ..errors import HumanEvalError
+from ..user_cache import cache_dir
 
 #: The fields that mark a row as LiveCodeBench's.
 MARK_FIELDS = ("question_content", "public_test_cases")

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import pygal
 from pygal.style import Style
 
+from ...verdict import STATUSES
 from ..report import pass_at_k
-from ..verdict import STATUSES
 
 STATUS_COLOURS = {
     "passed": "#2e7d32",
