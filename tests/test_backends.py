@@ -1,7 +1,8 @@
 """The generation backends behind their one interface (:mod:`pytest_humaneval.generation.backend`): which
-one :func:`backend_for` picks, each driven through describe/start/generate/close on its own (the server
-against the stub, the hook with a fake plugin, transformers with the tiny Qwen3), and the pipeline's one path
-with a backend registered for the test, which shows every answer cached as it arrives."""
+one :func:`~pytest_humaneval.generation.kinds.backend_for` picks, each driven through
+describe/start/generate/close on its own (the server against the stub, the hook with a fake plugin,
+transformers with the tiny Qwen3), and the pipeline's one path with a backend registered for the test,
+which shows every answer cached as it arrives."""
 
 from __future__ import annotations
 
@@ -18,15 +19,10 @@ from pytest_humaneval import hookspecs
 from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.errors import HumanEvalError
 from pytest_humaneval.fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
-from pytest_humaneval.generation.backend import (
-    BACKENDS,
-    HookBackend,
-    ModelBackend,
-    backend_for,
-    register_backend,
-)
+from pytest_humaneval.generation.backend import HookBackend, ModelBackend
 from pytest_humaneval.generation.cache import CompletionCache
 from pytest_humaneval.generation.client import Answer, Fatal, Request
+from pytest_humaneval.generation.kinds import BACKENDS, backend_for, register_backend
 from pytest_humaneval.generation.local import TransformersBackend
 from pytest_humaneval.generation.pipeline import GENERATION_KEY, generate_completions
 from pytest_humaneval.generation.server_backend import CACHED, SERVER_KEY, ServerBackend, stop_server

@@ -1,5 +1,5 @@
 """Where answers come from: one interface, :class:`Backend`, for the three ways completions are generated, and
-:func:`backend_for`, which picks one per generation (per mode under ``--think=both``).
+:func:`.kinds.backend_for`, which picks one per generation (per mode under ``--think=both``).
 
 - ``hook``: a plugin's or a ``conftest.py``'s ``pytest_humaneval_generate`` answered (:class:`HookBackend`);
 - ``transformers``: the model runs in this process (:class:`.local.TransformersBackend`);
@@ -192,57 +192,6 @@ def _checked_answers(answers: Any, dataset: Dataset) -> dict[str, list[str]]:
                 f"pytest_humaneval_generate: the answers for {problem.task_id} must be a list of str"
             )
     return answers
-
-
-# -- choosing one ----------------------------------------------------------------------------------------
-
-Factory = Callable[[pytest.Config, Settings], Backend]
-
-#: The backends ``--humaneval-backend`` names: factories importing their module when asked for.
-BACKENDS: dict[str, Factory] = {}
-
-
-def register_backend(name: str) -> Callable[[Factory], Factory]:
-    """Register ``factory`` as the backend ``--humaneval-backend=name`` chooses."""
-
-    def register(factory: Factory) -> Factory:
-        BACKENDS[name] = factory
-        return factory
-
-    return register
-
-
-@register_backend("server")
-def _server(config: pytest.Config, settings: Settings) -> Backend:
-    """An OpenAI-compatible server: ``--humaneval-endpoint``, or SGLang started for the session."""
-    from .server_backend import ServerBackend
-
-    return ServerBackend(config, settings)
-
-
-@register_backend("transformers")
-def _transformers(config: pytest.Config, settings: Settings) -> Backend:
-    """The model in this process."""
-    from .local import TransformersBackend
-
-    return TransformersBackend(config, settings)
-
-
-def backend_for(config: pytest.Config, settings: Settings, dataset: Dataset, samples: int) -> Backend:
-    """The backend of this generation: the ``pytest_humaneval_generate`` hook when it answers, else the one
-    ``--humaneval-backend`` names. Option errors surface here, before the cache is read."""
-    answers = config.hook.pytest_humaneval_generate(
-        config=config, problems=list(dataset), samples=samples, think=settings.think
-    )
-    if answers is not None:
-        return HookBackend(config, settings, dataset, answers)
-    try:
-        factory = BACKENDS[settings.backend]
-    except KeyError:
-        raise HumanEvalError(
-            f"--humaneval-backend={settings.backend}: choose one of {', '.join(BACKENDS)}"
-        ) from None
-    return factory(config, settings)
 
 
 # -- the terminal ----------------------------------------------------------------------------------------

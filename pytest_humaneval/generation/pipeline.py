@@ -1,7 +1,7 @@
 """Generation, once per session on the controller (once per mode under ``--think=both``): from the dataset
 to a completions file.
 
-:func:`.backend.backend_for` picks where the answers come from: the ``pytest_humaneval_generate`` hook, else
+:func:`.kinds.backend_for` picks where the answers come from: the ``pytest_humaneval_generate`` hook, else
 ``--humaneval-backend``: a server (``--humaneval-endpoint``, or one started by :mod:`.server`) or
 ``transformers`` in this process (:mod:`.local`). All three are driven the same way here. A model's answers
 go through the cache first: a run whose every sample is cached contacts no server, starts none and loads no
@@ -22,9 +22,10 @@ from ..datasets.dataset import Dataset
 from ..errors import HumanEvalError
 from ..fixtures import ENDPOINT_KEY, NO_ENDPOINT_KEY, Endpoint
 from ..options import Settings
-from .backend import Backend, backend_for, say
+from .backend import Backend, say
 from .cache import REUSABLE, CompletionCache, RunSpec, write_resolved
 from .client import Answer, Fatal, Request
+from .kinds import backend_for
 from .prompts import build_messages, load_template, messages_digest
 
 #: What the report records about generation (set once generation is done).
