@@ -20,6 +20,7 @@ from . import __version__
 from .completions import coverage, coverage_line, samples_per_problem, samples_to_rows, tasks_left_out
 from .datasets.dataset import Dataset
 from .errors import HumanEvalError
+from .files import write_json
 from .fixtures import WORKERINPUT, endpoint_for_workers
 from .options import Settings
 from .reporting.html.programs import Key, Program, ProgramOutputs, add_generation_fields, load_programs
@@ -31,7 +32,6 @@ from .reporting.report import (
     junit_properties,
     markdown_summary,
     read_baseline,
-    write_report,
 )
 from .reporting.schema import Coverage, Judge, Report
 from .run_state import (
@@ -284,7 +284,7 @@ class Controller:
         if self.baseline is not None:
             self.report["baseline"] = compare_to_baseline(self.report, self.baseline)
         add_generation_fields(self.report, programs)
-        write_report(self.settings.report_path, self.report)
+        write_json(self.settings.report_path, self.report)
         xml = junit_xml(self.config)
         if xml is not None:
             for name, value in junit_properties(self.report):

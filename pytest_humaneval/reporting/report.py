@@ -22,7 +22,6 @@ from ..analysis.stats import first_samples, paired, wilson_interval
 from ..completions import coverage_line
 from ..datasets.dataset import Dataset, task_key
 from ..errors import HumanEvalError
-from ..files import write_json
 from ..safe_text import printable
 from ..time_limits import TimeLimits
 from ..verdict import STATUSES, Result
@@ -105,19 +104,15 @@ def build_report(
         "wall_s": round(wall_s, 3),
         "plugin_version": __version__,
     }
-    extras: RunExtras = {}
-    if completions:
-        extras["completions"] = completions
-    if generation:
-        extras["generation"] = generation
-    if judge:
-        extras["judge"] = judge
-    if coverage:
-        extras["coverage"] = coverage
-    if created:
-        extras["created"] = created
-    if provenance:
-        extras["provenance"] = provenance
+    optional = {
+        "completions": completions,
+        "generation": generation,
+        "judge": judge,
+        "coverage": coverage,
+        "created": created,
+        "provenance": provenance,
+    }
+    extras = cast(RunExtras, {k: v for k, v in optional.items() if v})
     return {**run, **extras, **summarize(results, efficiency=efficiency, mode_generation=mode_generation)}
 
 
@@ -166,27 +161,18 @@ def result_row(r: Result) -> ResultRow:
     """A program's entry in ``results``: its verdict, then its ``efficiency_ratio``/``efficiency_ci95``
     (``efficiency_runs``, or ``efficiency_error`` when it could not be timed) and ``diagnosis``, where
     measured. Generation's fields come later (:func:`~.html.programs.add_generation_fields`)."""
-    row: ResultRow
-    duration = round(r.duration_s, 4)
-    if r.mode:  # right after the sample
-        row = {
-            "task_id": r.task_id,
-            "sample": r.sample,
-            "mode": r.mode,
-            "passed": r.passed,
-            "status": r.status,
-            "reason": r.reason,
-            "duration_s": duration,
-        }
-    else:
-        row = {
-            "task_id": r.task_id,
-            "sample": r.sample,
-            "passed": r.passed,
-            "status": r.status,
-            "reason": r.reason,
-            "duration_s": duration,
-        }
+    verdict: ResultRow = {
+        "task_id": r.task_id,
+        "sample": r.sample,
+        "passed": r.passed,
+        "status": r.status,
+        "reason": r.reason,
+        "duration_s": round(r.duration_s, 4),
+    }
+    # the mode right after the sample
+    row: ResultRow = (
+        {"task_id": r.task_id, "sample": r.sample, "mode": r.mode, **verdict} if r.mode else verdict
+    )
     if r.exc_type:
         row["exc_type"] = r.exc_type
     if r.known_defect:
@@ -201,11 +187,6 @@ def result_row(r: Result) -> ResultRow:
     if r.diagnosis:
         row["diagnosis"] = r.diagnosis
     return row
-
-
-def write_report(path: Path, report: Report) -> None:
-    """The JSON report, written whole or not at all."""
-    write_json(path, report)
 
 
 def junit_properties(report: Report) -> list[tuple[str, str]]:
