@@ -40,6 +40,8 @@ MNT_DETACH = 2
 #: In the runner's user namespace (root): 0 the runner, 1 the judge, 2 + k program slot k.
 JUDGE_UID = 1
 FIRST_SLOT_UID = 2
+#: A program's work directory, home and TMPDIR where it has a scratch of its own.
+PROGRAM_SCRATCH = "/tmp"
 #: Each program's scratch file systems (/tmp, /var/tmp, /dev/shm), MB each; the slot's cgroup counts them.
 SCRATCH_MB = 256
 
@@ -549,7 +551,7 @@ def enter_program(plan, slot, cgroup_fds, workdir=None):
             os.close(fd)
         if not mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY):
             raise OSError("could not mount the program's /proc")
-        workdir = "/tmp"
+        workdir = PROGRAM_SCRATCH
     else:
         os.mkdir(workdir, 0o700)
     uid = plan["slot_uid"](slot)
@@ -559,7 +561,6 @@ def enter_program(plan, slot, cgroup_fds, workdir=None):
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
     os.chdir(workdir)
-    os.environ["HOME"] = os.environ["TMPDIR"] = workdir
     limits = plan["limits"]
     if limits.get("memory_mb"):
         set_limit(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
