@@ -137,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("this benchmark reads /proc: Linux only")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-runner-cpu-"))
     other = work / "against"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach", str(other), args.against],
-        check=True,
-        capture_output=True,
-    )
+    add = ["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach", str(other), args.against]
+    made = subprocess.run(add, capture_output=True, text=True)
+    if made.returncode:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+        raise SystemExit(f"could not check out {args.against} in {other}: {made.stderr.strip()}")
     try:
         samples = inputs(work, args.task)
         sides = {"this": start(ROOT, args.task, samples), args.against: start(other, args.task, samples)}
