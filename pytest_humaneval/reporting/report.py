@@ -161,18 +161,16 @@ def result_row(r: Result) -> ResultRow:
     """A program's entry in ``results``: its verdict, then its ``efficiency_ratio``/``efficiency_ci95``
     (``efficiency_runs``, or ``efficiency_error`` when it could not be timed) and ``diagnosis``, where
     measured. Generation's fields come later (:func:`~.html.programs.add_generation_fields`)."""
-    verdict: ResultRow = {
+    row: ResultRow = {
         "task_id": r.task_id,
         "sample": r.sample,
+        # the mode right after the sample (mypy reads the splice as a whole row, missing its other keys)
+        **({"mode": r.mode} if r.mode else {}),  # type: ignore[typeddict-item]
         "passed": r.passed,
         "status": r.status,
         "reason": r.reason,
         "duration_s": round(r.duration_s, 4),
     }
-    # the mode right after the sample
-    row: ResultRow = (
-        {"task_id": r.task_id, "sample": r.sample, "mode": r.mode, **verdict} if r.mode else verdict
-    )
     if r.exc_type:
         row["exc_type"] = r.exc_type
     if r.known_defect:
