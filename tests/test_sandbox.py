@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -296,6 +297,27 @@ def test_output_is_captured_with_a_cap(sandbox: SubprocessSandbox) -> None:
     assert verdict["stdout"].startswith("hello\n")
     assert len(verdict["stdout"]) <= 16 * 1024
     assert verdict["output_dropped"] > 1_000_000
+
+
+def test_a_program_lives_in_its_scratch_with_the_runners_import_path(sandbox: SubprocessSandbox) -> None:
+    """Its home, TMPDIR, tempfile's directory and working directory are its scratch (set in the zygote where
+    every scratch is /tmp, else in its own process), and it imports what the runner's interpreter can."""
+    body = (
+        "    import os, sys, tempfile, json\n"
+        "    here = os.getcwd()\n"
+        "    print(json.dumps([here, os.environ['HOME'], os.environ['TMPDIR'], tempfile.gettempdir()]))\n"
+        "    print(json.dumps([p for p in sys.path if p.endswith('-packages')]))\n"
+        "    return x * 2\n"
+    )
+    verdict = run(sandbox, body)
+    assert verdict["status"] == "passed", verdict
+    places, site_dirs = (json.loads(line) for line in verdict["stdout"].splitlines()[:2])  # the first call
+    assert len(set(places)) == 1, places
+    if sandbox.isolation.get("own_scratch"):
+        assert places[0] == "/tmp"
+    assert site_dirs, "no site-packages on the program's import path"
+    if sandbox.python == sys.executable:
+        assert set(site_dirs) <= set(sys.path), site_dirs
 
 
 @pytest.mark.parametrize("size", [65_531, 65_536, 200_003, 3 << 20])

@@ -181,7 +181,6 @@ def isolate(init, workbase):
         "slots": slots,
         "wipe": [p for p in init.get("wipe_scratch") or [] if os.path.isdir(p)],
         "poll_memory": bool(init.get("poll_memory", True)),
-        "program_path": list(sys.path),
         "scratch_keep": scratch_keep(init.get("keep") or ()),
         "judge_jobs": int(init.get("judge_jobs") or JUDGE_JOBS),
         "backstop_s": float(init.get("backstop_s") or BACKSTOP_S),
@@ -239,7 +238,7 @@ def zygote_main(kind, plan, jobs_r, sock, keep):
     home_net = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC) if netns else None
     devnull = os.open(os.devnull, os.O_RDWR)
     if kind == "program" and plan["own_mounts"]:
-        settle_in(isolation.PROGRAM_SCRATCH, plan)
+        settle_in(isolation.PROGRAM_SCRATCH)
     warm_up(kind)
     gc.collect()
     gc.freeze()
@@ -326,13 +325,12 @@ def arrange(fds):
     os.closerange(len(fds), 1 << 16)
 
 
-def settle_in(workdir, plan):
-    """A program's home, temporary directory and import path (set once in the zygote where every program's
-    scratch is at the same path: each line here costs every forked program page faults)."""
+def settle_in(workdir):
+    """A program's home and temporary directory (set once in the zygote where every program's scratch is at
+    the same path: each line here costs every forked program page faults)."""
     os.environ["HOME"] = os.environ["TMPDIR"] = workdir
     if "tempfile" in sys.modules:
         sys.modules["tempfile"].tempdir = workdir
-    sys.path[:] = plan["program_path"]
 
 
 def program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, workdir):
@@ -346,7 +344,7 @@ def program_child(plan, slot, devnull, out_w, err_w, channel, cgroup_fds, workdi
             isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
         workdir = isolation.enter_program(plan, slot, list(range(4, 4 + len(cgroup_fds))), workdir)
         if not plan["own_mounts"]:
-            settle_in(workdir, plan)
+            settle_in(workdir)
         os.write(1, MARK)
     except BaseException as e:
         try:
