@@ -8,6 +8,7 @@ left out, as they never run), so a cycle is found even when the import order hap
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -28,6 +29,11 @@ def modules() -> dict[str, tuple[Path, bool]]:
 
 
 MODULES = modules()
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def imported(module: str, is_package: bool, node: ast.Import | ast.ImportFrom) -> set[str]:
@@ -73,10 +79,11 @@ def module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for module, (path, is_package) in MODULES.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parsed(path)
         edges[module] = set().union(*(imported(module, is_package, n) for n in module_level_imports(tree)))
     return edges
 
@@ -145,7 +152,7 @@ def test_no_function_level_import_dodges_a_cycle() -> None:
     edges = graph()
     dodges = []
     for module, (path, is_package) in MODULES.items():
-        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for fn in ast.walk(parsed(path)):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             for node in ast.walk(fn):
@@ -168,7 +175,7 @@ def test_the_runner_imports_only_the_standard_library() -> None:
     runner = PACKAGE / "sandbox" / "runner"
     outside = []
     for path in sorted(runner.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Import):
                 tops = [alias.name.split(".")[0] for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and not node.level:
