@@ -78,6 +78,8 @@ def worker(task: str | None, samples: Path) -> None:
     jobs = [(p, s) for p in dataset for s in completions.get(p.task_id, [])]
     if task:
         jobs = [(p, s) for p, s in jobs if p.task_id == task]
+        if not jobs:
+            raise SystemExit(f"--task={task}: no such HumanEval task")
     sandbox: Any = make_sandbox("subprocess", Limits(), preload=preload_for(dataset))
     sandbox.start()
     try:
