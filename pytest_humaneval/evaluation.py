@@ -40,12 +40,17 @@ def prepare(
         if language is not None:  # built and run by a driver, each step under a CPU-time limit
             solution, test, entry = program_job_parts(language, problem, sample.completion, timeout)
             return Job(solution, test, entry, language.wall_backstop(timeout, language.runs(problem)))
-        return program_job(problem, sample.program(problem), timeout, call_limits)
+        digests = dataset.answer_digests(problem)
+        return program_job(problem, sample.program(problem), timeout, call_limits, digests)
     return conclude(dataset, problem, sample, result)
 
 
 def program_job(
-    problem: Problem, solution: str, timeout: float, call_limits: Mapping[str, Any] | None = None
+    problem: Problem,
+    solution: str,
+    timeout: float,
+    call_limits: Mapping[str, Any] | None = None,
+    reference_digests: dict[str, str] | None = None,
 ) -> Job:
     """The sandbox job that decides ``solution``'s verdict: the test runs beside the problem's own helpers
     (the prompt's definitions, which the test uses as the dataset wrote them)."""
@@ -56,6 +61,7 @@ def program_job(
         timeout,
         definitions=prompt_definitions(problem.prompt, problem.entry_point),
         call_limits=dict(call_limits) if call_limits else None,
+        reference_digests=reference_digests,
     )
 
 

@@ -41,6 +41,10 @@ class Benchmark:
     reference_calls: (
         Mapping[str, Mapping[str, Any]] | Callable[[], Mapping[str, Mapping[str, Any]]] | None
     ) = None
+    #: task_id -> digests of the reference's answers (``Dataset.reference_digests``).
+    reference_digests: (
+        Mapping[str, Mapping[str, Any]] | Callable[[], Mapping[str, Mapping[str, Any]]] | None
+    ) = None
     #: Address-space limit per program, MB (``--humaneval-memory`` overrides it).
     memory_mb: int = 2048
     #: Where the problems come from (shown in the report); default: the file defining ``load``.
@@ -57,6 +61,7 @@ class Benchmark:
         problems = index_problems(((f"{where}, problem {i}", row) for i, row in enumerate(rows)), where)
         times = self.reference_times() if callable(self.reference_times) else self.reference_times
         calls = self.reference_calls() if callable(self.reference_calls) else self.reference_calls
+        digests = self.reference_digests() if callable(self.reference_digests) else self.reference_digests
         return Dataset(
             name=self.name,
             path=Path(self.source or _defined_in(self.load)),
@@ -66,6 +71,7 @@ class Benchmark:
             time_limit=float(self.time_limit),
             reference_times=dict(times or {}),
             reference_calls=dict(calls or {}),
+            reference_digests=dict(digests or {}),
             memory_mb=int(self.memory_mb),
         )
 

@@ -27,6 +27,9 @@ MBPP_PLUS_FILE = "MbppPlus-v0.2.0.jsonl.gz"
 MBPP_PLUS_TESTS_FILE = "MbppPlus-OriginFmt-v0.2.0.jsonl.gz"
 #: Seconds each bundled dataset's reference solutions took in the sandbox (benchmarks/reference_times.py).
 REFERENCE_TIMES_FILE = "reference-times.json"
+#: Digests of HumanEval+'s reference answers where its test calls ``ref_func``
+#: (benchmarks/reference_digests.py).
+REFERENCE_DIGESTS_FILE = "reference-digests.json"
 
 #: MBPP asks for a whole function: nothing is given to complete.
 MBPP_TEMPLATE = """\
@@ -86,6 +89,7 @@ def _benchmarks() -> tuple[Benchmark, ...]:
             load=humaneval_plus_problems,
             known_defects={"HumanEval/32": HUMANEVAL_PLUS_32},
             reference_calls=partial(reference_calls, "humaneval-plus"),
+            reference_digests=partial(reference_digests, "humaneval-plus"),
         ),
         _bundled(
             "mbpp",
@@ -281,3 +285,12 @@ def reference_times(name: str) -> dict[str, float]:
 
 def reference_calls(name: str) -> dict[str, dict[str, Any]]:
     return dict(_reference_times_file().get("calls", {}).get(name, {}))
+
+
+def reference_digests(name: str) -> dict[str, dict[str, Any]]:
+    path = data_dir("datasets") / REFERENCE_DIGESTS_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return dict(data.get("datasets", {}).get(name, {}))

@@ -92,6 +92,9 @@ class Dataset:
     #: many of them are the base inputs, "slow": {call index: CPU seconds}}`` (calls not listed took less
     #: than a quarter of a second: their budget is the 1 s floor). Empty: one limit for the whole program.
     reference_calls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: task_id -> ``{"test": sha256 of the test, "answers": {arguments' key: digest of the reference's
+    #: answer}}`` (shipped for HumanEval+'s tests that call ``ref_func`` on every input; ``answer_digests``).
+    reference_digests: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Address-space limit per program (MB) unless --humaneval-memory says otherwise.
     memory_mb: int = 2048
     #: The whole benchmark's tasks this subset leaves out (a completions file may hold them: skipped).
@@ -112,6 +115,15 @@ class Dataset:
 
     def known_defect(self, task_id: str) -> str | None:
         return self.known_defects.get(task_id)
+
+    def answer_digests(self, problem: Problem) -> dict[str, str] | None:
+        """The digests of the reference's answers to ``problem``'s test inputs, if shipped for this very
+        test: the judge then skips the test's call of the reference on an input whose answer matches (the
+        same comparison, without paying the reference's CPU again, as EvalPlus caches its ground truth)."""
+        entry = self.reference_digests.get(problem.task_id)
+        if not entry or entry.get("test") != hashlib.sha256(problem.test.encode()).hexdigest():
+            return None
+        return dict(entry.get("answers") or {}) or None
 
     @property
     def has_canonical(self) -> bool:

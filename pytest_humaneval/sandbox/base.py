@@ -40,7 +40,8 @@ class Job:
     ``definitions``: the prompt's own helpers (imports, functions such as HumanEval/32's ``poly``), which
     the test runs as the dataset wrote them, whatever the program redefines. ``call_limits``: seconds each
     call of the entry point may take, by call order (EvalPlus's per-input budgets): ``{"default": seconds,
-    "slow": {"index": seconds}}``. ``measure_calls``: the
+    "slow": {"index": seconds}}``. ``reference_digests``: digests of the reference's answers by arguments
+    (``Dataset.answer_digests``), which spare the test's calls of ``ref_func``. ``measure_calls``: the
     verdict lists each call's CPU time (measuring reference solutions). ``mode="inprocess"``: a
     measurement run with program and test in one process (``--humaneval-efficiency``), never a verdict.
     """
@@ -51,6 +52,7 @@ class Job:
     timeout: float
     definitions: str = ""
     call_limits: dict[str, Any] | None = None
+    reference_digests: dict[str, str] | None = None
     measure_calls: bool = False
     mode: str | None = None
 

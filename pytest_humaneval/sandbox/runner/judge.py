@@ -12,8 +12,11 @@ verdict is then never ``passed``, whatever the test caught.
 """
 
 import builtins
+import hashlib
+import io
 import json
 import linecache
+import pickle
 import struct
 import sys
 import time
@@ -53,6 +56,34 @@ class CallTimeout(BaseException):
 
 
 _EXCEPTIONS = {}  # type: dict[str, type]
+
+#: The pickle protocol of the reference answers' digests (``reference_digests``).
+DIGEST_PROTOCOL = 4
+
+
+class PlainPickler(pickle.Pickler):
+    """Pickles exact built-in plain data only (numbers, str, bytes, None, lists, tuples, dicts, sets): the
+    C pickler calls ``reducer_override`` for everything else, subclasses included, and that refuses."""
+
+    def reducer_override(self, obj):
+        raise pickle.PicklingError(f"not plain data: {type(obj).__name__}")
+
+
+def plain_digest(value):
+    """sha256 of ``value``'s pickle, or None where ``value`` is not plain data. Equal digests mean equal
+    values of the same types, element by element (a NaN aside: the shipped digests hold none)."""
+    buf = io.BytesIO()
+    try:
+        PlainPickler(buf, DIGEST_PROTOCOL).dump(value)
+    except (pickle.PicklingError, RecursionError, ValueError, TypeError):
+        return None
+    return hashlib.sha256(buf.getbuffer()).hexdigest()
+
+
+def args_key(args):
+    """The key of a call's arguments in ``reference_digests`` (None where they are not plain data)."""
+    digest = plain_digest(tuple(args))
+    return digest[:32] if digest else None
 
 
 def program_exception(info):
@@ -150,6 +181,8 @@ class Judge:
         self.tainted = None
         self.timed_out = None
         self.call_times = [] if job.get("measure_calls") else None
+        self.last_answer = None  # (args, answer) of the entry point's last call
+        self.reference_known = 0  # calls of the reference skipped (``known_reference``)
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -178,6 +211,8 @@ class Judge:
             verdict["tainted"] = True
         if self.call_times is not None:
             verdict["call_times"] = self.call_times
+        if self.reference_known:
+            verdict["reference_known"] = self.reference_known
         return verdict
 
     def verdict(self):
@@ -217,6 +252,9 @@ class Judge:
         stage = "test"
         try:
             exec(test_code, g)
+            digests = job.get("reference_digests")
+            if digests and callable(g.get("ref_func")):
+                g["ref_func"] = self.known_reference(g["ref_func"], digests)
             if "check" not in g:
                 return {
                     "status": "error",
@@ -228,6 +266,23 @@ class Judge:
         except BaseException as e:
             return self.failure(e, stage)
         return {"status": "passed", "reason": ""}
+
+    def known_reference(self, ref_func, digests):
+        """``ref_func`` (HumanEval+'s reference, which the test calls on each input right after the
+        candidate) that skips the call where the candidate's answer to the same arguments is, byte for byte,
+        the reference's own answer (its shipped digest): the test then compares the candidate's answer with
+        an equal value, as it would have. Any other case calls the reference, as the test wrote it."""
+
+        def ref(*args, **kwargs):
+            last = self.last_answer
+            if not kwargs and last is not None and _same_args(args, last[0]):
+                want = digests.get(args_key(args)) if type(digests) is dict else None
+                if want is not None and plain_digest(last[1]) == want:
+                    self.reference_known += 1
+                    return last[1]
+            return ref_func(*args, **kwargs)
+
+        return ref
 
     def failure(self, e, stage):
         """The verdict on an exception out of the test (or the program, through the test)."""
@@ -398,6 +453,13 @@ class Judge:
     # -- the entry point: calls, batches and budgets --------------------------------------------------
 
     def call_candidate(self, args, kwargs):
+        self.last_answer = None
+        result = self.next_answer(args, kwargs)
+        if not kwargs:
+            self.last_answer = (args, result)
+        return result
+
+    def next_answer(self, args, kwargs):
         k = self.calls
         self.calls += 1
         b = self.batch
@@ -407,7 +469,8 @@ class Judge:
             self.end_batch()
         elif not self.tried_batch:
             self.tried_batch = True
-            if not kwargs and self.start_batch(args, sys._getframe(2)):
+            # the test's frame: above this one, call_candidate's and Candidate.__call__'s
+            if not kwargs and self.start_batch(args, sys._getframe(3)):
                 return self.batch_answer(args, k)
         self.ch.send(
             b"C", crossing.dump_from_judge(("call", ("e", ""), crossing.dump_from_judge((args, kwargs))))
