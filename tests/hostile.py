@@ -584,6 +584,11 @@ FORGERY_TARGETS = {
 }
 
 
+#: A HumanEval+ problem whose test calls the reference (``ref_func``) on every input, which the judge skips
+#: where an answer matches the reference's shipped digest: the family runs against it as well.
+REFERENCE_TARGET = ("HumanEval/100", "make_a_pile", "[args[0] + 2 * i + 1 for i in range(args[0])]")
+
+
 def forgeries_for(dataset: str) -> list[Forgery]:
     return [f for f in FORGERIES if f.datasets is None or dataset in f.datasets]
 
@@ -597,10 +602,10 @@ def forged_program(forgery: Forgery, entry: str, wrong: str) -> str:
     return forgery.program.replace("ENTRY", entry).replace("WRONG", wrong).replace("PLACES", repr(places))
 
 
-def write_forgeries(path: Path, dataset: str) -> dict[int, str]:
+def write_forgeries(path: Path, dataset: str, target: tuple[str, str, str] | None = None) -> dict[int, str]:
     """A completions file (EvalPlus ``solution`` lines) with every forgery as one sample of the dataset's
-    target problem; returns sample index -> forgery name."""
-    task_id, entry, wrong = FORGERY_TARGETS[dataset]
+    target problem (or ``target``); returns sample index -> forgery name."""
+    task_id, entry, wrong = target or FORGERY_TARGETS[dataset]
     names = {}
     with path.open("w") as fh:
         for i, forgery in enumerate(forgeries_for(dataset)):

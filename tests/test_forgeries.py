@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hostile import FORGERY_TARGETS, write_forgeries
+from hostile import FORGERY_TARGETS, REFERENCE_TARGET, write_forgeries
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +19,11 @@ DATASETS = list(FORGERY_TARGETS)
 WORKERS = pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "n2"])
 
 
-def run_forgeries(pytester: pytest.Pytester, dataset: str, *args: str) -> None:
-    names = write_forgeries(pytester.path / "forged.jsonl", dataset)
-    task_id, entry, _ = FORGERY_TARGETS[dataset]
+def run_forgeries(
+    pytester: pytest.Pytester, dataset: str, *args: str, target: tuple[str, str, str] | None = None
+) -> None:
+    names = write_forgeries(pytester.path / "forged.jsonl", dataset, target)
+    task_id, entry, _ = target or FORGERY_TARGETS[dataset]
     result = pytester.runpytest_subprocess(
         "-p",
         "no:randomly",
@@ -60,4 +62,26 @@ def test_no_forgery_passes_in_the_docker_sandbox(
 ) -> None:
     run_forgeries(
         pytester, dataset, "--humaneval-sandbox=docker", f"--humaneval-sandbox-image={image}", *workers
+    )
+
+
+@WORKERS
+def test_no_forgery_passes_where_the_judge_skips_the_reference(
+    pytester: pytest.Pytester, workers: tuple[str, ...]
+) -> None:
+    """HumanEval/100: its test calls the reference on every input, a call the judge skips where the answer
+    matches the reference's shipped digest (tests/test_reference_digests.py)."""
+    run_forgeries(pytester, "humaneval-plus", *workers, target=REFERENCE_TARGET)
+
+
+@pytest.mark.docker
+def test_no_forgery_passes_where_the_judge_skips_the_reference_in_docker(
+    pytester: pytest.Pytester, image: str
+) -> None:
+    run_forgeries(
+        pytester,
+        "humaneval-plus",
+        "--humaneval-sandbox=docker",
+        f"--humaneval-sandbox-image={image}",
+        target=REFERENCE_TARGET,
     )
