@@ -17,7 +17,7 @@ from pytest_humaneval.completions import canonical
 from pytest_humaneval.datasets.registry import load_dataset
 from pytest_humaneval.evaluation import prepare, program_job
 from pytest_humaneval.sandbox import Job
-from pytest_humaneval.sandbox.runner.judge import args_key, plain_digest
+from pytest_humaneval.sandbox.runner.judge import Judge, args_key, plain_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +87,28 @@ def test_only_plain_data_has_a_digest() -> None:
     assert args_key((3,)) == args_key([3]) != args_key((True,))
     gen = generator()
     assert gen.has_nan([1.0, [2.0, math.nan]]) and gen.has_nan({"a": math.nan}) and not gen.has_nan([1.0, 2])
+
+
+def test_the_reference_is_skipped_only_for_the_candidates_own_matching_answer() -> None:
+    judge = Judge({}, -1)  # no channel: nothing here talks to a program
+    answer, other = [3, 5, 7], [3, 5, 8]
+    digests = {args_key((3,)): plain_digest(answer), args_key((4,)): plain_digest([4, 6, 8, 10])}
+    ref = judge.known_reference(lambda *a, **k: ("computed", a, k), digests)
+    judge.last_answer = ((3,), answer)
+    assert ref(3) is answer and judge.reference_known == 1
+    assert ref(4)[0] == "computed"  # arguments other than the candidate's last call's
+    assert ref(3, extra=1)[0] == "computed"  # keyword arguments: never skipped
+    judge.last_answer = ((3,), other)  # a wrong answer
+    assert ref(3)[0] == "computed"
+    judge.last_answer = ((3,), [3.0, 5.0, 7.0])  # equal, another type
+    assert ref(3)[0] == "computed"
+    judge.last_answer = ((3,), MyList(answer))  # not plain data
+    assert ref(3)[0] == "computed"
+    judge.last_answer = None  # the candidate's call raised
+    assert ref(3)[0] == "computed"
+    judge.last_answer = ((3,), answer)
+    assert judge.known_reference(lambda *a: "computed", "not a dict")(3) == "computed"
+    assert judge.reference_known == 1
 
 
 #: Per problem: programs (their bodies after the prompt) whose verdict must not depend on the digests: right
