@@ -270,8 +270,9 @@ def calls_candidate(code: str, entry_point: str) -> str:
 
 
 @cache
-def _reference_times_file() -> dict[str, Any]:
-    path = data_dir("datasets") / REFERENCE_TIMES_FILE
+def _shipped(file: str) -> dict[str, Any]:
+    """A JSON file shipped beside the datasets (read once per process; empty where it is missing)."""
+    path = data_dir("datasets") / file
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -280,17 +281,12 @@ def _reference_times_file() -> dict[str, Any]:
 
 
 def reference_times(name: str) -> dict[str, float]:
-    return dict(_reference_times_file().get("datasets", {}).get(name, {}))
+    return dict(_shipped(REFERENCE_TIMES_FILE).get("datasets", {}).get(name, {}))
 
 
 def reference_calls(name: str) -> dict[str, dict[str, Any]]:
-    return dict(_reference_times_file().get("calls", {}).get(name, {}))
+    return dict(_shipped(REFERENCE_TIMES_FILE).get("calls", {}).get(name, {}))
 
 
 def reference_digests(name: str) -> dict[str, dict[str, Any]]:
-    path = data_dir("datasets") / REFERENCE_DIGESTS_FILE
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return dict(data.get("datasets", {}).get(name, {}))
+    return dict(_shipped(REFERENCE_DIGESTS_FILE).get("datasets", {}).get(name, {}))
