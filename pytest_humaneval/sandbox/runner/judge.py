@@ -123,7 +123,11 @@ class Candidate(crossing.ProgramObject):
     __slots__ = ()
 
     def __call__(self, *args, **kwargs):
-        return JUDGE.call_candidate(args, kwargs)
+        JUDGE.last_answer = None
+        answer = JUDGE.call_candidate(args, kwargs)
+        if not kwargs:
+            JUDGE.last_answer = (args, answer)
+        return answer
 
 
 def test_names(code):
@@ -181,7 +185,7 @@ class Judge:
         self.tainted = None
         self.timed_out = None
         self.call_times = [] if job.get("measure_calls") else None
-        self.last_answer = None  # (args, answer) of the entry point's last call
+        self.last_answer = None  # (args, answer) of the entry point's last call (Candidate.__call__)
         self.reference_known = 0  # calls of the reference skipped (``known_reference``)
 
     # -- the run ------------------------------------------------------------------------------------
@@ -272,11 +276,13 @@ class Judge:
         candidate) that skips the call where the candidate's answer to the same arguments is, byte for byte,
         the reference's own answer (its shipped digest): the test then compares the candidate's answer with
         an equal value, as it would have. Any other case calls the reference, as the test wrote it."""
+        if type(digests) is not dict:  # a malformed job: nothing to skip
+            return ref_func
 
         def ref(*args, **kwargs):
             last = self.last_answer
             if not kwargs and last is not None and _same_args(args, last[0]):
-                want = digests.get(args_key(args)) if type(digests) is dict else None
+                want = digests.get(args_key(args))
                 if want is not None and plain_digest(last[1]) == want:
                     self.reference_known += 1
                     return last[1]
@@ -453,13 +459,6 @@ class Judge:
     # -- the entry point: calls, batches and budgets --------------------------------------------------
 
     def call_candidate(self, args, kwargs):
-        self.last_answer = None
-        result = self.next_answer(args, kwargs)
-        if not kwargs:
-            self.last_answer = (args, result)
-        return result
-
-    def next_answer(self, args, kwargs):
         k = self.calls
         self.calls += 1
         b = self.batch
@@ -469,8 +468,7 @@ class Judge:
             self.end_batch()
         elif not self.tried_batch:
             self.tried_batch = True
-            # the test's frame: above this one, call_candidate's and Candidate.__call__'s
-            if not kwargs and self.start_batch(args, sys._getframe(3)):
+            if not kwargs and self.start_batch(args, sys._getframe(2)):
                 return self.batch_answer(args, k)
         self.ch.send(
             b"C", crossing.dump_from_judge(("call", ("e", ""), crossing.dump_from_judge((args, kwargs))))
