@@ -19,7 +19,6 @@ reference call changes its arguments gets no digest (the judge then calls the re
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_humaneval.datasets.builtin import REFERENCE_DIGESTS_FILE  # noqa: E402
-from pytest_humaneval.datasets.dataset import Problem, data_dir  # noqa: E402
+from pytest_humaneval.datasets.dataset import Problem, data_dir, digest_of_test  # noqa: E402
 from pytest_humaneval.datasets.registry import load_dataset  # noqa: E402
 from pytest_humaneval.sandbox.runner.judge import DIGEST_PROTOCOL, args_key, plain_digest  # noqa: E402
 
@@ -94,7 +93,7 @@ def build() -> dict[str, Any]:
             if answers is None:
                 continue
             tables[problem.task_id] = {
-                "test": hashlib.sha256(problem.test.encode()).hexdigest(),
+                "test": digest_of_test(problem.test),
                 "answers": answers,
             }
             spent = time.process_time() - started

@@ -73,6 +73,11 @@ class Problem:
         return h.hexdigest()[:16]
 
 
+def digest_of_test(test: str) -> str:
+    """What ``Dataset.reference_digests`` entries name their test by (its digests hold for that text only)."""
+    return hashlib.sha256(test.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Dataset:
     """An ordered set of problems, where they came from, and what the benchmark says about them."""
@@ -121,7 +126,7 @@ class Dataset:
         test: the judge then skips the test's call of the reference on an input whose answer matches (the
         same comparison, without paying the reference's CPU again, as EvalPlus caches its ground truth)."""
         entry = self.reference_digests.get(problem.task_id)
-        if not entry or entry.get("test") != hashlib.sha256(problem.test.encode()).hexdigest():
+        if not entry or entry.get("test") != digest_of_test(problem.test):
             return None
         return dict(entry.get("answers") or {}) or None
 
