@@ -2,7 +2,11 @@
 verdict as JSON: run by whichever interpreter and user a test picks (root, a readable venv, an ordinary
 user), so the same scenario is judged in every setup.
 
-    python isolation_probe.py NAME SOCKET TMUX OUTSIDE MARK [--no-namespaces]
+    python isolation_probe.py NAME SOCKET TMUX OUTSIDE MARK [--no-namespaces] [--no-own-scratch]
+
+``--no-own-scratch`` turns off each program's own namespaces and scratch (``SubprocessSandbox.own_scratch``,
+which only the runner's CPU benchmark turns off, to measure what they cost); NAME ``plain`` then judges one
+right and one wrong program.
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ def main() -> None:
     name, socket_path, tmux, outside, mark, *flags = sys.argv[1:]
     if "--no-namespaces" in flags:
         os.environ[NO_NAMESPACES_ENV] = "1"
-    scenario = next(s for s in ISOLATION if s.name == name)
-    programs = scenario_programs(scenario, socket_path, tmux, outside, mark)
+    if name == "plain":
+        scenario, programs = (
+            None,
+            ["def double(x):\n    return 2 * x\n", "def double(x):\n    return x + 2\n"],
+        )
+    else:
+        scenario = next(s for s in ISOLATION if s.name == name)
+        programs = scenario_programs(scenario, socket_path, tmux, outside, mark)
     sandbox = SubprocessSandbox(LIMITS, concurrency=len(programs))
+    sandbox.own_scratch = "--no-own-scratch" not in flags
     try:
         isolation = sandbox.start()
-        if scenario.together:
+        if scenario is not None and scenario.together:
             futures = [sandbox.submit(Job(p, TEST, "double", 15)) for p in programs]
             verdicts = [f.result() for f in futures]
         else:

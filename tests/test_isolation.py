@@ -118,9 +118,12 @@ def setup(request: pytest.FixtureRequest) -> Setup:
     return Setup(venv, request.getfixturevalue("user"))
 
 
-def probe(setup: Setup, scenario: Scenario, host: Host, plugin: Path, tmp: Path) -> dict[str, Any]:
+def probe(
+    setup: Setup, scenario: Scenario | str, host: Host, plugin: Path, tmp: Path, *flags: str
+) -> dict[str, Any]:
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(plugin)}
-    cmd = [setup.python, str(PROBE), scenario.name, *host.args(f"mark{uuid.uuid4().hex[:8]}")]
+    name = scenario if isinstance(scenario, str) else scenario.name
+    cmd = [setup.python, str(PROBE), name, *host.args(f"mark{uuid.uuid4().hex[:8]}"), *flags]
     who: dict[str, Any] = {}
     if setup.user is not None:
         who = {"user": setup.user.pw_uid, "group": setup.user.pw_gid, "extra_groups": []}
@@ -149,6 +152,19 @@ def test_subprocess_sandbox(
     assert isolation["own_scratch"] and isolation["program_pid_namespace"], isolation
     assert isolation["uids"] or isolation["own_user_namespace"], "no uid (or user namespace) per program"
     check(scenario, out["verdicts"], host)
+
+
+def test_programs_run_with_the_per_program_isolation_off(
+    setup: Setup, host: Host, plugin: Path, open_tmp: Any
+) -> None:
+    """What ``bench_runner_cpu.py --split`` measures against: no namespaces or scratch of a program's own.
+    Programs still run and are judged, in every setup (an ordinary user's runner once asked each program's
+    process to map a user namespace it was never given, and every program failed in the harness)."""
+    out = probe(setup, "plain", host, plugin, open_tmp("humaneval-plain-"), "--no-own-scratch")
+    assert [v["status"] for v in out["verdicts"]] == ["passed", "failed"], out["verdicts"]
+    isolation = out["isolation"]
+    assert not isolation["own_scratch"] and not isolation["own_user_namespace"], isolation
+    host.untouched()
 
 
 # ------------------------------------------------------------------------------ the docker sandbox

@@ -163,6 +163,9 @@ class SubprocessSandbox(Sandbox):
     #: How long the runner waits for a job it lost track of before answering it as its own failure
     #: (None: the runner's default).
     backstop_s: float | None = None
+    #: A fresh mount, PID and IPC namespace with its own scratch for every program, where the host allows
+    #: it. False only to measure what that costs (``benchmarks/bench_runner_cpu.py --split``).
+    own_scratch: bool = True
 
     def __init__(
         self,
@@ -266,6 +269,7 @@ class SubprocessSandbox(Sandbox):
                     "uid_base": self.uids.first if self.uids else None,
                     "cgroups": self.cgroups,
                     "isolate": self.namespaces,
+                    "own_scratch": self.own_scratch,
                     "max_stretch": MAX_STRETCH,
                     "judge_jobs": self.judge_jobs,
                     "backstop_s": self.backstop_s,

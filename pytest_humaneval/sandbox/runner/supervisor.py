@@ -148,8 +148,14 @@ def isolate(init, workbase):
         if slot_base is not None
         else None
     )
-    own_userns = bool(userns and not root and isolation.clone_call())
-    own_mounts = bool(info["read_only_fs"] and info["pid_namespace"] and isolation.clone_call())
+    own_mounts = bool(
+        init.get("own_scratch", True)  # False only where its price is measured
+        and info["read_only_fs"]
+        and info["pid_namespace"]
+        and isolation.clone_call()
+    )
+    # An ordinary user's program gets a user namespace of its own only when cloned into new ones (below).
+    own_userns = bool(own_mounts and userns and not root)
     # Only the program zygote makes user namespaces in the runner's (one per program; freed a little after
     # the program ends); none in a program's own (enter_program sets its limit to 0).
     nested = 1024 + 8 * slots if own_userns else (0 if userns else None)
