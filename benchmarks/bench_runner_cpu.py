@@ -1,20 +1,25 @@
 """The sandbox runner's CPU per program: this checkout against another revision, in lockstep.
 
     python benchmarks/bench_runner_cpu.py [--against=802cd9b] [--batch=326] [--rounds=12]
-                                          [--task=HumanEval/2] [--work=DIR]
+                                          [--task=HumanEval/2] [--work=DIR] [--split]
 
 Two worker processes judge the same programs through the subprocess sandbox, one importing this checkout,
 the other a git worktree of ``--against`` (made in a temporary directory and removed after). The programs are
 the 1,630 of ``make_samples.py``'s 164x10 mix that finish (its 10 infinite loops measure the time limit,
 not the runner), or with ``--task`` that task's canonical solution alone (the fixed cost of one program).
 
-The workers take turns, one batch each per round, the order swapped every round: on a shared virtual
+The workers take turns, one batch each per round, the order rotated every round: on a shared virtual
 machine the same run can take 40 % longer from one minute to the next, and alternating batches slows both
 alike, where whole runs one after the other (``bench_sandboxes.py``) measured anything from +5 % to +34 %
 for the same two revisions. A batch's CPU is the runner's whole tree: every live process descended from
 the runner (supervisor, zygotes, judges) and the children they reaped (each program's process), from
 ``/proc``. It prints each round's CPU per program for both, their ratio, and the median ratio, which is
 what the isolation budget (``+10 %``) is about.
+
+``--split`` adds a third worker: this checkout with each program's own namespaces, scratch and cgroup turned
+off (``SubprocessSandbox.own_scratch`` and ``cgroups``), so the price splits in two: the per-program
+isolation (this against that) and the rest of the change, the judge in its own process first (that against
+``--against``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 #: The time limit every program gets (what the plugin gives HumanEval on 2 cores).
 TIMEOUT_S = 3.0
 WARM_UP = 30
+#: The side ``--split`` adds: this checkout without the per-program isolation.
+PLAIN = "plain"
 
 
 def tree_ticks(root: int) -> int:
@@ -62,7 +69,7 @@ def tree_ticks(root: int) -> int:
     return sum(sum(int(x) for x in stats[pid][11:15]) for pid in seen)  # utime, stime, cutime, cstime
 
 
-def worker(task: str | None, samples: Path) -> None:
+def worker(task: str | None, samples: Path, plain: bool = False) -> None:
     """One side: a subprocess sandbox of whichever ``pytest_humaneval`` PYTHONPATH names; reads batch
     sizes on stdin, answers each with the runner tree's ticks for that batch."""
     try:
@@ -81,7 +88,12 @@ def worker(task: str | None, samples: Path) -> None:
         if not jobs:
             raise SystemExit(f"--task={task}: no such HumanEval task")
     sandbox: Any = make_sandbox("subprocess", Limits(), preload=preload_for(dataset))
+    if plain:  # the per-program isolation off: no namespaces, scratch or cgroup of a program's own
+        sandbox.own_scratch = False
+        sandbox.cgroups = False
     sandbox.start()
+    if plain and sandbox.isolation.get("own_scratch"):
+        raise SystemExit("the per-program isolation could not be turned off (a revision without own_scratch)")
     try:
         runner = sandbox.proc.pid
         for i in range(WARM_UP):
@@ -111,9 +123,10 @@ def inputs(work: Path, task: str | None) -> Path:
     return finite
 
 
-def start(tree: Path, task: str | None, samples: Path) -> subprocess.Popen[str]:
+def start(tree: Path, task: str | None, samples: Path, plain: bool = False) -> subprocess.Popen[str]:
     cmd = [sys.executable, __file__, "--worker", f"--samples={samples}"]
     cmd += [f"--task={task}"] if task else []
+    cmd += ["--plain"] if plain else []
     env = dict(os.environ, PYTHONPATH=str(tree))
     proc = subprocess.Popen(cmd, env=env, cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -129,11 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=12, help="rounds (one batch of each side per round)")
     parser.add_argument("--task", help="judge only this task's canonical solution (e.g. HumanEval/2)")
     parser.add_argument("--work", type=Path, help="working dir (default: a new temp dir, removed)")
+    parser.add_argument(
+        "--split", action="store_true", help="also this checkout with the per-program isolation off"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--samples", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.task, args.samples)
+        worker(args.task, args.samples, args.plain)
         return 0
     if not sys.platform.startswith("linux"):
         raise SystemExit("this benchmark reads /proc: Linux only")
@@ -148,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = inputs(work, args.task)
         sides = {"this": start(ROOT, args.task, samples), args.against: start(other, args.task, samples)}
+        if args.split:
+            sides[PLAIN] = start(ROOT, args.task, samples, plain=True)
         hz = os.sysconf("SC_CLK_TCK")
         per: dict[str, list[float]] = {name: [] for name in sides}
+        names = list(sides)
         for r in range(args.rounds):
-            for name in list(sides) if r % 2 else list(sides)[::-1]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # each side first as often
                 proc = sides[name]
                 assert proc.stdin is not None and proc.stdout is not None
                 proc.stdin.write(f"{args.batch}\n")
@@ -171,11 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in per.items():
         row = " ".join(f"{v:.2f}" for v in values)
         print(f"  {name:>10}: median {statistics.median(values):.2f} ms  [{row}]")
-    ratios = [a / b for a, b in zip(per["this"], per[args.against], strict=True)]
-    print(
-        f"  this / {args.against}: median {statistics.median(ratios):.3f}  "
-        f"[{' '.join(f'{x:.2f}' for x in ratios)}]"
-    )
+    pairs = [("this", args.against)]
+    if args.split:
+        pairs += [("this", PLAIN), (PLAIN, args.against)]
+    for a, b in pairs:
+        ratios = [x / y for x, y in zip(per[a], per[b], strict=True)]
+        print(
+            f"  {a} / {b}: median {statistics.median(ratios):.3f}  [{' '.join(f'{x:.2f}' for x in ratios)}]"
+        )
     return 0
 
 

