@@ -772,7 +772,9 @@ ISOLATION = [
     Scenario(
         "ptrace_a_neighbour",
         (
-            "    import time\n    time.sleep(2)\n    return x * 2\n",
+            # Its exec'd child is dumpable again (exec resets it): only another uid keeps a neighbour out.
+            "    import subprocess, time\n    child = subprocess.Popen(['sleep', '5'])\n    time.sleep(2)\n"
+            "    child.kill()\n    child.wait()\n    return x * 2\n",
             "    import ctypes, os, time\n    time.sleep(0.5)\n"
             "    libc = ctypes.CDLL(None, use_errno=True)\n    me = os.getpid()\n"
             "    seen = [int(p) for p in os.listdir('/proc') if p.isdigit()]\n"
