@@ -31,11 +31,9 @@ def main() -> None:
     name, socket_path, tmux, outside, mark, *flags = sys.argv[1:]
     if "--no-namespaces" in flags:
         os.environ[NO_NAMESPACES_ENV] = "1"
-    if name == "plain":
-        scenario, programs = (
-            None,
-            ["def double(x):\n    return 2 * x\n", "def double(x):\n    return x + 2\n"],
-        )
+    if name == "plain":  # one right and one wrong program, no scenario
+        scenario = None
+        programs = ["def double(x):\n    return 2 * x\n", "def double(x):\n    return x + 2\n"]
     else:
         scenario = next(s for s in ISOLATION if s.name == name)
         programs = scenario_programs(scenario, socket_path, tmux, outside, mark)
