@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -100,9 +101,22 @@ print("HEALTHY", handle.ident, flush=True)
 """
 
 
+def interruptible() -> None:
+    """In a child the tests will Ctrl-C, between fork and exec: SIGINT's default back. A suite started where
+    SIGINT is ignored (in the background by a shell without job control, or under nohup) would pass that on
+    through exec, and Python then installs no KeyboardInterrupt handler: the child would ignore the test's
+    Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn_child(tmp_path: Path, env: dict[str, str] | None = None, **overrides: Any) -> subprocess.Popen[str]:
     """A separate Python that starts a server and exits without stop(): for signals and the atexit path."""
     code = CHILD.format(tests=str(TESTS_DIR), tmp=str(tmp_path), overrides=overrides)
     return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=interruptible,
     )

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import pytest
 from docker_support import running_in_ci
+from server_support import interruptible
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SGLANG_UP = REPO_ROOT / ".ci" / "sglang-up"
@@ -91,7 +92,14 @@ def plugin_args(model_path: Path, port: int, output: Path, *extra: str) -> list[
 
 def start_run(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+        list(args),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=env,
+        preexec_fn=interruptible,
     )
 
 
