@@ -16,10 +16,10 @@ the runner (supervisor, zygotes, judges) and the children they reaped (each prog
 ``/proc``. It prints each round's CPU per program for both, their ratio, and the median ratio, which is
 what the isolation budget (``+10 %``) is about.
 
-``--split`` adds a third worker: this checkout with each program's own namespaces, scratch and cgroup turned
-off (``SubprocessSandbox.own_scratch`` and ``cgroups``), so the price splits in two: the per-program
-isolation (this against that) and the rest of the change, the judge in its own process first (that against
-``--against``).
+``--split`` adds a third worker: this checkout with each program's own namespaces, scratch and cgroup
+turned off (``plain_sandbox.py``, which ``run.py --tools=ours-plain`` uses too), so the price splits in two:
+the per-program isolation (this against that) and the rest of the change, the judge in its own process
+first (that against ``--against``).
 """
 
 from __future__ import annotations
@@ -87,13 +87,12 @@ def worker(task: str | None, samples: Path, plain: bool = False) -> None:
         jobs = [(p, s) for p, s in jobs if p.task_id == task]
         if not jobs:
             raise SystemExit(f"--task={task}: no such HumanEval task")
+    if plain:  # the per-program isolation off, as run.py's ours-plain turns it off
+        import plain_sandbox  # noqa: F401
     sandbox: Any = make_sandbox("subprocess", Limits(), preload=preload_for(dataset))
-    if plain:  # the per-program isolation off: no namespaces, scratch or cgroup of a program's own
-        sandbox.own_scratch = False
-        sandbox.cgroups = False
     sandbox.start()
     if plain and sandbox.isolation.get("own_scratch"):
-        raise SystemExit("the per-program isolation could not be turned off (a revision without own_scratch)")
+        raise SystemExit("the runner gave programs their own scratch although plain_sandbox turned it off")
     try:
         runner = sandbox.proc.pid
         for i in range(WARM_UP):

@@ -5,7 +5,8 @@
 Each program then gets no mount, PID or IPC namespace, scratch or cgroup of its own (the runner's own
 namespaces, read-only file system and the judge's separate process stay). ``run.py --tools=ours-plain``
 runs the plugin so, beside ``ours``, to split the 1,640 mix's wall into what the per-program isolation
-costs and what the rest of the sandbox costs. Never for judging models: programs can see each other.
+costs and what the rest of the sandbox costs; ``bench_runner_cpu.py --split`` imports it for the same split of
+the runner's CPU. Never for judging models: programs can see each other.
 """
 
 from __future__ import annotations
