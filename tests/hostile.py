@@ -772,7 +772,7 @@ ISOLATION = [
     Scenario(
         "ptrace_a_neighbour",
         (
-            # Its exec'd child is dumpable again (exec resets it): only another uid keeps a neighbour out.
+            # Its exec'd child is dumpable again (exec resets it): another uid or PID namespace keeps it apart.
             "    import subprocess, time\n    child = subprocess.Popen(['sleep', '5'])\n    time.sleep(2)\n"
             "    child.kill()\n    child.wait()\n    return x * 2\n",
             "    import ctypes, os, time\n    time.sleep(0.5)\n"

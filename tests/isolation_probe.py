@@ -5,7 +5,7 @@ user), so the same scenario is judged in every setup.
     python isolation_probe.py NAME SOCKET TMUX OUTSIDE MARK [--no-namespaces] [--no-own-scratch]
 
 ``--no-own-scratch`` turns off each program's own namespaces and scratch (``SubprocessSandbox.own_scratch``,
-which only the runner's CPU benchmark turns off, to measure what they cost); NAME ``plain`` then judges one
+which the plugin never turns off; the benchmarks do, to measure what they cost); NAME ``plain`` judges one
 right and one wrong program.
 """
 

@@ -157,9 +157,10 @@ def test_subprocess_sandbox(
 def test_programs_run_with_the_per_program_isolation_off(
     setup: Setup, host: Host, plugin: Path, open_tmp: Any
 ) -> None:
-    """What ``bench_runner_cpu.py --split`` measures against: no namespaces or scratch of a program's own.
-    Programs still run and are judged, in every setup (an ordinary user's runner once asked each program's
-    process to map a user namespace it was never given, and every program failed in the harness)."""
+    """A runner that gives programs no namespaces or scratch of their own (where the host allows none, and
+    in the benchmarks' plain side, which also drops the cgroups): programs still run and are judged, in every
+    setup (an ordinary user's runner once asked each program's process to map a user namespace it was never
+    given, and every program failed in the harness)."""
     out = probe(setup, "plain", host, plugin, open_tmp("humaneval-plain-"), "--no-own-scratch")
     assert [v["status"] for v in out["verdicts"]] == ["passed", "failed"], out["verdicts"]
     isolation = out["isolation"]
